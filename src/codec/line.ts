@@ -1,0 +1,104 @@
+/**
+ * text://: newline-delimited UTF-8 messages. A line ends at "\n"; a "\r" before it is dropped,
+ * so both "\n" and "\r\n" peers (nc, telnet, PHP's "\r\n") work. Lines are decoded only once
+ * complete, so a multi-byte character split across TCP chunks decodes correctly.
+ */
+import { ProtocolError } from '../errors.js';
+import type { Message, ProtocolEvents, ProtocolSession, SharedEncoder } from './types.js';
+
+const LF = 0x0a;
+const CR = 0x0d;
+const NEWLINE = Buffer.from('\n');
+
+export const lineEncoder: SharedEncoder = {
+  key: 'line',
+  encode(data: Message): Buffer {
+    if (typeof data === 'string') {
+      // One allocation: the text and its newline together.
+      const len = Buffer.byteLength(data, 'utf8');
+      const out = Buffer.allocUnsafe(len + 1);
+      out.write(data, 0, len, 'utf8');
+      out[len] = LF;
+      return out;
+    }
+    return Buffer.concat([data, NEWLINE]);
+  },
+};
+
+/** Pure line splitter: bytes in, complete lines out, with a bound on line length. */
+export class LineDecoder {
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  constructor(private readonly maxLineBytes: number) {}
+
+  /** Calls onLine for each complete line in `chunk`; throws ProtocolError when a line exceeds the bound. */
+  push(chunk: Buffer, onLine: (line: string) => void): void {
+    let start = 0;
+    let nl = chunk.indexOf(LF, 0);
+    while (nl !== -1) {
+      let line: Buffer;
+      if (this.pendingBytes > 0) {
+        this.pending.push(chunk.subarray(start, nl));
+        line = Buffer.concat(this.pending, this.pendingBytes + nl - start);
+        this.pending = [];
+        this.pendingBytes = 0;
+      } else {
+        line = chunk.subarray(start, nl);
+      }
+      let end = line.length;
+      if (end > 0 && line[end - 1] === CR) end--;
+      if (end > this.maxLineBytes) throw tooLong(this.maxLineBytes);
+      onLine(line.toString('utf8', 0, end));
+      start = nl + 1;
+      nl = chunk.indexOf(LF, start);
+    }
+    if (start < chunk.length) {
+      const rest = chunk.length - start;
+      // +1: the rest may end in the "\r" of a "\r\n" whose "\n" has not arrived yet.
+      if (this.pendingBytes + rest > this.maxLineBytes + 1) throw tooLong(this.maxLineBytes);
+      // Copy: the socket may reuse its chunk memory, and a retained slice would pin the whole chunk.
+      this.pending.push(Buffer.from(chunk.subarray(start)));
+      this.pendingBytes += rest;
+    }
+  }
+
+  /** Bytes held for an unfinished line. */
+  get buffered(): number {
+    return this.pendingBytes;
+  }
+}
+
+function tooLong(max: number): ProtocolError {
+  return new ProtocolError('ERR_LINE_TOO_LONG', `line longer than the limit of ${max} bytes`, 1009);
+}
+
+export class LineSession implements ProtocolSession {
+  readonly shared = lineEncoder;
+  private readonly decoder: LineDecoder;
+  private ended = false;
+  constructor(private readonly events: ProtocolEvents, maxLineBytes: number) {
+    this.decoder = new LineDecoder(maxLineBytes);
+  }
+  receive(chunk: Buffer): void {
+    if (this.ended) return;
+    try {
+      this.decoder.push(chunk, (line) => {
+        if (!this.ended) this.events.onMessage(line);
+      });
+    } catch (err) {
+      if (!(err instanceof ProtocolError)) throw err;
+      this.ended = true;
+      this.events.onWrite(Buffer.from(`error: ${err.message}\n`));
+      this.events.onEnd({ code: err.closeCode, reason: err.message, error: err });
+    }
+  }
+  encode(data: Message): Buffer {
+    return lineEncoder.encode(data);
+  }
+  close(): { bytes: Buffer | null; awaitsPeer: boolean } {
+    return { bytes: null, awaitsPeer: false };
+  }
+  refuse(reason: string): Buffer {
+    return lineEncoder.encode(reason);
+  }
+}

@@ -1,0 +1,87 @@
+/**
+ * The contract between core/ and every wire protocol.
+ *
+ * A protocol is sans-I/O: core feeds it the bytes a socket received (`receive`), it reports
+ * what they meant through `ProtocolEvents`, and it turns outgoing messages into bytes
+ * (`encode`) that core writes. It never touches a socket, a timer or `process`.
+ */
+import type { Address } from '../address.js';
+import type { SwitchboardError } from '../errors.js';
+
+/** A message: text protocols give and take strings, binary ones Buffers. */
+export type Message = string | Buffer;
+
+export interface CloseInfo {
+  /** WebSocket close code (1000 normal, 1006 abnormal, ...); other protocols use 1000 / 1006 as well. */
+  code: number;
+  reason: string;
+  /** Set when the connection ended because of an error (bad input, a limit, a timeout). */
+  error?: SwitchboardError;
+}
+
+/** What a protocol reports while it decodes. Core's Connection implements this. */
+export interface ProtocolEvents {
+  /** The protocol is ready for messages: at once for raw/line/frame, after the handshake for WebSocket. */
+  onOpen(): void;
+  /** One whole message from the peer. */
+  onMessage(data: Message): void;
+  /** Bytes the protocol itself must send: a handshake answer, a pong, a close echo, an HTTP reply. */
+  onWrite(bytes: Buffer): void;
+  /**
+   * The protocol is finished with this connection: the peer closed it cleanly, or it broke a rule
+   * (then `info.error` is set; any error reply was already passed to onWrite). Core flushes
+   * what is queued and closes the transport.
+   */
+  onEnd(info: CloseInfo): void;
+  /** A pong arrived (WebSocket); liveness is tracked by core on any received byte anyway. */
+  onPong?(payload: Buffer): void;
+}
+
+/**
+ * Encodes a message to bytes that are the same for every session with the same `key`,
+ * so a broadcast encodes once per wire format and writes those bytes to every receiver.
+ */
+export interface SharedEncoder {
+  readonly key: string;
+  encode(data: Message): Buffer;
+}
+
+export interface ProtocolSession {
+  /** Feed bytes from the peer; events fire synchronously from inside this call (or later, for async hooks). */
+  receive(chunk: Buffer): void;
+  /** Bytes for one message to this peer alone (may use per-connection state such as a compression context). */
+  encode(data: Message): Buffer;
+  /** The encoder that broadcasts use; sessions that can share bytes return the same object. */
+  readonly shared: SharedEncoder;
+  /**
+   * Begin a graceful close. Returns the bytes to send (a WebSocket close frame), or null when the
+   * protocol has no close message. `awaitsPeer` says whether core should wait for onEnd before
+   * closing the transport (the WebSocket close handshake).
+   */
+  close(code?: number, reason?: string): { bytes: Buffer | null; awaitsPeer: boolean };
+  /** Bytes that tell a client it was refused (server full) before it is closed. */
+  refuse(reason: string): Buffer;
+  /** A liveness probe (WebSocket ping); null when the protocol has none. */
+  ping?(payload?: Buffer): Buffer | null;
+  /** Release resources (zlib streams and such). Called once when the connection is gone. */
+  destroy?(): void;
+}
+
+export interface RemoteInfo {
+  address: string;
+  port: number;
+  family: string;
+}
+
+export interface SessionContext {
+  role: 'server' | 'client';
+  /** The address listened on or connected to. */
+  address: Address;
+  remote: RemoteInfo;
+  /** The largest message accepted, in bytes; a larger one ends the connection with ERR_PAYLOAD_TOO_LARGE. */
+  maxMessageSize: number;
+  /** Protocol-specific options (for WebSocket: WebSocketOptions), passed through from the user. */
+  options: Readonly<Record<string, unknown>>;
+}
+
+export type ProtocolFactory = (events: ProtocolEvents, ctx: SessionContext) => ProtocolSession;
