@@ -71,6 +71,9 @@ export class FrameSession implements ProtocolSession {
   constructor(private readonly events: ProtocolEvents, maxFrameBytes: number) {
     this.decoder = new FrameDecoder(maxFrameBytes);
   }
+  start(): void {
+    this.events.onOpen();
+  }
   receive(chunk: Buffer): void {
     if (this.ended) return;
     try {

@@ -62,6 +62,16 @@ export class LineDecoder {
     }
   }
 
+  /** Returns the unterminated rest (at EOF) and forgets it; null when there is none. */
+  takeRest(): string | null {
+    if (this.pendingBytes === 0) return null;
+    const rest = Buffer.concat(this.pending, this.pendingBytes);
+    this.pending = [];
+    this.pendingBytes = 0;
+    const end = rest[rest.length - 1] === CR ? rest.length - 1 : rest.length;
+    return rest.toString('utf8', 0, end);
+  }
+
   /** Bytes held for an unfinished line. */
   get buffered(): number {
     return this.pendingBytes;
@@ -79,6 +89,9 @@ export class LineSession implements ProtocolSession {
   constructor(private readonly events: ProtocolEvents, maxLineBytes: number) {
     this.decoder = new LineDecoder(maxLineBytes);
   }
+  start(): void {
+    this.events.onOpen();
+  }
   receive(chunk: Buffer): void {
     if (this.ended) return;
     try {
@@ -91,6 +104,10 @@ export class LineSession implements ProtocolSession {
       this.events.onWrite(Buffer.from(`error: ${err.message}\n`));
       this.events.onEnd({ code: err.closeCode, reason: err.message, error: err });
     }
+  }
+  finish(): void {
+    const rest = this.ended ? null : this.decoder.takeRest();
+    if (rest !== null && rest.length > 0) this.events.onMessage(rest);
   }
   encode(data: Message): Buffer {
     return lineEncoder.encode(data);

@@ -9,6 +9,9 @@ export const rawEncoder: SharedEncoder = {
 export class RawSession implements ProtocolSession {
   readonly shared = rawEncoder;
   constructor(private readonly events: ProtocolEvents) {}
+  start(): void {
+    this.events.onOpen();
+  }
   receive(chunk: Buffer): void {
     this.events.onMessage(chunk);
   }

@@ -47,6 +47,11 @@ export interface SharedEncoder {
 }
 
 export interface ProtocolSession {
+  /**
+   * Called once by core after the connection is registered. Protocols that are ready at once call
+   * events.onOpen() here; a WebSocket client sends its handshake request here.
+   */
+  start(): void;
   /** Feed bytes from the peer; events fire synchronously from inside this call (or later, for async hooks). */
   receive(chunk: Buffer): void;
   /** Bytes for one message to this peer alone (may use per-connection state such as a compression context). */
@@ -61,6 +66,11 @@ export interface ProtocolSession {
   close(code?: number, reason?: string): { bytes: Buffer | null; awaitsPeer: boolean };
   /** Bytes that tell a client it was refused (server full) before it is closed. */
   refuse(reason: string): Buffer;
+  /**
+   * The peer sent EOF (half-close). A protocol may deliver what it still holds (the line protocol
+   * delivers an unterminated last line). Optional.
+   */
+  finish?(): void;
   /** A liveness probe (WebSocket ping); null when the protocol has none. */
   ping?(payload?: Buffer): Buffer | null;
   /** Release resources (zlib streams and such). Called once when the connection is gone. */

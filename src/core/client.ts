@@ -1,0 +1,61 @@
+/** connect(url): the client side. The same Connection as on a server, with role 'client'. */
+import { parseAddress } from '../address.js';
+import { SwitchboardError } from '../errors.js';
+import { connectStream, type TlsClientOptions } from '../transport/index.js';
+import { Connection, type ConnectionLimits, type ConnectionOwner } from './connection.js';
+import { DEFAULT_LIMITS } from './server.js';
+import { Sweeper } from './sweeper.js';
+
+export interface ConnectOptions extends Partial<ConnectionLimits> {
+  /** Milliseconds to wait for the connection, TLS and protocol handshake included (default 10000). */
+  connectTimeout?: number;
+  /** TLS options (ca, servername, rejectUnauthorized, ...) for tls:// and wss://. */
+  tls?: TlsClientOptions;
+  /** WebSocket options (protocols, headers, perMessageDeflate, ...). */
+  websocket?: Readonly<Record<string, unknown>>;
+  signal?: AbortSignal;
+}
+
+/** All client connections share one sweeper (ticks of 100 ms are fine for client timeouts). */
+const clientSweeper = new Sweeper(100);
+
+class ClientOwner implements ConnectionOwner {
+  readonly sweeper = clientSweeper;
+  constructor(private readonly onOpen: (c: Connection) => void, private readonly onClosed: (c: Connection) => void) {}
+  connectionOpened(conn: Connection): void {
+    this.onOpen(conn);
+  }
+  connectionClosed(conn: Connection): void {
+    this.onClosed(conn);
+  }
+}
+
+/** Connects to a URL ('text://127.0.0.1:5353', 'ws://host/path', 'unix:///tmp/s.sock', ...); resolves once open. */
+export async function connect(url: string, options: ConnectOptions = {}): Promise<Connection> {
+  const address = parseAddress(url);
+  if (address.transport === 'udp') {
+    throw new SwitchboardError('ERR_INVALID_OPTION', `${url}: use connectUdp() for udp:// addresses`);
+  }
+  const timeout = options.connectTimeout ?? 10_000;
+  const started = Date.now();
+  const socket = await connectStream(address, { timeout, tls: options.tls, signal: options.signal });
+  const limits: ConnectionLimits = { ...DEFAULT_LIMITS, heartbeatInterval: 0 };
+  for (const key of Object.keys(DEFAULT_LIMITS) as (keyof ConnectionLimits)[]) {
+    const v = options[key];
+    if (v !== undefined) (limits as unknown as Record<string, unknown>)[key] = v;
+  }
+  // What is left of the connect timeout bounds the protocol handshake.
+  limits.handshakeTimeout = Math.max(1, timeout - (Date.now() - started));
+  return new Promise<Connection>((resolve, reject) => {
+    let opened = false;
+    const owner = new ClientOwner(
+      (c) => { opened = true; resolve(c); },
+      (c) => {
+        if (opened) return;
+        const info = c.closedInfoForClient();
+        reject(info.error ?? new SwitchboardError('ERR_HANDSHAKE', `${url}: connection closed before it opened (${info.code} ${info.reason})`));
+      },
+    );
+    new Connection(socket, address, 'client', owner, limits, options.websocket ?? {}).start();
+  });
+}

@@ -1,0 +1,422 @@
+/**
+ * One Connection shape for every protocol: a transport socket joined to a protocol session.
+ * It implements ProtocolEvents, so the session talks to it directly, and keeps per-connection
+ * state in fields (no closures, no timers per connection: the owner's Sweeper checks deadlines).
+ */
+import { EventEmitter } from 'node:events';
+import type { Socket } from 'node:net';
+import type { Address, ProtocolName } from '../address.js';
+import type { CloseInfo, Message, ProtocolEvents, ProtocolSession } from '../codec/types.js';
+import { SwitchboardError } from '../errors.js';
+import { protocolFactories } from './protocols.js';
+import type { Sweeper } from './sweeper.js';
+
+export interface ConnectionLimits {
+  /** Close a connection that received nothing for this many ms (0: never). */
+  idleTimeout: number;
+  /** Close a connection whose protocol is not open (WebSocket handshake) after this many ms. */
+  handshakeTimeout: number;
+  /** Send a protocol ping after this many quiet ms, and close if still quiet one interval later (0: off). */
+  heartbeatInterval: number;
+  /** After close() or a protocol end, destroy the socket if the peer has not closed within this many ms. */
+  closeTimeout: number;
+  /** The largest message accepted, in bytes. */
+  maxMessageSize: number;
+  /** Bytes allowed to wait in the send buffer; beyond it `bufferPolicy` applies. */
+  maxBufferedAmount: number;
+  /** 'close': drop the slow reader (default); 'drop': drop the message and keep the connection. */
+  bufferPolicy: 'close' | 'drop';
+}
+
+/** Who holds a connection: a Server, or the client side of connect(). */
+export interface ConnectionOwner {
+  readonly sweeper: Sweeper;
+  connectionOpened(conn: Connection): void;
+  connectionClosed(conn: Connection): void;
+}
+
+export interface ConnectionEvents {
+  message: [data: Message];
+  close: [info: CloseInfo];
+  error: [err: Error];
+  drain: [];
+}
+
+const enum State { Opening, Open, Closing, Closed }
+
+/** Messages queued for async iteration before reads pause. */
+const INBOX_HIGH_WATER = 256;
+const kConnection = Symbol('switchboard.connection');
+type TaggedSocket = Socket & { [kConnection]: Connection };
+
+let nextId = 1;
+
+// Writes made while handling one batch of input are corked and flushed together on the next tick,
+// so sixteen replies to sixteen pipelined requests leave in one writev.
+const corked: Connection[] = [];
+let flushScheduled = false;
+function flushCorked(): void {
+  flushScheduled = false;
+  for (let i = 0; i < corked.length; i++) corked[i]!.uncork();
+  corked.length = 0;
+}
+
+export class Connection extends EventEmitter<ConnectionEvents> implements ProtocolEvents {
+  /** Unique in this process. */
+  readonly id: number = nextId++;
+  readonly role: 'server' | 'client';
+  readonly protocol: ProtocolName;
+  /** The address listened on (server side) or connected to (client side). */
+  readonly address: Address;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly remoteFamily: string;
+  /** Free for the application (a nickname, a user id). */
+  data: Record<string, unknown> = {};
+  /** Topics this connection subscribes to (see Server.publish). */
+  readonly topics = new Set<string>();
+
+  /** @internal */ readonly socket: Socket;
+  /** @internal */ readonly session: ProtocolSession;
+  private readonly owner: ConnectionOwner;
+  private readonly limits: ConnectionLimits;
+  private state = State.Opening;
+  private lastSeen: number;
+  private pingSentAt = 0;
+  private deadline: number;
+  private isCorked = false;
+  private endInfo: CloseInfo | null = null;
+  private socketError: Error | null = null;
+  private peerEnded = false;
+  private inbox: Message[] | null = null;
+  private waiter: ((r: IteratorResult<Message>) => void) | null = null;
+  private closedInfo: CloseInfo | null = null;
+
+  constructor(socket: Socket, address: Address, role: 'server' | 'client', owner: ConnectionOwner,
+    limits: ConnectionLimits, protocolOptions: Readonly<Record<string, unknown>>) {
+    super();
+    this.socket = socket;
+    this.address = address;
+    this.role = role;
+    this.protocol = address.protocol;
+    this.owner = owner;
+    this.limits = limits;
+    this.remoteAddress = socket.remoteAddress ?? (address.transport === 'unix' ? address.socketPath! : '');
+    this.remotePort = socket.remotePort ?? 0;
+    this.remoteFamily = socket.remoteFamily ?? (address.transport === 'unix' ? 'unix' : '');
+    const now = owner.sweeper.now;
+    this.lastSeen = now;
+    this.deadline = limits.handshakeTimeout > 0 ? now + limits.handshakeTimeout : 0;
+    (socket as TaggedSocket)[kConnection] = this;
+    socket.on('data', onSocketData);
+    socket.on('end', onSocketEnd);
+    socket.on('error', onSocketError);
+    socket.on('close', onSocketClose);
+    socket.on('drain', onSocketDrain);
+    this.session = protocolFactories[address.protocol](this, {
+      role,
+      address,
+      remote: { address: this.remoteAddress, port: this.remotePort, family: this.remoteFamily },
+      maxMessageSize: limits.maxMessageSize,
+      options: protocolOptions,
+    });
+    owner.sweeper.add(this);
+  }
+
+  /** @internal Called by the owner once it has registered the connection. */
+  start(): void {
+    this.session.start();
+  }
+
+  /** "host:port" of the peer ("[::1]:5000" for IPv6, the socket path for Unix sockets). */
+  get remote(): string {
+    if (this.remoteFamily === 'unix') return this.remoteAddress || 'unix';
+    return this.remoteFamily === 'IPv6' ? `[${this.remoteAddress}]:${this.remotePort}` : `${this.remoteAddress}:${this.remotePort}`;
+  }
+  get localAddress(): string {
+    return this.socket.localAddress ?? '';
+  }
+  get localPort(): number {
+    return this.socket.localPort ?? 0;
+  }
+  /** Bytes accepted by send() and not yet handed to the kernel. */
+  get bufferedAmount(): number {
+    return this.socket.writableLength;
+  }
+  get isOpen(): boolean {
+    return this.state === State.Open;
+  }
+  get readyState(): 'opening' | 'open' | 'closing' | 'closed' {
+    return (['opening', 'open', 'closing', 'closed'] as const)[this.state];
+  }
+
+  /**
+   * Sends one message. Returns false when it could not be queued (not open, or dropped by the
+   * buffer policy) or when the send buffer is over its high-water mark (wait for 'drain').
+   */
+  send(data: Message): boolean {
+    if (this.state !== State.Open) return false;
+    return this.write(this.session.encode(data));
+  }
+
+  /** Closes gracefully: the protocol's close message, queued writes flushed, then the socket. */
+  close(code = 1000, reason = ''): void {
+    if (this.state >= State.Closing) return;
+    const wasOpen = this.state === State.Open;
+    this.state = State.Closing;
+    this.deadline = this.owner.sweeper.now + this.limits.closeTimeout;
+    const { bytes, awaitsPeer } = wasOpen ? this.session.close(code, reason) : { bytes: null, awaitsPeer: false };
+    if (!this.endInfo) this.endInfo = { code, reason };
+    if (bytes) this.write(bytes, true);
+    if (!awaitsPeer) this.endSocket();
+  }
+
+  /** Ends the connection at once, without flushing. */
+  destroy(error?: SwitchboardError): void {
+    if (error && !this.endInfo) this.endInfo = { code: 1006, reason: error.message, error };
+    this.socket.destroy();
+  }
+
+  subscribe(topic: string): void {
+    if (this.topics.has(topic) || this.state >= State.Closing) return;
+    this.topics.add(topic);
+    (this.owner as Partial<TopicOwner>).addSubscriber?.(topic, this);
+  }
+
+  unsubscribe(topic: string): void {
+    if (!this.topics.delete(topic)) return;
+    (this.owner as Partial<TopicOwner>).removeSubscriber?.(topic, this);
+  }
+
+  /** Async iteration over incoming messages; ends when the connection closes. Breaking out closes it. */
+  [Symbol.asyncIterator](): AsyncIterator<Message> {
+    this.inbox ??= [];
+    return {
+      next: () => {
+        const inbox = this.inbox!;
+        if (inbox.length > 0) {
+          const value = inbox.shift()!;
+          if (inbox.length < INBOX_HIGH_WATER / 2 && this.socket.isPaused()) this.socket.resume();
+          return Promise.resolve({ value, done: false });
+        }
+        if (this.state === State.Closed) return Promise.resolve({ value: undefined, done: true });
+        return new Promise((resolve) => { this.waiter = resolve; });
+      },
+      return: () => {
+        this.close();
+        return Promise.resolve({ value: undefined, done: true });
+      },
+    };
+  }
+
+  /** @internal The close info, once closed (connect() uses it to say why a handshake failed). */
+  closedInfoForClient(): CloseInfo {
+    return this.closedInfo ?? { code: 1006, reason: 'not closed' };
+  }
+
+  /** Resolves with the close info once the connection is fully closed. */
+  closed(): Promise<CloseInfo> {
+    if (this.closedInfo) return Promise.resolve(this.closedInfo);
+    return new Promise((resolve) => this.once('close', resolve));
+  }
+
+  // ---- internal: writing ----
+
+  /** @internal Writes already-encoded bytes (a broadcast's shared frame). */
+  write(bytes: Buffer, force = false): boolean {
+    const socket = this.socket;
+    if (socket.destroyed) return false;
+    if (!force && socket.writableLength + bytes.length > this.limits.maxBufferedAmount) {
+      if (this.limits.bufferPolicy === 'drop') return false;
+      this.fail(new SwitchboardError('ERR_BUFFER_FULL',
+        `peer is not reading: over ${this.limits.maxBufferedAmount} bytes waiting to be sent`), 1008);
+      return false;
+    }
+    if (!this.isCorked) {
+      this.isCorked = true;
+      socket.cork();
+      corked.push(this);
+      if (!flushScheduled) {
+        flushScheduled = true;
+        process.nextTick(flushCorked);
+      }
+    }
+    return socket.write(bytes);
+  }
+
+  /** @internal */
+  uncork(): void {
+    this.isCorked = false;
+    this.socket.uncork();
+  }
+
+  private endSocket(): void {
+    const socket = this.socket;
+    if (socket.destroyed) return;
+    // end() flushes queued writes first; a corked socket must be uncorked for that.
+    if (this.isCorked) {
+      this.isCorked = false;
+      socket.uncork();
+    }
+    socket.end();
+  }
+
+  /** Ends the connection because of an error: no more reads, pending bytes dropped. */
+  private fail(error: SwitchboardError, code: number): void {
+    if (!this.endInfo) this.endInfo = { code, reason: error.message, error };
+    this.state = State.Closing;
+    this.socket.destroy();
+  }
+
+  // ---- ProtocolEvents ----
+
+  onOpen(): void {
+    if (this.state !== State.Opening) return;
+    this.state = State.Open;
+    this.deadline = 0;
+    this.owner.connectionOpened(this);
+  }
+
+  onMessage(data: Message): void {
+    if (this.state !== State.Open) return;
+    if (this.inbox === null && this.listenerCount('message') > 0) {
+      this.emit('message', data);
+      return;
+    }
+    if (this.waiter) {
+      const w = this.waiter;
+      this.waiter = null;
+      w({ value: data, done: false });
+      return;
+    }
+    // Nobody is listening yet: keep it for async iteration, and stop reading once enough waits.
+    (this.inbox ??= []).push(data);
+    if (this.inbox.length >= INBOX_HIGH_WATER) this.socket.pause();
+  }
+
+  onWrite(bytes: Buffer): void {
+    this.write(bytes, true);
+  }
+
+  onEnd(info: CloseInfo): void {
+    if (!this.endInfo || this.state !== State.Closing) this.endInfo = info;
+    if (this.state < State.Closing) {
+      this.state = State.Closing;
+      this.deadline = this.owner.sweeper.now + this.limits.closeTimeout;
+    }
+    this.endSocket();
+  }
+
+  // ---- socket events (shared functions, `this` is the socket) ----
+
+  /** @internal */
+  handleData(chunk: Buffer): void {
+    this.lastSeen = this.owner.sweeper.now;
+    this.pingSentAt = 0;
+    this.session.receive(chunk);
+  }
+
+  /** @internal */
+  handleEnd(): void {
+    this.peerEnded = true;
+    if (this.state === State.Open && this.session.finish) this.session.finish();
+    if (this.protocol === 'ws') {
+      // EOF without a close frame: nothing more will come.
+      if (this.state !== State.Closing) this.socket.destroy();
+      else this.endSocket();
+      return;
+    }
+    // Let replies to what just arrived be written, then end our side too.
+    setImmediate(() => this.close());
+  }
+
+  /** @internal */
+  handleError(err: Error): void {
+    this.socketError ??= err;
+  }
+
+  /** @internal */
+  handleClose(): void {
+    if (this.state === State.Closed) return;
+    const wasOpen = this.state !== State.Opening || this.endInfo !== null;
+    this.state = State.Closed;
+    this.owner.sweeper.delete(this);
+    let info: CloseInfo;
+    if (this.endInfo) info = this.endInfo;
+    else if (this.socketError) {
+      info = { code: 1006, reason: this.socketError.message, error: new SwitchboardError((this.socketError as NodeJS.ErrnoException).code ?? 'ERR_CLOSED', this.socketError.message, { cause: this.socketError }) };
+    } else if (this.peerEnded && this.protocol !== 'ws') info = { code: 1000, reason: '' };
+    else info = { code: 1006, reason: 'connection closed without a close handshake' };
+    this.closedInfo = info;
+    for (const topic of this.topics) (this.owner as Partial<TopicOwner>).removeSubscriber?.(topic, this);
+    this.topics.clear();
+    this.session.destroy?.();
+    if (this.waiter) {
+      const w = this.waiter;
+      this.waiter = null;
+      w({ value: undefined, done: true });
+    }
+    this.owner.connectionClosed(this);
+    if (info.error && this.listenerCount('error') > 0 && wasOpen) this.emit('error', info.error);
+    this.emit('close', info);
+  }
+
+  /** @internal Timer checks, called by the owner's Sweeper. */
+  sweep(now: number): void {
+    if (this.deadline !== 0 && now >= this.deadline) {
+      if (this.state === State.Opening) {
+        this.fail(new SwitchboardError('ERR_HANDSHAKE_TIMEOUT', `handshake not completed within ${this.limits.handshakeTimeout} ms`), 1002);
+      } else {
+        this.socket.destroy();
+      }
+      return;
+    }
+    if (this.state !== State.Open) return;
+    const quiet = now - this.lastSeen;
+    if (this.limits.idleTimeout > 0 && quiet >= this.limits.idleTimeout) {
+      const err = new SwitchboardError('ERR_IDLE_TIMEOUT', `nothing received for ${this.limits.idleTimeout} ms`);
+      this.endInfo = { code: 1001, reason: err.message, error: err };
+      this.close(1001, 'idle timeout');
+      return;
+    }
+    const hb = this.limits.heartbeatInterval;
+    if (hb > 0 && this.session.ping && quiet >= hb) {
+      if (this.pingSentAt === 0) {
+        const bytes = this.session.ping();
+        if (bytes) {
+          this.pingSentAt = now;
+          this.write(bytes, true);
+        }
+      } else if (now - this.pingSentAt >= hb) {
+        this.fail(new SwitchboardError('ERR_IDLE_TIMEOUT', `no answer to a ping within ${hb} ms`), 1006);
+      }
+    }
+  }
+
+  /** @internal Emits 'drain' for users who wait on backpressure. */
+  handleDrain(): void {
+    this.emit('drain');
+  }
+}
+
+/** The topic bookkeeping a Server does for its connections. */
+export interface TopicOwner {
+  addSubscriber(topic: string, conn: Connection): void;
+  removeSubscriber(topic: string, conn: Connection): void;
+}
+
+function onSocketData(this: Socket, chunk: Buffer): void {
+  (this as TaggedSocket)[kConnection].handleData(chunk);
+}
+function onSocketEnd(this: Socket): void {
+  (this as TaggedSocket)[kConnection].handleEnd();
+}
+function onSocketError(this: Socket, err: Error): void {
+  (this as TaggedSocket)[kConnection].handleError(err);
+}
+function onSocketClose(this: Socket): void {
+  (this as TaggedSocket)[kConnection].handleClose();
+}
+function onSocketDrain(this: Socket): void {
+  (this as TaggedSocket)[kConnection].handleDrain();
+}

@@ -1,0 +1,316 @@
+/**
+ * Server: listens on one or more addresses (any mix of protocols), turns accepted sockets into
+ * Connections, enforces the limits, and owns topics (publish/subscribe) and the hub that carries
+ * them to other processes.
+ */
+import { EventEmitter } from 'node:events';
+import type net from 'node:net';
+import { formatHostPort, parseAddress, type Address } from '../address.js';
+import type { Message } from '../codec/types.js';
+import { SwitchboardError } from '../errors.js';
+import type { Hub } from '../hubs/types.js';
+import { createStreamServer, listenStream, type TlsServerOptions } from '../transport/index.js';
+import { Connection, type ConnectionLimits, type ConnectionOwner, type TopicOwner } from './connection.js';
+import { resolutionFor, Sweeper } from './sweeper.js';
+
+export interface ServerOptions extends Partial<ConnectionLimits> {
+  /** One URL or several: 'text://127.0.0.1:5353', ['ws://0.0.0.0:8080/chat', 'text://[::1]:9999']. */
+  listen: string | readonly string[];
+  /** Connections held at once; the next one is told why and closed (default 10000). */
+  maxConnections?: number;
+  /** Stop listening after this many accepted connections; the server closes when they are done (default: no limit). */
+  maxAccepts?: number;
+  /** Certificate and key for tls:// and wss:// listeners (Node's tls.createServer options). */
+  tls?: TlsServerOptions;
+  /** WebSocket options (path, subprotocols, origins, verifyClient, perMessageDeflate, httpHandler, ...). */
+  websocket?: Readonly<Record<string, unknown>>;
+  /** Carries publishes to other processes (default: none, one process). */
+  hub?: Hub;
+  /** TCP keep-alive probe delay in ms, to notice peers that vanished (default 60000; 0: off). */
+  keepAlive?: number;
+  /** Listen backlog. */
+  backlog?: number;
+}
+
+export interface ServerEvents {
+  listening: [];
+  connection: [conn: Connection];
+  /** A client was turned away (server full); it was told why and closed. */
+  refused: [info: { remote: string; reason: string }];
+  /** maxAccepts reached: no more connections will be accepted. */
+  exhausted: [];
+  error: [err: Error];
+  close: [];
+}
+
+export const DEFAULT_LIMITS: ConnectionLimits = {
+  idleTimeout: 0,
+  handshakeTimeout: 10_000,
+  heartbeatInterval: 30_000,
+  closeTimeout: 5_000,
+  maxMessageSize: 1024 * 1024,
+  maxBufferedAmount: 4 * 1024 * 1024,
+  bufferPolicy: 'close',
+};
+
+export class Server extends EventEmitter<ServerEvents> implements ConnectionOwner, TopicOwner {
+  /** Open connections (protocol handshake done). */
+  readonly connections = new Set<Connection>();
+  readonly sweeper: Sweeper;
+  readonly options: Readonly<ServerOptions>;
+  private readonly listenAddresses: Address[];
+  private readonly limits: ConnectionLimits;
+  private readonly maxConnections: number;
+  private readonly maxAccepts: number;
+  /** Every accepted socket's connection, open or not, for limits and shutdown. */
+  private readonly all = new Set<Connection>();
+  private readonly netServers: net.Server[] = [];
+  private readonly bound: string[] = [];
+  private readonly topicMap = new Map<string, Set<Connection>>();
+  private hub: Hub | null = null;
+  private accepted = 0;
+  private accepting = false;
+  private closing: Promise<void> | null = null;
+  private closeResolve: (() => void) | null = null;
+
+  constructor(options: ServerOptions) {
+    super();
+    this.options = options;
+    const urls = typeof options.listen === 'string' ? [options.listen] : [...options.listen];
+    if (urls.length === 0) throw new SwitchboardError('ERR_INVALID_OPTION', 'options.listen needs at least one address');
+    // Every URL is checked before any socket is opened.
+    this.listenAddresses = urls.map(parseAddress);
+    this.limits = { ...DEFAULT_LIMITS };
+    for (const key of Object.keys(DEFAULT_LIMITS) as (keyof ConnectionLimits)[]) {
+      const v = options[key];
+      if (v !== undefined) (this.limits as unknown as Record<string, unknown>)[key] = v;
+    }
+    for (const key of ['idleTimeout', 'handshakeTimeout', 'heartbeatInterval', 'closeTimeout', 'maxMessageSize', 'maxBufferedAmount'] as const) {
+      checkNonNegative(key, this.limits[key]);
+    }
+    this.maxConnections = options.maxConnections ?? 10_000;
+    this.maxAccepts = options.maxAccepts ?? Infinity;
+    checkNonNegative('maxConnections', this.maxConnections);
+    checkNonNegative('maxAccepts', this.maxAccepts);
+    const l = this.limits;
+    this.sweeper = new Sweeper(resolutionFor(l.idleTimeout, l.handshakeTimeout, l.heartbeatInterval, l.closeTimeout));
+    if (options.hub) this.useHub(options.hub);
+  }
+
+  /** The addresses actually bound, as URLs (a port 0 is replaced by the port the system chose). */
+  get addresses(): readonly string[] {
+    return this.bound;
+  }
+
+  /** Binds every address. Rejects (and unbinds what was bound) if any fails. */
+  async listen(): Promise<this> {
+    if (this.netServers.length > 0) throw new SwitchboardError('ERR_INVALID_OPTION', 'listen() was called twice');
+    try {
+      for (const address of this.listenAddresses) {
+        if (address.transport === 'udp') {
+          throw new SwitchboardError('ERR_INVALID_OPTION', `${address.url}: udp:// is served by createUdpServer(), not Server`);
+        }
+        const srv = createStreamServer(address, { tls: this.options.tls, backlog: this.options.backlog }, (socket) => this.accept(socket, address));
+        srv.on('error', (err) => this.emitError(err));
+        this.netServers.push(srv);
+        await listenStream(srv, address, { backlog: this.options.backlog });
+        this.bound.push(boundUrl(address, srv));
+      }
+    } catch (err) {
+      await this.closeListeners();
+      this.bound.length = 0;
+      throw err;
+    }
+    this.accepting = true;
+    this.emit('listening');
+    return this;
+  }
+
+  private accept(socket: net.Socket, address: Address): void {
+    if (!this.accepting) {
+      socket.destroy();
+      return;
+    }
+    const keepAlive = this.options.keepAlive ?? 60_000;
+    if (keepAlive > 0) socket.setKeepAlive(true, keepAlive);
+    const conn = new Connection(socket, address, 'server', this, this.limits, this.options.websocket ?? {});
+    if (this.all.size >= this.maxConnections) {
+      const reason = `server full: ${this.maxConnections} connections already, try again later`;
+      conn.onWrite(conn.session.refuse(reason));
+      conn.close(1013, reason);
+      this.emit('refused', { remote: conn.remote, reason });
+      return;
+    }
+    this.all.add(conn);
+    this.accepted++;
+    if (this.accepted >= this.maxAccepts) {
+      this.accepting = false;
+      void this.closeListeners();
+      this.emit('exhausted');
+      this.closing = new Promise((resolve) => { this.closeResolve = resolve; });
+    }
+    conn.start();
+  }
+
+  // ---- ConnectionOwner ----
+
+  connectionOpened(conn: Connection): void {
+    this.connections.add(conn);
+    this.emit('connection', conn);
+  }
+
+  connectionClosed(conn: Connection): void {
+    this.connections.delete(conn);
+    this.all.delete(conn);
+    if (this.all.size === 0 && this.closeResolve) this.finishClose();
+  }
+
+  // ---- topics ----
+
+  addSubscriber(topic: string, conn: Connection): void {
+    let set = this.topicMap.get(topic);
+    if (!set) {
+      this.topicMap.set(topic, (set = new Set()));
+      this.hub?.subscribe(topic);
+    }
+    set.add(conn);
+  }
+
+  removeSubscriber(topic: string, conn: Connection): void {
+    const set = this.topicMap.get(topic);
+    if (!set || !set.delete(conn)) return;
+    if (set.size === 0) {
+      this.topicMap.delete(topic);
+      this.hub?.unsubscribe(topic);
+    }
+  }
+
+  /** Connections subscribed to `topic` in this process. */
+  subscribers(topic: string): ReadonlySet<Connection> {
+    return this.topicMap.get(topic) ?? EMPTY;
+  }
+
+  /** Topics with at least one subscriber in this process. */
+  topics(): string[] {
+    return [...this.topicMap.keys()];
+  }
+
+  /**
+   * Sends `data` to every subscriber of `topic`, here and (through the hub) in other processes.
+   * The message is encoded once per wire format; every receiver gets the same bytes.
+   * Returns the number of local connections it was written to.
+   */
+  publish(topic: string, data: Message, options: { except?: Connection } = {}): number {
+    const subs = this.topicMap.get(topic);
+    const n = subs ? deliver(subs, data, options.except) : 0;
+    this.hub?.publish(topic, data);
+    return n;
+  }
+
+  /** Sends `data` to every open connection of this server (this process only). */
+  broadcast(data: Message, options: { except?: Connection } = {}): number {
+    return deliver(this.connections, data, options.except);
+  }
+
+  /** Sets the hub that carries publishes to and from other processes. */
+  useHub(hub: Hub): void {
+    this.hub = hub;
+    hub.setListener((topic, data) => {
+      const subs = this.topicMap.get(topic);
+      if (subs) deliver(subs, data, undefined);
+    });
+    for (const topic of this.topicMap.keys()) hub.subscribe(topic);
+  }
+
+  // ---- shutdown ----
+
+  /**
+   * Stops accepting, asks every connection to close (queued writes are flushed, WebSocket peers
+   * get 1001), and destroys those still open after `timeout` ms (default: closeTimeout).
+   */
+  close(options: { timeout?: number } = {}): Promise<void> {
+    if (this.closing && !this.closeResolve) return this.closing;
+    this.accepting = false;
+    const timeout = options.timeout ?? this.limits.closeTimeout;
+    const done = this.closing ?? new Promise<void>((resolve) => { this.closeResolve = resolve; });
+    this.closing = done;
+    void this.closeListeners();
+    for (const conn of this.all) conn.close(1001, 'server shutting down');
+    if (this.all.size === 0) this.finishClose();
+    else {
+      const timer = setTimeout(() => {
+        for (const conn of this.all) conn.destroy();
+      }, timeout);
+      timer.unref();
+      void done.then(() => clearTimeout(timer));
+    }
+    return done;
+  }
+
+  /** Resolves when the server has closed (by close(), or after maxAccepts once its connections are done). */
+  closed(): Promise<void> {
+    if (this.closing) return this.closing;
+    return new Promise((resolve) => this.once('close', () => resolve()));
+  }
+
+  private finishClose(): void {
+    const resolve = this.closeResolve!;
+    this.closeResolve = null;
+    void this.closeListeners().then(async () => {
+      if (this.hub) await this.hub.close();
+      resolve();
+      this.emit('close');
+    });
+  }
+
+  private closeListeners(): Promise<void> {
+    const all = this.netServers.splice(0).map((srv) => new Promise<void>((resolve) => srv.close(() => resolve())));
+    return Promise.all(all).then(() => undefined);
+  }
+
+  private emitError(err: Error): void {
+    if (this.listenerCount('error') > 0) this.emit('error', err);
+  }
+}
+
+const EMPTY: ReadonlySet<Connection> = new Set();
+
+/** Writes one message to many connections, encoding it once per wire format. */
+export function deliver(conns: Iterable<Connection>, data: Message, except: Connection | undefined): number {
+  let key: string | null = null;
+  let bytes: Buffer | null = null;
+  let others: Map<string, Buffer> | null = null;
+  let n = 0;
+  for (const conn of conns) {
+    if (conn === except || !conn.isOpen) continue;
+    const enc = conn.session.shared;
+    let out: Buffer;
+    if (enc.key === key) out = bytes!;
+    else if (key === null) {
+      key = enc.key;
+      out = bytes = enc.encode(data);
+    } else {
+      others ??= new Map();
+      let b = others.get(enc.key);
+      if (!b) others.set(enc.key, (b = enc.encode(data)));
+      out = b;
+    }
+    conn.write(out);
+    if (conn.isOpen) n++;
+  }
+  return n;
+}
+
+function boundUrl(address: Address, srv: net.Server): string {
+  if (address.transport === 'unix') return address.url;
+  const a = srv.address();
+  const port = a && typeof a === 'object' ? a.port : address.port;
+  const path = address.protocol === 'ws' && address.path !== '/' ? address.path : '';
+  return `${address.scheme}://${formatHostPort(address.host, port)}${path}`;
+}
+
+function checkNonNegative(name: string, v: number): void {
+  if (typeof v !== 'number' || Number.isNaN(v) || v < 0) {
+    throw new SwitchboardError('ERR_INVALID_OPTION', `option ${name} must be a number >= 0 (got ${String(v)})`);
+  }
+}

@@ -1,0 +1,103 @@
+/**
+ * Transports: Node's net and tls sockets behind two functions. They know addresses and
+ * sockets, nothing about messages. (UDP lives in transport/udp.ts: datagrams have no stream.)
+ */
+import net from 'node:net';
+import tls from 'node:tls';
+import { existsSync, unlinkSync } from 'node:fs';
+import type { Address } from '../address.js';
+import { SwitchboardError } from '../errors.js';
+
+export type TlsServerOptions = tls.TlsOptions;
+export type TlsClientOptions = tls.ConnectionOptions;
+
+export interface ListenOptions {
+  tls?: TlsServerOptions;
+  backlog?: number;
+}
+
+/** Creates a stream server for a tcp/tls/unix address; `onSocket` gets each accepted socket. */
+export function createStreamServer(address: Address, options: ListenOptions, onSocket: (socket: net.Socket) => void): net.Server {
+  if (address.transport === 'tls') {
+    if (!options.tls || (!options.tls.cert && !options.tls.pfx && !options.tls.SNICallback)) {
+      throw new SwitchboardError('ERR_INVALID_OPTION', `${address.url}: a TLS listener needs a certificate (options.tls.cert and .key, or .pfx)`);
+    }
+    // allowHalfOpen: a peer that half-closes (shutdown(SHUT_WR)) can still be answered.
+    return tls.createServer({ ...options.tls, allowHalfOpen: true }, onSocket);
+  }
+  return net.createServer({ allowHalfOpen: true, noDelay: true }, onSocket);
+}
+
+/** Listens; resolves once bound. A stale Unix socket file (nobody listening) is removed first. */
+export async function listenStream(server: net.Server, address: Address, options: ListenOptions): Promise<void> {
+  if (address.transport === 'unix') {
+    const path = address.socketPath!;
+    if (existsSync(path) && !(await isSocketLive(path))) unlinkSync(path);
+    return listenOnce(server, { path, backlog: options.backlog });
+  }
+  return listenOnce(server, { host: address.host, port: address.port, backlog: options.backlog, ipv6Only: false });
+}
+
+function listenOnce(server: net.Server, opts: net.ListenOptions): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error): void => reject(err);
+    server.once('error', onError);
+    server.listen(opts, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+}
+
+function isSocketLive(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect({ path });
+    s.once('connect', () => { s.destroy(); resolve(true); });
+    s.once('error', () => resolve(false));
+  });
+}
+
+export interface ConnectOptions {
+  tls?: TlsClientOptions;
+  /** Milliseconds to wait for the TCP (and TLS) connection. */
+  timeout: number;
+  signal?: AbortSignal;
+}
+
+/** Opens a stream to a tcp/tls/unix address; resolves once connected (TLS: once the TLS handshake is done). */
+export function connectStream(address: Address, options: ConnectOptions): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    let socket: net.Socket;
+    const base = { allowHalfOpen: true, noDelay: true };
+    if (address.transport === 'unix') {
+      socket = net.connect({ ...base, path: address.socketPath! });
+    } else if (address.transport === 'tls') {
+      const servername = net.isIP(address.host) ? undefined : address.host;
+      socket = tls.connect({ servername, ...options.tls, ...base, host: address.host, port: address.port });
+    } else {
+      socket = net.connect({ ...base, host: address.host, port: address.port });
+    }
+    const readyEvent = address.transport === 'tls' ? 'secureConnect' : 'connect';
+    const done = (err?: Error): void => {
+      clearTimeout(timer);
+      socket.off('error', done);
+      socket.off(readyEvent, onReady);
+      options.signal?.removeEventListener('abort', onAbort);
+      if (err) {
+        socket.destroy();
+        reject(err);
+      } else resolve(socket);
+    };
+    const onReady = (): void => done();
+    const onAbort = (): void => done(new SwitchboardError('ABORT_ERR', `connect to ${address.url} aborted`));
+    const timer = setTimeout(() => {
+      done(new SwitchboardError('ERR_CONNECT_TIMEOUT', `could not connect to ${address.url} within ${options.timeout} ms`));
+    }, options.timeout);
+    socket.once('error', done);
+    socket.once(readyEvent, onReady);
+    if (options.signal) {
+      if (options.signal.aborted) onAbort();
+      else options.signal.addEventListener('abort', onAbort, { once: true });
+    }
+  });
+}
