@@ -278,7 +278,8 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
   }
 
   onMessage(data: Message): void {
-    if (this.state !== State.Open) return;
+    // Messages that arrive while closing are still delivered (a peer may answer before its close).
+    if (this.state === State.Opening || this.state === State.Closed) return;
     if (this.inbox === null && this.listenerCount('message') > 0) {
       this.emit('message', data);
       return;

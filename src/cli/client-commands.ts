@@ -1,0 +1,97 @@
+/** `switchboard send` and `switchboard connect`: clients for any URL the toolkit speaks. */
+import { createInterface } from 'node:readline';
+import { parseArgs } from 'node:util';
+import { connect } from '../core/client.js';
+import type { Connection } from '../core/connection.js';
+import type { Message } from '../codec/types.js';
+import { parseDuration, unescapeText } from './args.js';
+
+function printMessage(conn: Connection, m: Message): void {
+  if (typeof m !== 'string') process.stdout.write(m);
+  else process.stdout.write(conn.protocol === 'raw' ? m : m + '\n');
+}
+
+/** Exit codes: 0 connected and sent; 1 could not connect; 2 bad usage. */
+export async function runSend(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      'e': { type: 'boolean', short: 'e' },
+      'quiet-time': { type: 'string' },
+      'timeout': { type: 'string' },
+    },
+  });
+  const [url, message] = positionals;
+  if (!url) {
+    console.error('usage: switchboard send URL [MESSAGE]   (MESSAGE omitted or "-": read stdin)');
+    return 2;
+  }
+  const quiet = values['quiet-time'] ? parseDuration(values['quiet-time'], '--quiet-time') : 1000;
+  const timeout = values.timeout ? parseDuration(values.timeout, '--timeout') : 5000;
+  let payload: string | Buffer;
+  if (message === undefined || message === '-') payload = await readStdin();
+  else payload = values.e ? unescapeText(message) : message;
+
+  let conn: Connection;
+  try {
+    conn = await connect(url, { connectTimeout: timeout });
+  } catch (err) {
+    console.error(`switchboard send: cannot connect to ${url}: ${(err as Error).message}`);
+    return 1;
+  }
+  // A text line loses its trailing newline here: the protocol adds one.
+  if (conn.protocol === 'line' && typeof payload === 'string') {
+    for (const line of payload.replace(/\r?\n$/, '').split(/\r?\n/)) conn.send(line);
+  } else if (conn.protocol === 'line') {
+    conn.send(payload.toString('utf8').replace(/\r?\n$/, ''));
+  } else conn.send(payload);
+
+  let timer = setTimeout(() => conn.close(), quiet);
+  conn.on('message', (m) => {
+    printMessage(conn, m);
+    clearTimeout(timer);
+    timer = setTimeout(() => conn.close(), quiet);
+  });
+  const info = await conn.closed();
+  clearTimeout(timer);
+  if (info.error) console.error(`switchboard send: ${info.error.message}`);
+  return 0;
+}
+
+export async function runConnect(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { timeout: { type: 'string' } } });
+  const [url] = positionals;
+  if (!url) {
+    console.error('usage: switchboard connect URL');
+    return 2;
+  }
+  let conn: Connection;
+  try {
+    conn = await connect(url, { connectTimeout: values.timeout ? parseDuration(values.timeout, '--timeout') : 5000 });
+  } catch (err) {
+    console.error(`switchboard connect: cannot connect to ${url}: ${(err as Error).message}`);
+    return 1;
+  }
+  console.error(`connected to ${url} (${conn.remote}); end input with Ctrl-D`);
+  conn.on('message', (m) => printMessage(conn, m));
+  if (conn.protocol === 'raw') {
+    process.stdin.on('data', (chunk: Buffer) => conn.send(chunk));
+    process.stdin.on('end', () => conn.close());
+  } else {
+    const rl = createInterface({ input: process.stdin, terminal: false });
+    rl.on('line', (line) => conn.send(line));
+    rl.on('close', () => conn.close());
+  }
+  const info = await conn.closed();
+  process.stdin.pause();
+  process.stdin.unref?.();
+  console.error(`connection closed (${info.code}${info.reason ? ' ' + info.reason : ''})`);
+  return 0;
+}
+
+async function readStdin(): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
