@@ -1,0 +1,291 @@
+/**
+ * The hub for worker processes on one machine, without Redis: each worker sends its publishes to
+ * the primary over the node:cluster IPC channel, and the primary relays them to every *other*
+ * worker that subscribes to the topic. The primary side (startClusterRelay) is set up by
+ * core/workers.ts, which also picks `serialization: 'advanced'` so that Buffers cross IPC as
+ * Buffers and strings as strings (no base64, no JSON).
+ *
+ * Order: one IPC channel per worker is a FIFO and the primary relays in arrival order, so a
+ * publisher's messages on a topic reach every other worker in publish order. At most once: a
+ * worker that is restarting, or that lets more than `maxPending` relayed messages pile up
+ * unsent, misses messages (counted in `dropped`, logged once per congestion spell).
+ */
+import cluster from 'node:cluster';
+import type { Worker } from 'node:cluster';
+import type { Message } from '../codec/types.js';
+import { SwitchboardError } from '../errors.js';
+import type { Hub, HubListener, HubLog } from './types.js';
+
+/** Set in the environment of workers that runWorkers() forks; tells createHub() to default to 'cluster'. */
+export const WORKER_ENV = 'SWITCHBOARD_WORKER';
+
+/** IPC messages; the `sbhub` field tags ours among anything else the application sends. */
+type ToPrimary =
+  | { sbhub: 'sub'; topic: string }
+  | { sbhub: 'unsub'; topic: string }
+  | { sbhub: 'pub'; topic: string; data: Message }
+  | { sbhub: 'ping'; seq: number };
+type ToWorker = { sbhub: 'msg'; topic: string; data: Message } | { sbhub: 'pong'; seq: number };
+
+/** Messages handed to the IPC channel and not yet written; beyond this we drop rather than grow. */
+const DEFAULT_MAX_PENDING = 50_000;
+
+export interface ClusterHubOptions {
+  log?: HubLog;
+  /** Most publishes queued on the IPC channel before new ones are dropped. Default 50000. */
+  maxPending?: number;
+}
+
+export function inSwitchboardWorker(): boolean {
+  return cluster.isWorker && process.env[WORKER_ENV] === '1' && typeof process.send === 'function';
+}
+
+export class ClusterHub implements Hub {
+  readonly kind = 'cluster';
+  /** Publishes dropped because the channel to the primary was gone or congested. */
+  dropped = 0;
+  private readonly log: HubLog;
+  private readonly maxPending: number;
+  private readonly topicSet = new Set<string>();
+  private listener: HubListener | null = null;
+  private pending = 0;
+  private congestedLogged = false;
+  private seq = 0;
+  private readonly pongs = new Map<number, () => void>();
+  private closed = false;
+  private readonly onIpc = (msg: unknown): void => this.receive(msg);
+  // One callback for every send: counts what the channel still holds (no closure per message).
+  private readonly onSent = (err: Error | null): void => {
+    this.pending--;
+    if (err && !this.closed && !this.congestedLogged) {
+      this.congestedLogged = true;
+      this.log(`cluster hub: lost the channel to the primary (${err.message}); messages to other workers are dropped`);
+    }
+  };
+
+  constructor(options: ClusterHubOptions = {}) {
+    this.log = options.log ?? ((m) => console.error(m));
+    this.maxPending = options.maxPending ?? DEFAULT_MAX_PENDING;
+    if (!cluster.isWorker || typeof process.send !== 'function') {
+      throw new SwitchboardError(
+        'ERR_HUB',
+        "cluster hub: works only inside a worker process started by runWorkers() (--workers N); use 'memory' or a redis URL here",
+      );
+    }
+    process.on('message', this.onIpc);
+  }
+
+  private receive(raw: unknown): void {
+    if (this.closed || typeof raw !== 'object' || raw === null) return;
+    const msg = raw as Partial<ToWorker>;
+    if (msg.sbhub === 'msg') {
+      const topic = msg.topic as string;
+      if (this.listener !== null && this.topicSet.has(topic)) this.listener(topic, toMessage(msg.data));
+    } else if (msg.sbhub === 'pong') {
+      const done = this.pongs.get(msg.seq as number);
+      if (done) {
+        this.pongs.delete(msg.seq as number);
+        done();
+      }
+    }
+  }
+
+  private send(msg: ToPrimary): boolean {
+    if (this.closed || !process.connected || process.send === undefined) return false;
+    if (this.pending >= this.maxPending) {
+      if (!this.congestedLogged) {
+        this.congestedLogged = true;
+        this.log(`cluster hub: ${this.pending} messages wait on the channel to the primary; dropping publishes until it drains`);
+      }
+      return false;
+    }
+    if (this.pending === 0) this.congestedLogged = false;
+    this.pending++;
+    process.send(msg, undefined, undefined, this.onSent);
+    return true;
+  }
+
+  setListener(listener: HubListener): void {
+    this.listener = listener;
+  }
+
+  topics(): string[] {
+    return [...this.topicSet];
+  }
+
+  subscribe(topic: string): void {
+    if (this.closed || this.topicSet.has(topic)) return;
+    this.topicSet.add(topic);
+    this.send({ sbhub: 'sub', topic });
+  }
+
+  unsubscribe(topic: string): void {
+    if (!this.topicSet.delete(topic)) return;
+    this.send({ sbhub: 'unsub', topic });
+  }
+
+  publish(topic: string, data: Message): void {
+    if (!this.send({ sbhub: 'pub', topic, data })) this.dropped++;
+  }
+
+  /** A round trip to the primary: IPC is FIFO, so every subscribe sent before is in effect when it returns. */
+  ready(timeoutMs = 5000): Promise<void> {
+    if (this.closed) return Promise.reject(new SwitchboardError('ERR_CLOSED', 'cluster hub: closed'));
+    const seq = ++this.seq;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pongs.delete(seq);
+        reject(new SwitchboardError('ERR_HUB', `cluster hub: the primary did not answer within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.pongs.set(seq, () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      if (!this.send({ sbhub: 'ping', seq })) {
+        clearTimeout(timer);
+        this.pongs.delete(seq);
+        reject(new SwitchboardError('ERR_HUB', 'cluster hub: no channel to the primary'));
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    for (const topic of this.topicSet) this.send({ sbhub: 'unsub', topic });
+    this.closed = true;
+    this.topicSet.clear();
+    this.listener = null;
+    this.pongs.clear();
+    // Removing our listener lets the IPC channel stop holding the worker's event loop open.
+    process.off('message', this.onIpc);
+  }
+}
+
+/** Structured clone gives Buffers back as Buffers; JSON IPC (someone else's fork) gives {type:'Buffer',data}. */
+function toMessage(data: unknown): Message {
+  if (typeof data === 'string' || Buffer.isBuffer(data)) return data;
+  if (data instanceof Uint8Array) return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  const json = data as { type?: string; data?: number[] } | null;
+  if (json !== null && typeof json === 'object' && json.type === 'Buffer' && Array.isArray(json.data)) return Buffer.from(json.data);
+  return String(data);
+}
+
+export interface ClusterRelay {
+  /** Topics and how many workers subscribe to each (for status output and tests). */
+  topics(): Map<string, number>;
+  /** Relayed messages dropped because a worker's channel was congested or gone. */
+  readonly dropped: number;
+  stop(): void;
+}
+
+interface WorkerState {
+  topics: Set<string>;
+  pending: number;
+  congestedLogged: boolean;
+  onSent: (err: Error | null) => void;
+}
+
+/**
+ * The primary's half: tracks which worker subscribes to which topic and relays each publish to
+ * every other subscribing worker, never back to the publisher. Call once, in the primary.
+ */
+export function startClusterRelay(options: ClusterHubOptions = {}): ClusterRelay {
+  const log = options.log ?? ((m: string) => console.error(m));
+  const maxPending = options.maxPending ?? DEFAULT_MAX_PENDING;
+  const subscribers = new Map<string, Set<Worker>>();
+  const states = new Map<Worker, WorkerState>();
+  let dropped = 0;
+
+  const stateOf = (worker: Worker): WorkerState => {
+    let st = states.get(worker);
+    if (st === undefined) {
+      const created: WorkerState = {
+        topics: new Set(),
+        pending: 0,
+        congestedLogged: false,
+        onSent: () => {
+          created.pending--;
+        },
+      };
+      states.set(worker, created);
+      st = created;
+    }
+    return st;
+  };
+
+  const forget = (worker: Worker): void => {
+    const st = states.get(worker);
+    if (st === undefined) return;
+    for (const topic of st.topics) removeSub(topic, worker);
+    states.delete(worker);
+  };
+
+  const removeSub = (topic: string, worker: Worker): void => {
+    const set = subscribers.get(topic);
+    if (set === undefined) return;
+    set.delete(worker);
+    if (set.size === 0) subscribers.delete(topic);
+  };
+
+  const sendTo = (worker: Worker, msg: ToWorker): void => {
+    const st = stateOf(worker);
+    if (!worker.isConnected() || st.pending >= maxPending) {
+      dropped++;
+      if (!st.congestedLogged && worker.isConnected()) {
+        st.congestedLogged = true;
+        log(`cluster hub: worker ${worker.id} has ${st.pending} messages waiting; dropping messages to it until it catches up`);
+      }
+      return;
+    }
+    if (st.pending === 0) st.congestedLogged = false;
+    st.pending++;
+    worker.send(msg, undefined, st.onSent);
+  };
+
+  const onMessage = (worker: Worker, raw: unknown): void => {
+    if (typeof raw !== 'object' || raw === null) return;
+    const msg = raw as Partial<ToPrimary>;
+    switch (msg.sbhub) {
+      case 'sub': {
+        const topic = msg.topic as string;
+        stateOf(worker).topics.add(topic);
+        let set = subscribers.get(topic);
+        if (set === undefined) subscribers.set(topic, (set = new Set()));
+        set.add(worker);
+        break;
+      }
+      case 'unsub': {
+        const topic = msg.topic as string;
+        stateOf(worker).topics.delete(topic);
+        removeSub(topic, worker);
+        break;
+      }
+      case 'pub': {
+        const set = subscribers.get(msg.topic as string);
+        if (set === undefined) break;
+        // One object for every receiver; IPC serializes it per channel anyway.
+        const out: ToWorker = { sbhub: 'msg', topic: msg.topic as string, data: msg.data as Message };
+        for (const w of set) if (w !== worker) sendTo(w, out);
+        break;
+      }
+      case 'ping':
+        sendTo(worker, { sbhub: 'pong', seq: msg.seq as number });
+        break;
+    }
+  };
+
+  cluster.on('message', onMessage);
+  cluster.on('exit', forget);
+  return {
+    topics: () => new Map([...subscribers].map(([t, s]) => [t, s.size])),
+    get dropped() {
+      return dropped;
+    },
+    stop: () => {
+      cluster.off('message', onMessage);
+      cluster.off('exit', forget);
+      subscribers.clear();
+      states.clear();
+    },
+  };
+}

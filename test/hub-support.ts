@@ -1,0 +1,123 @@
+/**
+ * Helpers for the hub tests: a private redis-server on a free port (so a test can kill and
+ * restart it), a free-port finder, a polling wait with a deadline, and a line reader for the
+ * output of child processes.
+ */
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import net from 'node:net';
+
+export const REDIS_SERVER = process.env.REDIS_SERVER ?? '/usr/bin/redis-server';
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Polls `cond` every `interval` ms until it holds; throws (with `what`) after `timeout` ms. */
+export async function waitFor(cond: () => boolean | Promise<boolean>, what: string, timeout = 5000, interval = 10): Promise<void> {
+  const deadline = Date.now() + timeout;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, interval));
+  }
+}
+
+function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1');
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+/** A throwaway redis-server: no persistence, loopback only, killed by stop(). */
+export class RedisProcess {
+  private child: ChildProcess | null = null;
+  constructor(readonly port: number) {}
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  static async start(port?: number): Promise<RedisProcess> {
+    const r = new RedisProcess(port ?? (await freePort()));
+    await r.start();
+    return r;
+  }
+
+  async start(): Promise<void> {
+    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no'];
+    const child = spawn(REDIS_SERVER, args, { stdio: 'ignore' });
+    this.child = child;
+    let exited = false;
+    child.once('exit', () => (exited = true));
+    await waitFor(async () => exited || (await canConnect(this.port)), `redis-server on port ${this.port}`, 5000, 20);
+    if (exited) throw new Error(`redis-server on port ${this.port} exited at start`);
+  }
+
+  /** Kill it hard (SIGKILL: what a crash looks like to clients) and wait until it is gone. */
+  async stop(): Promise<void> {
+    const child = this.child;
+    this.child = null;
+    if (child === null || child.exitCode !== null || child.signalCode !== null) return;
+    await new Promise<void>((resolve) => {
+      child.once('exit', () => resolve());
+      child.kill('SIGKILL');
+    });
+  }
+}
+
+/** Collects a child's stdout as lines and lets a test wait for one that matches. */
+export class LineReader {
+  readonly lines: string[] = [];
+  private rest = '';
+  constructor(stream: NodeJS.ReadableStream) {
+    stream.setEncoding('utf8');
+    stream.on('data', (chunk: string) => {
+      const parts = (this.rest + chunk).split('\n');
+      this.rest = parts.pop() ?? '';
+      this.lines.push(...parts);
+    });
+  }
+
+  async next(pattern: RegExp, what: string, timeout = 8000, from = 0): Promise<RegExpMatchArray> {
+    let found: RegExpMatchArray | null = null;
+    await waitFor(() => {
+      for (let i = from; i < this.lines.length && found === null; i++) found = this.lines[i].match(pattern);
+      return found !== null;
+    }, what, timeout);
+    return found as unknown as RegExpMatchArray;
+  }
+}
+
+/** Node with tsx, so a test can run a TypeScript fixture as a real second process. */
+export function spawnTs(script: string, env: Record<string, string> = {}): ChildProcess {
+  return spawn(process.execPath, ['--import', 'tsx', script], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+}
+
+export function exitOf(child: ChildProcess, timeout = 8000): Promise<{ code: number | null; signal: string | null }> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`child ${child.pid} did not exit within ${timeout} ms`));
+    }, timeout);
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal });
+    });
+  });
+}
