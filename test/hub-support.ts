@@ -5,6 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import net from 'node:net';
 
 export const REDIS_SERVER = process.env.REDIS_SERVER ?? '/usr/bin/redis-server';
@@ -120,4 +121,24 @@ export function exitOf(child: ChildProcess, timeout = 8000): Promise<{ code: num
       resolve({ code, signal });
     });
   });
+}
+
+/** A digest of a message sequence that sees order, text vs binary, and every byte. */
+export function digestMessages(messages: Array<string | Buffer>): string {
+  const h = createHash('sha256');
+  for (const m of messages) {
+    const bytes = typeof m === 'string' ? Buffer.from(m, 'utf8') : m;
+    const head = Buffer.alloc(5);
+    head[0] = typeof m === 'string' ? 0x73 : 0x62;
+    head.writeUInt32BE(bytes.length, 1);
+    h.update(head).update(bytes);
+  }
+  return h.digest('hex');
+}
+
+/** The messages the cluster fixture's worker A publishes: text and binary, every byte value. */
+export function clusterTestMessages(count: number): Array<string | Buffer> {
+  return Array.from({ length: count }, (_, i) =>
+    i % 2 === 0 ? `m${i} ünï` : Buffer.concat([Buffer.from([i & 0xff]), Buffer.from(Array.from({ length: 256 }, (_, b) => b))]),
+  );
 }
