@@ -3,7 +3,7 @@
  * together. Server frames are unmasked; client frames get a fresh random mask each and are
  * masked in place in that same buffer.
  */
-import { ProtocolError } from '../../errors.js';
+import { SwitchboardError } from '../../errors.js';
 import { isValidCloseCode, MAX_CLOSE_REASON_BYTES } from './close-codes.js';
 import { applyMask, writeRandomMask } from './mask.js';
 
@@ -92,7 +92,7 @@ export function truncateUtf8(reason: string, max: number): Buffer {
 export function encodeClose(code: number | undefined, reason: string, masked: boolean): Buffer {
   if (code === undefined) return encodeFrame(Opcode.CLOSE, Buffer.alloc(0), masked);
   if (!Number.isInteger(code) || !isValidCloseCode(code)) {
-    throw new ProtocolError('ERR_INVALID_OPTION', `close code ${code} may not be sent (use 1000-1003, 1007-1014 or 3000-4999)`);
+    throw new SwitchboardError('ERR_INVALID_OPTION', `close code ${code} may not be sent (use 1000-1003, 1007-1014 or 3000-4999)`);
   }
   const text = truncateUtf8(reason, MAX_CLOSE_REASON_BYTES);
   const payload = Buffer.allocUnsafe(2 + text.length);
@@ -103,6 +103,6 @@ export function encodeClose(code: number | undefined, reason: string, masked: bo
 
 /** A ping or pong; control payloads are at most 125 bytes. */
 export function encodeControl(opcode: typeof Opcode.PING | typeof Opcode.PONG, payload: Buffer, masked: boolean): Buffer {
-  if (payload.length > 125) throw new ProtocolError('ERR_INVALID_OPTION', `control frame payload of ${payload.length} bytes is over 125`);
+  if (payload.length > 125) throw new SwitchboardError('ERR_INVALID_OPTION', `control frame payload of ${payload.length} bytes is over 125`);
   return encodeFrame(opcode, payload, masked);
 }

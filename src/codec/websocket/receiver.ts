@@ -1,0 +1,291 @@
+/**
+ * Frame parser (RFC 6455 §5). Bytes in, whole messages and control frames out.
+ *
+ * Frames that sit whole in a chunk are unmasked in place and handed on as subarrays of that
+ * chunk: many frames per chunk, no copy. Only a frame split across chunks is copied, once, into
+ * a buffer of its exact length (known from its header), and unmasked as its bytes arrive so that
+ * UTF-8 can be checked before the frame is complete. A fragmented message is gathered in one
+ * growing buffer (doubling, capped by the message limit), so thousands of tiny fragments cost no
+ * per-fragment objects.
+ */
+import { ProtocolError } from '../../errors.js';
+import { applyMask } from './mask.js';
+import { Opcode } from './sender.js';
+import { isUtf8, Utf8Validator } from './utf8.js';
+
+export interface ReceiverOptions {
+  /** True on the server: frames from a client must be masked. On the client they must not be. */
+  expectMasked: boolean;
+  /** Largest message (after reassembly, before inflating) in bytes. */
+  maxMessageSize: number;
+  /** Most frames one fragmented message may have. */
+  maxFragments: number;
+  /** Whether permessage-deflate was negotiated (RSV1 allowed on a message's first frame). */
+  compression: boolean;
+}
+
+/** Where the receiver delivers; implemented by the session (no closures per frame). */
+export interface FrameSink {
+  /**
+   * A whole data message. `data` is unmasked; when `compressed` is false and the message is
+   * text, it has been checked as UTF-8 already.
+   */
+  onFrameMessage(opcode: number, data: Buffer, compressed: boolean): void;
+  /** A ping, pong or close frame, unmasked. */
+  onFrameControl(opcode: number, payload: Buffer): void;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+function protocolError(message: string, closeCode = 1002): ProtocolError {
+  return new ProtocolError(closeCode === 1007 ? 'ERR_INVALID_UTF8' : closeCode === 1009 ? 'ERR_PAYLOAD_TOO_LARGE' : 'ERR_PROTOCOL', message, closeCode);
+}
+
+export class Receiver {
+  private stopped = false;
+
+  // Header bytes of a frame whose header was split across chunks.
+  private readonly head = Buffer.alloc(14);
+  private headLen = 0;
+
+  // The frame being read.
+  private fin = false;
+  private rsv1 = false;
+  private opcode = 0;
+  private masked = false;
+  private readonly mask = new Uint8Array(4);
+  private payloadLen = 0;
+
+  // A frame whose payload is split across chunks.
+  private partial: Buffer | null = null;
+  private partialAt = 0;
+
+  // The fragmented message being gathered (msgOpcode 0: none).
+  private msgOpcode = 0;
+  private msgCompressed = false;
+  private fragments = 0;
+  private acc: Buffer | null = null;
+  private accLen = 0;
+  /** Incremental UTF-8 state for uncompressed text spread over fragments or chunks. */
+  private readonly utf8 = new Utf8Validator();
+
+  constructor(private readonly opts: ReceiverOptions, private readonly sink: FrameSink) {}
+
+  /** Stops parsing: bytes after a close frame or an error are ignored. */
+  stop(): void {
+    this.stopped = true;
+    this.partial = null;
+    this.acc = null;
+  }
+
+  /** Bytes held for unfinished frames and messages (for limits and metrics). */
+  get buffered(): number {
+    return this.headLen + (this.partial ? this.partialAt : 0) + this.accLen;
+  }
+
+  /** Feeds bytes; throws ProtocolError (with the close code) when the peer breaks a rule. */
+  push(chunk: Buffer): void {
+    let off = 0;
+    const end = chunk.length;
+    while (off < end && !this.stopped) {
+      if (this.partial !== null) {
+        off = this.continuePartial(chunk, off);
+        continue;
+      }
+      let src: Buffer = chunk;
+      let at = off;
+      if (this.headLen > 0) {
+        // Complete a split header from this chunk, a few bytes at most.
+        off = this.fillHead(chunk, off);
+        if (this.headLen < 2 || this.headLen < this.headerSize(this.head[1]!)) return;
+        src = this.head;
+        at = 0;
+      } else if (end - off < 2 || end - off < this.headerSize(chunk[off + 1]!)) {
+        this.fillHead(chunk, off);
+        return;
+      }
+      const hdr = this.parseHeader(src, at);
+      if (src === this.head) {
+        this.headLen = 0;
+      } else {
+        off += hdr;
+      }
+      const len = this.payloadLen;
+      if (end - off >= len) {
+        const pend = off + len;
+        if (this.masked && len > 0) applyMask(chunk, off, pend, this.mask, 0);
+        this.frameComplete(chunk, off, pend, false);
+        off = pend;
+      } else {
+        // Payload split across chunks: one copy into a buffer of the frame's exact length.
+        this.partial = Buffer.allocUnsafe(len);
+        this.partialAt = 0;
+      }
+    }
+  }
+
+  private headerSize(b1: number): number {
+    const len7 = b1 & 0x7f;
+    return 2 + (len7 === 126 ? 2 : len7 === 127 ? 8 : 0) + (b1 & 0x80 ? 4 : 0);
+  }
+
+  /** Copies header bytes from chunk[off..) into `head` until the header is whole; returns the new offset. */
+  private fillHead(chunk: Buffer, off: number): number {
+    const end = chunk.length;
+    while (off < end) {
+      const need = this.headLen < 2 ? 2 : this.headerSize(this.head[1]!);
+      if (this.headLen >= need) break;
+      this.head[this.headLen++] = chunk[off++]!;
+    }
+    return off;
+  }
+
+  /** Reads and checks a header at src[at..); sets the frame fields; returns the header size. */
+  private parseHeader(src: Buffer, at: number): number {
+    const b0 = src[at]!;
+    const b1 = src[at + 1]!;
+    const fin = (b0 & 0x80) !== 0;
+    const rsv1 = (b0 & 0x40) !== 0;
+    const opcode = b0 & 0x0f;
+    const masked = (b1 & 0x80) !== 0;
+    let len = b1 & 0x7f;
+    let size = 2;
+
+    if ((b0 & 0x30) !== 0) throw protocolError('RSV2 and RSV3 must be clear (no extension defines them)');
+    if (masked !== this.opts.expectMasked) {
+      throw protocolError(this.opts.expectMasked ? 'a client frame was not masked' : 'a server frame was masked');
+    }
+    if (opcode >= Opcode.CLOSE) {
+      if (opcode > Opcode.PONG) throw protocolError(`reserved opcode 0x${opcode.toString(16)}`);
+      if (!fin) throw protocolError('a control frame was fragmented');
+      if (len > 125) throw protocolError('a control frame payload is over 125 bytes');
+      if (rsv1) throw protocolError('RSV1 set on a control frame');
+    } else if (opcode === Opcode.CONTINUATION) {
+      if (this.msgOpcode === 0) throw protocolError('a continuation frame without a message to continue');
+      if (rsv1) throw protocolError('RSV1 set on a continuation frame');
+    } else if (opcode === Opcode.TEXT || opcode === Opcode.BINARY) {
+      if (this.msgOpcode !== 0) throw protocolError('a new data frame inside a fragmented message');
+      if (rsv1 && !this.opts.compression) throw protocolError('RSV1 set but no extension was negotiated');
+    } else {
+      throw protocolError(`reserved opcode 0x${opcode.toString(16)}`);
+    }
+
+    if (len === 126) {
+      len = (src[at + 2]! << 8) | src[at + 3]!;
+      size = 4;
+    } else if (len === 127) {
+      const hi = src.readUInt32BE(at + 2);
+      const lo = src.readUInt32BE(at + 6);
+      if (hi & 0x80000000) throw protocolError('a 64-bit frame length with the most significant bit set');
+      // Above 2^53 - 1 a length is not exact in a JS number; it is far over any limit anyway.
+      if (hi > 0x1fffff) throw protocolError('a frame length over 2^53 - 1 bytes', 1009);
+      len = hi * 0x100000000 + lo;
+      size = 10;
+    }
+    if (opcode < Opcode.CLOSE) {
+      if (this.accLen + len > this.opts.maxMessageSize) {
+        throw protocolError(`a message over the limit of ${this.opts.maxMessageSize} bytes`, 1009);
+      }
+    }
+    if (masked) {
+      this.mask[0] = src[at + size]!;
+      this.mask[1] = src[at + size + 1]!;
+      this.mask[2] = src[at + size + 2]!;
+      this.mask[3] = src[at + size + 3]!;
+      size += 4;
+    }
+    this.fin = fin;
+    this.rsv1 = rsv1;
+    this.opcode = opcode;
+    this.masked = masked;
+    this.payloadLen = len;
+    return size;
+  }
+
+  /** Whether the frame in progress is uncompressed text (checked as UTF-8 as it arrives). */
+  private isPlainText(): boolean {
+    if (this.opcode === Opcode.TEXT) return !this.rsv1;
+    return this.opcode === Opcode.CONTINUATION && this.msgOpcode === Opcode.TEXT && !this.msgCompressed;
+  }
+
+  /** Copies more of a split payload; returns the new offset. */
+  private continuePartial(chunk: Buffer, off: number): number {
+    const partial = this.partial!;
+    const n = Math.min(this.payloadLen - this.partialAt, chunk.length - off);
+    chunk.copy(partial, this.partialAt, off, off + n);
+    const from = this.partialAt;
+    this.partialAt += n;
+    if (this.masked) applyMask(partial, from, from + n, this.mask, 0, from);
+    const text = this.isPlainText();
+    if (text) {
+      // Starting a text message in this frame: fresh validator state.
+      if (from === 0 && this.opcode === Opcode.TEXT) this.utf8.reset();
+      if (!this.utf8.push(partial, from, from + n)) throw protocolError('invalid UTF-8 in a text message', 1007);
+    }
+    if (this.partialAt === this.payloadLen) {
+      this.partial = null;
+      this.frameComplete(partial, 0, partial.length, text);
+    }
+    return off + n;
+  }
+
+  /**
+   * A whole, unmasked frame payload at buf[start, end). `checked`: its UTF-8 was already pushed
+   * through the incremental validator.
+   */
+  private frameComplete(buf: Buffer, start: number, end: number, checked: boolean): void {
+    const opcode = this.opcode;
+    if (opcode >= Opcode.CLOSE) {
+      this.sink.onFrameControl(opcode, start === end ? EMPTY : buf.subarray(start, end));
+      return;
+    }
+    if (opcode !== Opcode.CONTINUATION && this.fin) {
+      // The common case: a whole message in one frame.
+      if (opcode === Opcode.TEXT && !this.rsv1) {
+        if (checked ? !this.utf8.complete : !isUtf8(buf.subarray(start, end))) {
+          throw protocolError('invalid UTF-8 in a text message', 1007);
+        }
+      }
+      this.sink.onFrameMessage(opcode, start === end ? EMPTY : buf.subarray(start, end), this.rsv1);
+      return;
+    }
+    if (opcode !== Opcode.CONTINUATION) {
+      this.msgOpcode = opcode;
+      this.msgCompressed = this.rsv1;
+      this.fragments = 0;
+      if (opcode === Opcode.TEXT && !checked) this.utf8.reset();
+    }
+    if (++this.fragments > this.opts.maxFragments) {
+      throw protocolError(`a message in more than ${this.opts.maxFragments} fragments`, 1009);
+    }
+    if (this.msgOpcode === Opcode.TEXT && !this.msgCompressed && !checked) {
+      if (!this.utf8.push(buf, start, end)) throw protocolError('invalid UTF-8 in a text message', 1007);
+    }
+    this.append(buf, start, end);
+    if (!this.fin) return;
+    if (this.msgOpcode === Opcode.TEXT && !this.msgCompressed && !this.utf8.complete) {
+      throw protocolError('a text message ends inside a UTF-8 sequence', 1007);
+    }
+    const msgOpcode = this.msgOpcode;
+    const compressed = this.msgCompressed;
+    const data = this.acc === null ? EMPTY : this.acc.subarray(0, this.accLen);
+    this.msgOpcode = 0;
+    this.acc = null;
+    this.accLen = 0;
+    this.sink.onFrameMessage(msgOpcode, data, compressed);
+  }
+
+  private append(buf: Buffer, start: number, end: number): void {
+    const n = end - start;
+    if (n === 0) return;
+    const need = this.accLen + n;
+    if (this.acc === null || need > this.acc.length) {
+      const cap = Math.max(need, Math.min(this.opts.maxMessageSize, Math.max(1024, (this.acc?.length ?? 0) * 2)));
+      const next = Buffer.allocUnsafe(cap);
+      if (this.acc !== null) this.acc.copy(next, 0, 0, this.accLen);
+      this.acc = next;
+    }
+    buf.copy(this.acc, this.accLen, start, end);
+    this.accLen = need;
+  }
+}

@@ -1,0 +1,479 @@
+/**
+ * ws:// and wss://: the WebSocket protocol session (RFC 6455 + RFC 7692) for core, both roles.
+ *
+ * Server: reads the HTTP head; plain HTTP requests get `httpHandler`'s answer (404 by default)
+ * and end; upgrade requests are checked (version, key, path, Origin, `verifyClient`), answered
+ * with 101, and from then on frames flow. Client: sends the upgrade request when created,
+ * verifies the 101 answer, then opens.
+ *
+ * Everything is synchronous except the two user hooks that may return promises (verifyClient,
+ * httpHandler); bytes that arrive meanwhile are held (bounded) and parsed after the answer.
+ */
+import type { Message, ProtocolEvents, ProtocolFactory, ProtocolSession, SessionContext, SharedEncoder, CloseInfo } from '../../codec/types.js';
+import { ProtocolError, SwitchboardError } from '../../errors.js';
+import { formatHostPort } from '../../address.js';
+import { CloseCode, isValidCloseCode } from '../../codec/websocket/close-codes.js';
+import {
+  acceptServerResponse, checkDeflateOptions, clientOffer, negotiateServer, parseExtensions, PerMessageDeflate,
+  type DeflateParams, type PerMessageDeflateOptions,
+} from '../../codec/websocket/deflate.js';
+import {
+  acceptResponse, checkServerResponse, checkUpgradeRequest, clientRequest, HttpError, httpResponse,
+  isUpgradeRequest, newKey, parseHead, type ParsedHead,
+} from '../../codec/websocket/handshake.js';
+import { Receiver, type FrameSink } from '../../codec/websocket/receiver.js';
+import { encodeClose, encodeControl, encodeFrame, Opcode } from '../../codec/websocket/sender.js';
+import { isUtf8 } from '../../codec/websocket/utf8.js';
+
+export type { PerMessageDeflateOptions } from '../../codec/websocket/deflate.js';
+
+/** What `verifyClient` sees of an upgrade request. */
+export interface WebSocketRequestInfo {
+  /** The request target: path and query, e.g. "/chat?room=1". */
+  url: string;
+  /** Request headers, lower-case names. */
+  headers: Readonly<Record<string, string>>;
+  remoteAddress: string;
+  origin: string | undefined;
+}
+
+/** true accepts, false refuses with 401, an object refuses with that status and reason. */
+export type VerifyClientResult = boolean | { status: number; reason?: string; headers?: Record<string, string> };
+
+export interface HttpRequest {
+  method: string;
+  url: string;
+  headers: Readonly<Record<string, string>>;
+  remoteAddress: string;
+}
+
+export interface HttpResponse {
+  status: number;
+  headers?: Record<string, string>;
+  body?: string | Buffer;
+}
+
+export interface WebSocketOptions {
+  /** Server: the only path (without query) that upgrades, e.g. "/ws". Default: the listen URL's path when it is not "/", else any path. */
+  path?: string;
+  /** Server: subprotocols supported; the client's first one that is in this list is chosen. Client: subprotocols offered, in preference order. */
+  protocols?: readonly string[];
+  /** Server: allowed Origin values (exact, case-insensitive). Requests without an Origin (non-browser clients) are allowed. */
+  origins?: readonly string[];
+  /** Server: accept or refuse an upgrade (authentication); may be async. */
+  verifyClient?: (info: WebSocketRequestInfo) => VerifyClientResult | Promise<VerifyClientResult>;
+  /** permessage-deflate. Server: off by default. Client: offered by default (false to not offer). */
+  perMessageDeflate?: boolean | PerMessageDeflateOptions;
+  /** Most frames in one fragmented message (default 131072). More closes with 1009. */
+  maxFragments?: number;
+  /** Most bytes held for an unfinished message or before the handshake answer (default: maxMessageSize). */
+  maxBufferedBytes?: number;
+  /** Milliseconds for the opening handshake; enforced by core. */
+  handshakeTimeout?: number;
+  /** Server: answers plain HTTP requests on the same port (default: 404). */
+  httpHandler?: (req: HttpRequest) => HttpResponse | Promise<HttpResponse>;
+  /** Client: extra request headers (Origin, Authorization, Cookie, ...). */
+  headers?: Readonly<Record<string, string>>;
+  /** Server: largest HTTP request head in bytes (default 16384) and most header lines (default 100). */
+  maxHeaderBytes?: number;
+  maxHeaders?: number;
+}
+
+const enum State { Handshake, Verifying, Http, Open, Closing, Ended }
+
+const EMPTY = Buffer.alloc(0);
+
+function encodeMessage(data: Message, masked: boolean): Buffer {
+  return encodeFrame(typeof data === 'string' ? Opcode.TEXT : Opcode.BINARY, data, masked);
+}
+
+/**
+ * Every server session shares this encoder: server frames carry no mask, and broadcasts are sent
+ * uncompressed even on deflate connections (RSV1 is chosen per message, RFC 7692 §6), so one
+ * encoding of a broadcast serves every WebSocket receiver.
+ */
+export const wsServerEncoder: SharedEncoder = {
+  key: 'ws',
+  encode(data: Message): Buffer {
+    return encodeMessage(data, false);
+  },
+};
+
+let clientEncoderSeq = 0;
+
+/** Client frames are masked with a fresh mask each, so no two clients can share bytes. */
+class ClientEncoder implements SharedEncoder {
+  readonly key = `ws-client-${++clientEncoderSeq}`;
+  encode(data: Message): Buffer {
+    return encodeMessage(data, true);
+  }
+}
+
+function resolveDeflate(v: WebSocketOptions['perMessageDeflate'], role: 'server' | 'client'): PerMessageDeflateOptions | null {
+  if (v === undefined) v = role === 'client';
+  if (v === false) return null;
+  const o = v === true ? {} : v;
+  checkDeflateOptions(o);
+  return o;
+}
+
+export class WebSocketSession implements ProtocolSession, FrameSink {
+  readonly shared: SharedEncoder;
+  /** The agreed subprotocol ('' when none). */
+  protocol = '';
+  /** The agreed Sec-WebSocket-Extensions value ('' when none). */
+  extensions = '';
+  /** Server: the upgrade (or plain HTTP) request, once read. */
+  request: WebSocketRequestInfo | undefined;
+
+  private state = State.Handshake;
+  private readonly isServer: boolean;
+  private readonly opts: WebSocketOptions;
+  private readonly deflateOpts: PerMessageDeflateOptions | null;
+  private readonly maxBuffered: number;
+  private receiver: Receiver | null = null;
+  private deflate: PerMessageDeflate | null = null;
+  /** Bytes before the head is whole, or held while a hook runs. */
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private readonly key: string = '';
+
+  constructor(private readonly events: ProtocolEvents, private readonly ctx: SessionContext) {
+    this.isServer = ctx.role === 'server';
+    this.opts = ctx.options as WebSocketOptions;
+    this.deflateOpts = resolveDeflate(this.opts.perMessageDeflate, ctx.role);
+    this.maxBuffered = Math.min(this.opts.maxBufferedBytes ?? ctx.maxMessageSize, ctx.maxMessageSize);
+    this.shared = this.isServer ? wsServerEncoder : new ClientEncoder();
+    if (!this.isServer) this.key = newKey();
+  }
+
+  /** Client: sends the upgrade request. Server: nothing to do until the request arrives. */
+  start(): void {
+    if (this.isServer || this.state !== State.Handshake) return;
+    const a = this.ctx.address;
+    const defaultPort = a.transport === 'tls' ? 443 : 80;
+    const host = a.transport === 'unix' ? 'localhost'
+      : a.port === defaultPort ? formatHostPort(a.host, 0).replace(/:0$/, '') : formatHostPort(a.host, a.port);
+    this.events.onWrite(clientRequest({
+      host,
+      path: a.path || '/',
+      key: this.key,
+      protocols: this.opts.protocols ?? [],
+      extensions: this.deflateOpts ? clientOffer(this.deflateOpts) : undefined,
+      headers: this.opts.headers ?? {},
+    }));
+  }
+
+  /** Whether messages can flow (the handshake is done and no close has been sent). */
+  get isOpen(): boolean {
+    return this.state === State.Open;
+  }
+
+  receive(chunk: Buffer): void {
+    switch (this.state) {
+      case State.Open:
+      case State.Closing:
+        try {
+          this.receiver!.push(chunk);
+        } catch (err) {
+          if (!(err instanceof ProtocolError)) throw err;
+          this.fail(err);
+        }
+        return;
+      case State.Handshake:
+        this.hold(chunk);
+        this.readHead();
+        return;
+      case State.Verifying:
+        this.hold(chunk);
+        if (this.pendingBytes > this.maxBuffered) {
+          this.fail(new ProtocolError('ERR_BUFFER_FULL', 'too many bytes before the handshake was answered', 1009));
+        }
+        return;
+      default:
+        // Http: a request body or a pipelined request is ignored; the connection ends after the answer.
+        return;
+    }
+  }
+
+  private hold(chunk: Buffer): void {
+    this.pending.push(chunk);
+    this.pendingBytes += chunk.length;
+  }
+
+  private takePending(): Buffer {
+    const all = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
+    this.pending = [];
+    this.pendingBytes = 0;
+    return all;
+  }
+
+  private readHead(): void {
+    const buf = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
+    this.pending = [buf];
+    let head: ParsedHead | null;
+    try {
+      head = parseHead(buf, this.isServer ? 'request' : 'response', {
+        maxBytes: this.opts.maxHeaderBytes ?? 16384,
+        maxHeaders: this.opts.maxHeaders ?? 100,
+      });
+    } catch (err) {
+      if (!(err instanceof HttpError)) throw err;
+      if (this.isServer) this.refuseHttp(err);
+      else this.end({ code: CloseCode.ABNORMAL, reason: err.message, error: new ProtocolError('ERR_HANDSHAKE', `WebSocket handshake failed: ${err.message}`) });
+      return;
+    }
+    if (head === null) return;
+    const rest = buf.subarray(head.length);
+    this.pending = rest.length > 0 ? [rest] : [];
+    this.pendingBytes = rest.length;
+    if (this.isServer) this.serverHead(head);
+    else this.clientHead(head);
+  }
+
+  // ---- server handshake ----
+
+  private serverHead(head: ParsedHead): void {
+    const info: WebSocketRequestInfo = {
+      url: head.target,
+      headers: head.headers,
+      remoteAddress: this.ctx.remote.address,
+      origin: head.headers['origin'] ?? head.headers['sec-websocket-origin'],
+    };
+    this.request = info;
+    if (!isUpgradeRequest(head)) {
+      this.serveHttp(head);
+      return;
+    }
+    try {
+      const wanted = this.opts.path ?? (this.ctx.address.path !== '/' ? this.ctx.address.path.split('?')[0] : undefined);
+      if (wanted !== undefined && head.target.split('?')[0] !== wanted) throw new HttpError(404, `no WebSocket endpoint at ${head.target.split('?')[0]}`);
+      const up = checkUpgradeRequest(head);
+      const origins = this.opts.origins;
+      if (origins !== undefined && up.origin !== undefined) {
+        const o = up.origin.toLowerCase();
+        if (!origins.some((x) => x.toLowerCase() === o)) throw new HttpError(403, `origin ${up.origin} is not allowed`);
+      }
+      const supported = this.opts.protocols ?? [];
+      const protocol = up.protocols.find((p) => supported.includes(p));
+      let response: string | undefined;
+      let params: DeflateParams | null = null;
+      if (up.extensions !== undefined && this.deflateOpts !== null) {
+        const offers = parseExtensions(up.extensions);
+        if (offers === null) throw new HttpError(400, 'malformed Sec-WebSocket-Extensions');
+        const agreed = negotiateServer(offers, this.deflateOpts);
+        if (agreed !== null) {
+          response = agreed.response;
+          params = agreed.params;
+        }
+      }
+      const accept = (): void => this.acceptUpgrade(up.key, protocol, response, params);
+      const verify = this.opts.verifyClient;
+      if (verify === undefined) {
+        accept();
+        return;
+      }
+      const result = verify(info);
+      if (typeof result === 'boolean' || typeof result === 'object' && typeof (result as Promise<unknown>).then !== 'function') {
+        this.verified(result as VerifyClientResult, accept);
+        return;
+      }
+      this.state = State.Verifying;
+      (result as Promise<VerifyClientResult>).then(
+        (r) => { if (this.state === State.Verifying) this.verified(r, accept); },
+        (err: unknown) => {
+          if (this.state === State.Verifying) this.refuseHttp(new HttpError(500, `verifyClient failed: ${(err as Error)?.message ?? String(err)}`));
+        },
+      );
+    } catch (err) {
+      if (!(err instanceof HttpError)) throw err;
+      this.refuseHttp(err);
+    }
+  }
+
+  private verified(r: VerifyClientResult, accept: () => void): void {
+    if (r === true) accept();
+    else if (r === false) this.refuseHttp(new HttpError(401, 'the connection was refused by verifyClient'));
+    else this.refuseHttp(new HttpError(r.status, r.reason ?? 'the connection was refused by verifyClient', r.headers));
+  }
+
+  private acceptUpgrade(key: string, protocol: string | undefined, extensions: string | undefined, params: DeflateParams | null): void {
+    this.protocol = protocol ?? '';
+    this.extensions = extensions ?? '';
+    if (params !== null) {
+      this.deflate = new PerMessageDeflate(params, true, this.deflateOpts!, this.deflateOpts!.maxInflated ?? this.ctx.maxMessageSize);
+    }
+    this.events.onWrite(acceptResponse(key, protocol, extensions));
+    this.open();
+  }
+
+  private refuseHttp(err: HttpError): void {
+    this.events.onWrite(httpResponse(err.status, err.extraHeaders, err.message + '\n'));
+    this.end({ code: CloseCode.PROTOCOL_ERROR, reason: err.message, error: err });
+  }
+
+  private serveHttp(head: ParsedHead): void {
+    const handler = this.opts.httpHandler;
+    const req: HttpRequest = { method: head.method, url: head.target, headers: head.headers, remoteAddress: this.ctx.remote.address };
+    const headOnly = head.method === 'HEAD';
+    this.state = State.Http;
+    const answer = (res: HttpResponse): void => {
+      if (this.state !== State.Http) return;
+      this.events.onWrite(httpResponse(res.status, res.headers ?? {}, res.body ?? '', headOnly));
+      this.end({ code: CloseCode.NORMAL, reason: `HTTP ${res.status}` });
+    };
+    const failed = (err: unknown): void => {
+      if (this.state !== State.Http) return;
+      const e = new SwitchboardError('ERR_HTTP_HANDLER', `httpHandler failed: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+      this.events.onWrite(httpResponse(500, {}, 'Internal Server Error\n', headOnly));
+      this.end({ code: CloseCode.INTERNAL_ERROR, reason: e.message, error: e });
+    };
+    if (handler === undefined) {
+      answer({ status: 404, body: 'Not Found\n' });
+      return;
+    }
+    let res: HttpResponse | Promise<HttpResponse>;
+    try {
+      res = handler(req);
+    } catch (err) {
+      failed(err);
+      return;
+    }
+    if (typeof (res as Promise<HttpResponse>).then === 'function') (res as Promise<HttpResponse>).then(answer, failed);
+    else answer(res as HttpResponse);
+  }
+
+  // ---- client handshake ----
+
+  private clientHead(head: ParsedHead): void {
+    try {
+      const protocol = checkServerResponse(head, this.key, this.opts.protocols ?? []);
+      const params = acceptServerResponse(head.headers['sec-websocket-extensions'], this.deflateOpts);
+      this.protocol = protocol ?? '';
+      if (params !== null) {
+        this.extensions = head.headers['sec-websocket-extensions'] ?? '';
+        this.deflate = new PerMessageDeflate(params, false, this.deflateOpts!, this.deflateOpts!.maxInflated ?? this.ctx.maxMessageSize);
+      }
+    } catch (err) {
+      if (!(err instanceof ProtocolError)) throw err;
+      this.end({ code: CloseCode.ABNORMAL, reason: err.message, error: err });
+      return;
+    }
+    this.open();
+  }
+
+  // ---- open ----
+
+  private open(): void {
+    this.state = State.Open;
+    this.receiver = new Receiver({
+      expectMasked: this.isServer,
+      maxMessageSize: this.maxBuffered,
+      maxFragments: this.opts.maxFragments ?? 131072,
+      compression: this.deflate !== null,
+    }, this);
+    this.events.onOpen();
+    if (this.pendingBytes > 0 && (this.state as State) === State.Open) this.receive(this.takePending());
+  }
+
+  onFrameMessage(opcode: number, data: Buffer, compressed: boolean): void {
+    if (compressed) {
+      data = this.deflate!.decompress(data);
+      if (opcode === Opcode.TEXT && !isUtf8(data)) throw new ProtocolError('ERR_INVALID_UTF8', 'invalid UTF-8 in a text message', 1007);
+    }
+    this.events.onMessage(opcode === Opcode.TEXT ? data.toString('utf8') : data);
+  }
+
+  onFrameControl(opcode: number, payload: Buffer): void {
+    if (opcode === Opcode.PING) {
+      if (this.state === State.Open) this.events.onWrite(encodeControl(Opcode.PONG, payload, !this.isServer));
+      return;
+    }
+    if (opcode === Opcode.PONG) {
+      this.events.onPong?.(payload);
+      return;
+    }
+    // Close.
+    let code: number | undefined;
+    let reason = '';
+    if (payload.length === 1) throw new ProtocolError('ERR_PROTOCOL', 'a close frame with a 1-byte payload', 1002);
+    if (payload.length >= 2) {
+      code = payload.readUInt16BE(0);
+      if (!isValidCloseCode(code)) throw new ProtocolError('ERR_PROTOCOL', `invalid close code ${code}`, 1002);
+      if (!isUtf8(payload.subarray(2))) throw new ProtocolError('ERR_INVALID_UTF8', 'invalid UTF-8 in a close reason', 1007);
+      reason = payload.toString('utf8', 2);
+    }
+    // Answer with the same code (an empty close with an empty one), then we are done.
+    if (this.state === State.Open) this.events.onWrite(encodeClose(code, '', !this.isServer));
+    this.end({ code: code ?? CloseCode.NO_STATUS, reason });
+  }
+
+  private fail(err: ProtocolError): void {
+    if (this.state === State.Open) this.events.onWrite(encodeClose(err.closeCode, err.message, !this.isServer));
+    this.end({ code: err.closeCode, reason: err.message, error: err });
+  }
+
+  private end(info: CloseInfo): void {
+    if (this.state === State.Ended) return;
+    this.state = State.Ended;
+    this.receiver?.stop();
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.events.onEnd(info);
+  }
+
+  // ---- outgoing ----
+
+  encode(data: Message): Buffer {
+    const masked = !this.isServer;
+    const deflate = this.deflate;
+    if (deflate !== null) {
+      const size = typeof data === 'string' ? Buffer.byteLength(data) : data.length;
+      if (size >= deflate.threshold) {
+        const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+        return encodeFrame(typeof data === 'string' ? Opcode.TEXT : Opcode.BINARY, deflate.compress(bytes), masked, true);
+      }
+    }
+    return encodeMessage(data, masked);
+  }
+
+  close(code: number = CloseCode.NORMAL, reason = ''): { bytes: Buffer | null; awaitsPeer: boolean } {
+    if (this.state === State.Open) {
+      const bytes = encodeClose(code, reason, !this.isServer);
+      this.state = State.Closing;
+      return { bytes, awaitsPeer: true };
+    }
+    if (this.state === State.Closing) return { bytes: null, awaitsPeer: true };
+    return { bytes: null, awaitsPeer: false };
+  }
+
+  refuse(reason: string): Buffer {
+    if (this.state === State.Open) {
+      this.state = State.Closing;
+      return encodeClose(CloseCode.TRY_AGAIN_LATER, reason, !this.isServer);
+    }
+    const wasHandshake = this.state !== State.Ended;
+    this.state = State.Ended;
+    this.receiver?.stop();
+    if (!this.isServer || !wasHandshake) return EMPTY;
+    return httpResponse(503, { 'Retry-After': '1' }, reason + '\n');
+  }
+
+  ping(payload?: Buffer): Buffer | null {
+    if (this.state !== State.Open) return null;
+    return encodeControl(Opcode.PING, payload ?? EMPTY, !this.isServer);
+  }
+
+  destroy(): void {
+    this.state = State.Ended;
+    this.receiver?.stop();
+    this.receiver = null;
+    this.deflate = null;
+    this.pending = [];
+    this.pendingBytes = 0;
+  }
+}
+
+export const websocketFactory: ProtocolFactory = (events, ctx) => new WebSocketSession(events, ctx);
+
+export { isValidCloseCode };
