@@ -1,0 +1,35 @@
+// The scenarios of issue 6. Each names its servers (plain user code in bench/servers/),
+// the sockload arguments, what is measured and the target.
+// kind: load (throughput from sockload), idle (memory per idle connection after a GC),
+// maxconn (connections one process holds), slow (server RSS while slow readers stall).
+
+const WS = { switchboard: 'sb-ws-echo.js', ws: 'ws-echo.js' };
+const WS_CHAT = { switchboard: 'sb-ws-chat.js', ws: 'ws-chat.js' };
+const LINE = { switchboard: 'sb-line-echo.js', net: 'net-line-echo.js' };
+const LINE_CHAT = { switchboard: 'sb-line-chat.js', net: 'net-line-chat.js' };
+
+export const SCENARIOS = [
+  { name: 'ws-echo-64-1', title: 'WS echo 64 B, 1 in flight, 100 conns', kind: 'load', servers: WS, baseline: 'ws',
+    args: ['-m', 'ws', '-c', '100', '-s', '64', '-d', '1'], unit: 'msg/s', better: 'higher', target: { ratio: 1.3 } },
+  { name: 'ws-echo-64-16', title: 'WS echo 64 B, 16 in flight, 100 conns', kind: 'load', servers: WS, baseline: 'ws',
+    args: ['-m', 'ws', '-c', '100', '-s', '64', '-d', '16'], unit: 'msg/s', better: 'higher', target: { ratio: 3 }, quick: true },
+  { name: 'ws-echo-1k-16', title: 'WS echo 1 KiB, 16 in flight, 100 conns', kind: 'load', servers: WS, baseline: 'ws',
+    args: ['-m', 'ws', '-c', '100', '-s', '1024', '-d', '16'], unit: 'msg/s', better: 'higher', target: { ratio: 2 } },
+  // 64 KiB with 1 in flight: sockload's 256 KiB send buffer cannot hold 16 such frames per connection.
+  { name: 'ws-echo-64k-1', title: 'WS echo 64 KiB, 1 in flight, 100 conns', kind: 'load', servers: WS, baseline: 'ws',
+    args: ['-m', 'ws', '-c', '100', '-s', '65536', '-d', '1'], unit: 'msg/s', better: 'higher' },
+  { name: 'ws-chat-100x10', title: 'WS chat, 100 conns, 10 senders', kind: 'load', servers: WS_CHAT, baseline: 'ws',
+    args: ['-m', 'ws', '-c', '100', '-s', '64', '-b', '10', '-d', '4'], unit: 'deliveries/s', better: 'higher', target: { ratio: 2.4 }, quick: true },
+  { name: 'ws-chat-1000x1', title: 'WS chat, 1000 conns, 1 sender', kind: 'load', servers: WS_CHAT, baseline: 'ws',
+    args: ['-m', 'ws', '-c', '1000', '-s', '64', '-b', '1', '-d', '16'], unit: 'deliveries/s', better: 'higher', target: { ratio: 3 } },
+  { name: 'line-echo-16', title: 'Line echo 64 B, 16 in flight, 100 conns', kind: 'load', servers: LINE, baseline: 'net',
+    args: ['-m', 'line', '-c', '100', '-s', '64', '-d', '16'], unit: 'msg/s', better: 'higher', target: { ratio: 2 }, quick: true },
+  { name: 'line-chat-100x10', title: 'Line chat, 100 conns, 10 senders', kind: 'load', servers: LINE_CHAT, baseline: 'net',
+    args: ['-m', 'line', '-c', '100', '-s', '64', '-b', '10', '-d', '4'], unit: 'deliveries/s', better: 'higher', target: { ratio: 1.5 } },
+  { name: 'ws-idle-10k', title: 'WS idle, 10,000 conns: memory per conn (RSS)', kind: 'idle', servers: WS, baseline: 'ws',
+    conns: 10000, quickConns: 2000, unit: 'B/conn', better: 'lower', target: { max: 4000 }, quick: true },
+  { name: 'ws-slow-reader', title: 'WS chat 1 KiB with 10 slow readers: server RSS growth', kind: 'slow', servers: WS_CHAT, baseline: 'ws',
+    slowReaders: 10, args: ['-m', 'ws', '-c', '100', '-s', '1024', '-b', '10', '-d', '4'], unit: 'MB', better: 'lower', target: { bounded: true }, quick: true },
+  { name: 'ws-max-conns', title: 'WS connections held by one process', kind: 'maxconn', servers: WS, baseline: 'ws',
+    conns: 19900, unit: 'conns', better: 'higher', target: { min: 19000 } },
+];
