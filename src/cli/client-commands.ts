@@ -5,6 +5,7 @@ import { connect } from '../core/client.js';
 import type { Connection } from '../core/connection.js';
 import type { Message } from '../codec/types.js';
 import { parseDuration, unescapeText } from './args.js';
+import { parseAddress } from '../address.js';
 
 function printMessage(conn: Connection, m: Message): void {
   if (typeof m !== 'string') process.stdout.write(m);
@@ -27,6 +28,7 @@ export async function runSend(argv: string[]): Promise<number> {
     console.error('usage: switchboard send URL [MESSAGE]   (MESSAGE omitted or "-": read stdin)');
     return 2;
   }
+  parseAddress(url); // a malformed URL is a usage error (exit 2), not a failed connection
   const quiet = values['quiet-time'] ? parseDuration(values['quiet-time'], '--quiet-time') : 1000;
   const timeout = values.timeout ? parseDuration(values.timeout, '--timeout') : 5000;
   let payload: string | Buffer;
@@ -66,6 +68,7 @@ export async function runConnect(argv: string[]): Promise<number> {
     console.error('usage: switchboard connect URL');
     return 2;
   }
+  parseAddress(url);
   let conn: Connection;
   try {
     conn = await connect(url, { connectTimeout: values.timeout ? parseDuration(values.timeout, '--timeout') : 5000 });

@@ -85,6 +85,8 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
   private pingSentAt = 0;
   private deadline: number;
   private isCorked = false;
+  /** Bytes written since the socket was corked for this tick. */
+  private tickBytes = 0;
   private endInfo: CloseInfo | null = null;
   private socketError: Error | null = null;
   private peerEnded = false;
@@ -226,7 +228,12 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
   write(bytes: Buffer, force = false): boolean {
     const socket = this.socket;
     if (socket.destroyed) return false;
-    if (!force && socket.writableLength + bytes.length > this.limits.maxBufferedAmount) {
+    // The bound is on what earlier ticks left unsent (the kernel would not take it), so a burst
+    // corked in this tick does not count against a reader that keeps up; a hard ceiling of
+    // four times the bound stops a single runaway tick.
+    const max = this.limits.maxBufferedAmount;
+    const total = socket.writableLength;
+    if (!force && (total - this.tickBytes > max || total + bytes.length > 4 * max)) {
       if (this.limits.bufferPolicy === 'drop') return false;
       this.fail(new SwitchboardError('ERR_BUFFER_FULL',
         `peer is not reading: over ${this.limits.maxBufferedAmount} bytes waiting to be sent`), 1008);
@@ -234,6 +241,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
     }
     if (!this.isCorked) {
       this.isCorked = true;
+      this.tickBytes = 0;
       socket.cork();
       corked.push(this);
       if (!flushScheduled) {
@@ -241,12 +249,14 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
         process.nextTick(flushCorked);
       }
     }
+    this.tickBytes += bytes.length;
     return socket.write(bytes);
   }
 
   /** @internal */
   uncork(): void {
     this.isCorked = false;
+    this.tickBytes = 0;
     this.socket.uncork();
   }
 
@@ -256,6 +266,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
     // end() flushes queued writes first; a corked socket must be uncorked for that.
     if (this.isCorked) {
       this.isCorked = false;
+      this.tickBytes = 0;
       socket.uncork();
     }
     socket.end();
