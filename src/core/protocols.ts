@@ -4,13 +4,11 @@ import type { ProtocolFactory } from '../codec/types.js';
 import { RawSession } from '../codec/raw.js';
 import { LineSession } from '../codec/line.js';
 import { FrameSession } from '../codec/frame.js';
-import { SwitchboardError } from '../errors.js';
+import { websocketFactory } from './protocols/websocket.js';
 
 export const protocolFactories: Record<ProtocolName, ProtocolFactory> = {
   raw: (events) => new RawSession(events),
   line: (events, ctx) => new LineSession(events, ctx.maxMessageSize),
   frame: (events, ctx) => new FrameSession(events, ctx.maxMessageSize),
-  ws: () => {
-    throw new SwitchboardError('ERR_UNKNOWN_SCHEME', 'WebSocket support is not built yet');
-  },
+  ws: websocketFactory,
 };
