@@ -5,6 +5,7 @@
  * publishing COUNT messages on 'room' then 'end'. B prints a digest of what it got and acks; A,
  * also subscribed to 'room', prints how many of its own messages came back to it (must be 0).
  */
+import cluster from 'node:cluster';
 import net from 'node:net';
 import { runWorkers } from '../src/core/workers.js';
 import { createHub } from '../src/hubs/index.js';
@@ -18,6 +19,7 @@ const handle = await runWorkers(
   2,
   async () => {
     const index = Number(process.env.SWITCHBOARD_WORKER_INDEX);
+    if (String(index) === process.env.FAIL_WORKER) throw new Error('simulated start failure');
     const hub = createHub();
     const server = net.createServer((sock) => sock.end(`worker ${index}\n`));
     await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
@@ -62,7 +64,10 @@ const handle = await runWorkers(
     };
   },
   { log: (m) => console.error(m), stopTimeout: 3000 },
-);
+).catch((err: Error & { code?: string }) => {
+  if (cluster.isPrimary) console.log(`PRIMARY FAILED ${err.code} ${err.message}`);
+  process.exit(1);
+});
 
 if (handle.role === 'primary') {
   console.log(`PRIMARY READY ${handle.pids().join(',')}`);

@@ -72,4 +72,19 @@ describe('cluster hub and runWorkers', () => {
       child.kill('SIGKILL');
     }
   });
+
+  it('fails runWorkers() in the primary when a worker cannot start, and stops the others', { timeout: 10000 }, async () => {
+    const port = await freePort();
+    const child = spawnTs(fileURLToPath(new URL('./hub-cluster-fixture.ts', import.meta.url)), { PORT: String(port), FAIL_WORKER: '2' });
+    const out = new LineReader(child.stdout!);
+    try {
+      const exit = await exitOf(child, 8000);
+      assert.deepEqual(exit, { code: 1, signal: null });
+      const [, line] = await out.next(/^PRIMARY FAILED (.*)$/, 'the failure', 1000);
+      assert.match(line, /^ERR_WORKER_START worker 2 failed to start: simulated start failure$/);
+      assert.ok(!out.lines.some((l) => l.startsWith('PRIMARY READY')));
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
 });

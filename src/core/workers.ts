@@ -227,21 +227,14 @@ async function runWorker(startWorker: StartWorker, options: RunWorkersOptions): 
     else then?.();
   };
 
-  let stopFn: void | StopWorker;
-  try {
-    stopFn = await startWorker();
-  } catch (err) {
-    const message = err instanceof Error ? err.message : String(err);
-    log(`workers: worker ${index} (pid ${process.pid}) failed to start: ${message}`);
-    send({ sbworker: 'failed', message }, () => process.exit(1));
-    throw err;
-  }
-
+  // Stop requests are honoured from the start: one that comes while startWorker() runs waits for it.
+  const starting = Promise.resolve().then(startWorker);
   let stopping: Promise<void> | null = null;
   const stop = (): Promise<void> => {
     if (stopping === null) {
       stopping = (async () => {
         try {
+          const stopFn = await starting;
           if (typeof stopFn === 'function') await stopFn();
         } catch (err) {
           log(`workers: worker ${index} stopped with an error: ${err instanceof Error ? err.message : String(err)}`);
@@ -259,6 +252,15 @@ async function runWorker(startWorker: StartWorker, options: RunWorkersOptions): 
     // Ctrl-C reaches the whole process group: the worker stops itself the same way the primary would ask.
     process.on('SIGINT', () => void stop());
     process.on('SIGTERM', () => void stop());
+  }
+
+  try {
+    await starting;
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    log(`workers: worker ${index} (pid ${process.pid}) failed to start: ${message}`);
+    send({ sbworker: 'failed', message }, () => process.exit(1));
+    throw err;
   }
   send({ sbworker: 'ready' });
   return {
