@@ -6,11 +6,21 @@
  * A reader too slow to keep up is dropped once maxBufferedAmount bytes wait for it, so the
  * server's memory stays bounded (the seed writes to every client with no bound at all).
  */
+import { readFileSync } from 'node:fs';
 import type { Connection } from '../core/connection.js';
 import type { Server } from '../core/server.js';
 import { bareEcho, startApp, type AppOptions } from './common.js';
 
-export const CHAT_DEFAULT = 'text://127.0.0.1:9999';
+export const CHAT_DEFAULT = ['text://127.0.0.1:9999', 'ws://127.0.0.1:8080'];
+
+/** The browser page, served at "/" of every ws:// listener (read once, at first use). */
+let page: Buffer | null = null;
+function chatPage(): Buffer {
+  // src/apps/chat.ts and dist/src/apps/chat.js both find the repository's public/ folder.
+  const root = new URL(import.meta.url.includes('/dist/src/') ? '../../../' : '../../', import.meta.url);
+  page ??= readFileSync(new URL('public/chat.html', root));
+  return page;
+}
 export const CHAT_BANNER = '欢迎来到ti-chat聊天室!发言注意遵守当地法律法规! (welcome to ti-chat; /nick NAME, /who, /help)';
 const NICK = /^[\p{L}\p{N}_.-]{1,24}$/u;
 
@@ -21,7 +31,13 @@ export interface ChatOptions extends AppOptions {
 
 export function chatServer(options: ChatOptions = {}): Promise<Server> {
   const { room = 'chat', ...rest } = options;
-  return startApp('chat', rest, { listen: CHAT_DEFAULT, maxMessageSize: 8192, maxBufferedAmount: 256 * 1024 }, (server, log) => {
+  const websocket = {
+    httpHandler: (req: { method: string; url: string }) => (req.method === 'GET' && (req.url === '/' || req.url === '/chat.html')
+      ? { status: 200, headers: { 'content-type': 'text/html; charset=utf-8' }, body: chatPage() }
+      : { status: 404, headers: { 'content-type': 'text/plain' }, body: 'not found\n' }),
+    ...rest.websocket,
+  };
+  return startApp('chat', { ...rest, websocket }, { listen: CHAT_DEFAULT, maxMessageSize: 8192, maxBufferedAmount: 256 * 1024 }, (server, log) => {
     if (options.bare) return bareEcho(server);
     const nameOf = (c: Connection): string => c.data.name as string;
     const online = (): Connection[] => [...server.subscribers(room)];

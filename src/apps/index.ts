@@ -15,5 +15,5 @@ export const apps: Record<string, { start: (options: AppOptions & Record<string,
   ack: { start: ackServer, about: 'acknowledges each line (seed 001), text://127.0.0.1:10008' },
   greet: { start: greetServer, about: 'greets, reads one message, replies, closes; stops after 5 (seeds 002-004), tcp://127.0.0.1:1935' },
   echo: { start: echoServer, about: 'banner + "OK ... <input>", at most 10 clients (seed 004 select), text://127.0.0.1:5000' },
-  chat: { start: chatServer, about: 'chat room with /nick and /who (seed 004 epoll), text://127.0.0.1:9999' },
+  chat: { start: chatServer, about: 'chat room with /nick and /who (seed 004 epoll), text://127.0.0.1:9999 + browser page on ws://127.0.0.1:8080' },
 };
