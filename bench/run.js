@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SCENARIOS } from './scenarios.js';
-import { buildSockload, pinSelf, startServer, runSockload, startIdle, sleep, SERVER_CORE, LOAD_CORE } from './lib/procs.js';
+import { buildSockload, pinSelf, startServer, runSockload, startIdle, startNodeLoad, sleep, SERVER_CORE, LOAD_CORE } from './lib/procs.js';
 import { openSlowReaders } from './lib/slowreader.js';
 import { scenarioSummary, markdown, svg, fmt } from './lib/report.js';
 import { profileServer } from './lib/profile.js';
@@ -136,6 +136,34 @@ async function runSlow(sc, file) {
   }
 }
 
+async function runDeflate(sc, file) {
+  const server = await startServer(path.join(serversDir, file));
+  const samples = [];
+  let timer = null;
+  try {
+    const secs = opts.quick ? sc.quickSecs : sc.secs;
+    const load = await startNodeLoad(path.join(benchDir, 'deflate-load.js'), [server.port, sc.conns, secs, 100], { timeoutMs: (secs + 90) * 1000 });
+    if (load.opened === 0) throw new Error(`no client connected: ${server.stderr().trim().split('\n').slice(-2).join(' | ').slice(0, 300)}`);
+    const rss0 = server.rssBytes();
+    const t0 = Date.now();
+    timer = setInterval(() => samples.push({ t: (Date.now() - t0) / 1000, rss: server.rssBytes() }), 1000);
+    const r = await load.result();
+    clearInterval(timer);
+    timer = null;
+    const rssEnd = samples.length ? samples[samples.length - 1].rss : server.rssBytes();
+    const mid = samples[Math.floor(samples.length / 2)]?.rss ?? rss0;
+    const peak = Math.max(rss0, ...samples.map((s) => s.rss));
+    const lateGrowthMB = (rssEnd - mid) / 1e6;
+    const notes = [`${load.opened} conns, ${r.sent} sent, ${r.received} echoed in ${secs} s; RSS ${fmt(rss0 / 1e6, 'MB')} -> peak ` +
+      `${fmt(peak / 1e6, 'MB')}, 2nd-half growth ${fmt(lateGrowthMB, 'MB')}`];
+    if (r.received < r.sent * 0.9) notes.push('fewer than 90% of messages echoed: the server (or the Node client) fell behind');
+    return { value: (rssEnd - rss0) / 1e6, bounded: lateGrowthMB < 10, flags: [], notes, raw: { rss0, rssEnd, peak, lateGrowthMB, samples, load: r } };
+  } finally {
+    if (timer) clearInterval(timer);
+    await server.stop();
+  }
+}
+
 async function runOne(sc, label) {
   const file = sc.servers[label];
   try {
@@ -144,6 +172,7 @@ async function runOne(sc, label) {
     if (sc.kind === 'idle') return await runIdleLike(sc, file, opts.quick ? sc.quickConns : sc.conns);
     if (sc.kind === 'maxconn') return await runIdleLike(sc, file, sc.conns);
     if (sc.kind === 'slow') return await runSlow(sc, file);
+    if (sc.kind === 'deflate') return await runDeflate(sc, file);
     throw new Error(`unknown kind ${sc.kind}`);
   } catch (e) {
     return failed(e);
@@ -153,7 +182,7 @@ async function runOne(sc, label) {
 function machine() {
   let model = 'unknown CPU';
   try { model = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? model; } catch { /* not Linux */ }
-  return `${os.availableParallelism()} x ${model}, ${Math.round(os.totalmem() / 2 ** 30)} GiB`;
+  return `${os.cpus().length} x ${model}, ${Math.round(os.totalmem() / 2 ** 30)} GiB`;
 }
 
 if (opts.list) {
@@ -189,7 +218,8 @@ const all = [];
 for (const sc of selected) {
   const labels = Object.keys(sc.servers);
   const runs = Object.fromEntries(labels.map((l) => [l, []]));
-  for (let rep = 0; rep < cfg.runs; rep++) {
+  const reps = sc.runs ? Math.min(sc.runs, cfg.runs) : cfg.runs;
+  for (let rep = 0; rep < reps; rep++) {
     // interleave, and alternate who goes first so drift hurts neither side
     const order = rep % 2 ? [...labels].reverse() : labels;
     for (const label of order) {

@@ -145,3 +145,17 @@ export async function startIdle(bin, args, { timeoutMs }) {
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Start a Node load script pinned to the load core; resolves after its READY line, with a handle to await its result line. */
+export async function startNodeLoad(script, args, { timeoutMs }) {
+  const child = spawn('taskset', ['-c', String(LOAD_CORE), process.execPath, script, ...args.map(String)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr.setEncoding('utf8').on('data', (d) => { if (err.length < 8000) err += d; });
+  const reader = new LineReader(child.stdout);
+  const kill = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  const exited = new Promise((resolve) => child.on('exit', (code) => { clearTimeout(kill); resolve(code); }));
+  const result = reader.next('{', timeoutMs, 'load result');
+  result.catch(() => {});
+  const ready = await Promise.race([reader.next('READY ', timeoutMs, 'load clients'), exited.then((c) => { throw new Error(`load exited ${c}: ${err.slice(-300)}`); })]);
+  return { opened: Number(ready.split(' ')[1]), result: async () => { const line = await result; await exited; return JSON.parse(line); } };
+}
