@@ -1,0 +1,66 @@
+/**
+ * Seed 002, the server: greets each client with "测试成功！", reads one message, prints it,
+ * and stops after 5 clients.
+ *
+ *   npx tsx examples/greet-server.ts [port]      (port: argv, or $PORT, default 1935; $HOST default 127.0.0.1)
+ *
+ * Talk to it with examples/greet-client.ts (or count-client.ts).
+ */
+import {
+  AF_INET, SOCK_STREAM, SOL_TCP, type Socket, socket_accept, socket_bind, socket_close, socket_create, socket_last_error,
+  socket_listen, socket_read, socket_strerror, socket_write,
+} from '../src/sockets/index.js';
+import { die, echo, hostEnv, portArg, strlen } from './lib/php.js';
+
+//确保在连接客户端时不会超时 (set_time_limit(0): nothing to do in Node)
+
+const ip = hostEnv('127.0.0.1');
+const port = portArg(1935);
+
+/*----------------    以下操作都是手册上的    -------------------*/
+// The seed tests `($sock = socket_create(...)) < 0` and passes $sock to socket_strerror(); a
+// failure is `false`, and its errno comes from socket_last_error(). Same for the other calls.
+let sock: Socket | false;
+if ((sock = socket_create(AF_INET, SOCK_STREAM, SOL_TCP)) === false) {
+  echo('socket_create() 失败的原因是:' + socket_strerror(socket_last_error()) + '\n');
+  die(''); // the seed would go on and fail on the next call
+}
+
+if ((await socket_bind(sock, ip, port)) === false) {
+  echo('socket_bind() 失败的原因是:' + socket_strerror(socket_last_error(sock)) + '\n');
+}
+
+if ((await socket_listen(sock, 4)) === false) {
+  echo('socket_listen() 失败的原因是:' + socket_strerror(socket_last_error(sock)) + '\n');
+}
+
+let count = 0;
+let msgsock: Socket | false = false;
+
+do {
+  if ((msgsock = await socket_accept(sock)) === false) {
+    echo('socket_accept() failed: reason: ' + socket_strerror(socket_last_error(sock)) + '\n');
+    break;
+  } else {
+    //发到客户端
+    const msg = '测试成功！\n';
+    await socket_write(msgsock, msg, strlen(msg));
+
+    echo('测试成功了啊\n');
+    // naive, as in the seed: one read of up to 8192 bytes is taken as the whole message
+    const buf = await socket_read(msgsock, 8192);
+
+    const talkback = `收到的信息:${buf}\n`;
+    echo(talkback);
+
+    if (++count >= 5) {
+      break;
+    }
+  }
+  //echo $buf;
+  socket_close(msgsock);
+} while (true);
+
+// The seed leaves the 5th connection to PHP's end-of-script cleanup; Node needs it closed.
+if (msgsock) socket_close(msgsock);
+socket_close(sock);
