@@ -79,6 +79,19 @@ test('send to a text server, a raw HTTP GET with -e, and the exit code when noth
   assert.match(refused.stderr, /cannot connect .*ECONNREFUSED/);
 });
 
+test('serve daytime + send udp://: a datagram answered with the date', { timeout: 20000 }, async () => {
+  const { child, output } = await serve(['daytime', '--listen', 'udp://127.0.0.1:0']);
+  try {
+    const url = /listening on (udp:\/\/\S+)/.exec(output())![1]!;
+    const r = await run(['send', url, '\n', '--quiet-time', '300ms']);
+    assert.equal(r.code, 0);
+    assert.match(r.stdout, /^\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}\r\n$/);
+  } finally {
+    child.kill('SIGTERM');
+    await once(child, 'exit');
+  }
+});
+
 test('connect: stdin lines go to the server, its lines to stdout', { timeout: 20000 }, async () => {
   const { child, url } = await serve(['ack', '--listen', 'text://127.0.0.1:0']);
   try {

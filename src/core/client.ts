@@ -2,6 +2,7 @@
 import { parseAddress } from '../address.js';
 import { SwitchboardError } from '../errors.js';
 import { connectStream, type TlsClientOptions } from '../transport/index.js';
+import { asSocket, connectUdp, MAX_UDP_PAYLOAD } from '../transport/udp.js';
 import { Connection, type ConnectionLimits, type ConnectionOwner } from './connection.js';
 import { DEFAULT_LIMITS } from './server.js';
 import { Sweeper } from './sweeper.js';
@@ -33,12 +34,11 @@ class ClientOwner implements ConnectionOwner {
 /** Connects to a URL ('text://127.0.0.1:5353', 'ws://host/path', 'unix:///tmp/s.sock', ...); resolves once open. */
 export async function connect(url: string, options: ConnectOptions = {}): Promise<Connection> {
   const address = parseAddress(url);
-  if (address.transport === 'udp') {
-    throw new SwitchboardError('ERR_INVALID_OPTION', `${url}: use connectUdp() for udp:// addresses`);
-  }
   const timeout = options.connectTimeout ?? 10_000;
   const started = Date.now();
-  const socket = await connectStream(address, { timeout, tls: options.tls, signal: options.signal });
+  const socket = address.transport === 'udp'
+    ? asSocket(await connectUdp(address, Math.min(options.maxMessageSize ?? DEFAULT_LIMITS.maxMessageSize, MAX_UDP_PAYLOAD)))
+    : await connectStream(address, { timeout, tls: options.tls, signal: options.signal });
   const limits: ConnectionLimits = { ...DEFAULT_LIMITS, heartbeatInterval: 0 };
   for (const key of Object.keys(DEFAULT_LIMITS) as (keyof ConnectionLimits)[]) {
     const v = options[key];

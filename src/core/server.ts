@@ -10,6 +10,7 @@ import type { Message } from '../codec/types.js';
 import { SwitchboardError } from '../errors.js';
 import type { Hub } from '../hubs/types.js';
 import { createStreamServer, listenStream, type TlsServerOptions } from '../transport/index.js';
+import { asSocket, bindUdp, MAX_UDP_PAYLOAD, type PeerSocket } from '../transport/udp.js';
 import { Connection, type ConnectionLimits, type ConnectionOwner, type TopicOwner } from './connection.js';
 import { resolutionFor, Sweeper } from './sweeper.js';
 
@@ -30,6 +31,8 @@ export interface ServerOptions extends Partial<ConnectionLimits> {
   keepAlive?: number;
   /** Listen backlog. */
   backlog?: number;
+  /** udp://: forget a remote endpoint after this many quiet ms when idleTimeout is off (default 60000). */
+  udpPeerTimeout?: number;
 }
 
 export interface ServerEvents {
@@ -65,6 +68,7 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
   /** Every accepted socket's connection, open or not, for limits and shutdown. */
   private readonly all = new Set<Connection>();
   private readonly netServers: net.Server[] = [];
+  private readonly udpClosers: (() => Promise<void>)[] = [];
   private readonly bound: string[] = [];
   private readonly topicMap = new Map<string, Set<Connection>>();
   private hub: Hub | null = null;
@@ -108,7 +112,12 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
     try {
       for (const address of this.listenAddresses) {
         if (address.transport === 'udp') {
-          throw new SwitchboardError('ERR_INVALID_OPTION', `${address.url}: udp:// is served by createUdpServer(), not Server`);
+          const udp = await bindUdp(address, { maxDatagram: Math.min(this.limits.maxMessageSize, MAX_UDP_PAYLOAD), maxPeers: this.maxConnections },
+            (peer) => this.acceptPeer(peer, address));
+          this.udpClosers.push(udp.close);
+          const a = udp.socket.address();
+          this.bound.push(`udp://${formatHostPort(address.host, a.port)}`);
+          continue;
         }
         const srv = createStreamServer(address, { tls: this.options.tls, backlog: this.options.backlog }, (socket) => this.accept(socket, address));
         srv.on('error', (err) => this.emitError(err));
@@ -133,13 +142,26 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
     }
     const keepAlive = this.options.keepAlive ?? 60_000;
     if (keepAlive > 0) socket.setKeepAlive(true, keepAlive);
-    const conn = new Connection(socket, address, 'server', this, this.limits, this.options.websocket ?? {});
+    this.admit(new Connection(socket, address, 'server', this, this.limits, this.options.websocket ?? {}));
+  }
+
+  /** A datagram from a new remote endpoint: it becomes a connection, forgotten after udpPeerTimeout of quiet. */
+  private acceptPeer(peer: PeerSocket, address: Address): boolean {
+    if (!this.accepting) {
+      peer.destroy();
+      return false;
+    }
+    const limits = this.limits.idleTimeout > 0 ? this.limits : { ...this.limits, idleTimeout: this.options.udpPeerTimeout ?? 60_000 };
+    return this.admit(new Connection(asSocket(peer), address, 'server', this, limits, {}));
+  }
+
+  private admit(conn: Connection): boolean {
     if (this.all.size >= this.maxConnections) {
       const reason = `server full: ${this.maxConnections} connections already, try again later`;
       conn.onWrite(conn.session.refuse(reason));
       conn.close(1013, reason);
       this.emit('refused', { remote: conn.remote, reason });
-      return;
+      return false;
     }
     this.all.add(conn);
     this.accepted++;
@@ -150,6 +172,7 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
       this.closing = new Promise((resolve) => { this.closeResolve = resolve; });
     }
     conn.start();
+    return true;
   }
 
   // ---- ConnectionOwner ----
@@ -265,6 +288,7 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
 
   private closeListeners(): Promise<void> {
     const all = this.netServers.splice(0).map((srv) => new Promise<void>((resolve) => srv.close(() => resolve())));
+    for (const close of this.udpClosers.splice(0)) all.push(close());
     return Promise.all(all).then(() => undefined);
   }
 

@@ -1,0 +1,142 @@
+/**
+ * UDP under the same Connection shape as streams. A datagram socket has no connections, so each
+ * remote endpoint (address and port) becomes a PeerSocket: a small stand-in for net.Socket that
+ * turns each datagram into one 'data' event and each write into one datagram. Peers are forgotten
+ * by the idle sweep (UDP has no close), and the number of peers is bounded like connections.
+ */
+import dgram from 'node:dgram';
+import { EventEmitter } from 'node:events';
+import { isIPv6 } from 'node:net';
+import type { Socket } from 'node:net';
+import type { Address } from '../address.js';
+import { SwitchboardError } from '../errors.js';
+
+/** The largest UDP payload over IPv4 (65535 - 8 UDP - 20 IP header bytes). */
+export const MAX_UDP_PAYLOAD = 65507;
+
+/** The subset of net.Socket that core's Connection uses, over a datagram socket. */
+export class PeerSocket extends EventEmitter {
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly remoteFamily: string;
+  destroyed = false;
+  readonly writableLength = 0;
+  readonly writableNeedDrain = false;
+  private paused = false;
+
+  constructor(private readonly udp: dgram.Socket, remote: { address: string; port: number; family: string },
+    private readonly connected: boolean, private readonly maxDatagram: number, private readonly onGone: (p: PeerSocket) => void) {
+    super();
+    this.remoteAddress = remote.address;
+    this.remotePort = remote.port;
+    this.remoteFamily = remote.family;
+  }
+
+  get localAddress(): string {
+    return this.udp.address().address;
+  }
+  get localPort(): number {
+    return this.udp.address().port;
+  }
+
+  /** One datagram in. */
+  deliver(datagram: Buffer): void {
+    if (!this.destroyed && !this.paused) this.emit('data', datagram);
+  }
+
+  /** One datagram out. A payload over the bound is refused with an error event, not truncated. */
+  write(bytes: Buffer): boolean {
+    if (this.destroyed) return false;
+    if (bytes.length > this.maxDatagram) {
+      this.emit('error', new SwitchboardError('ERR_PAYLOAD_TOO_LARGE', `datagram of ${bytes.length} bytes is over the limit of ${this.maxDatagram}`));
+      return false;
+    }
+    const cb = (err: Error | null): void => {
+      if (err) this.emit('error', err);
+    };
+    if (this.connected) this.udp.send(bytes, cb);
+    else this.udp.send(bytes, this.remotePort, this.remoteAddress, cb);
+    return true;
+  }
+
+  cork(): void {}
+  uncork(): void {}
+  setKeepAlive(): this { return this; }
+  pause(): this { this.paused = true; return this; }
+  resume(): this { this.paused = false; return this; }
+  isPaused(): boolean { return this.paused; }
+
+  /** UDP has nothing to flush or to tell the peer: ending is forgetting. */
+  end(): this {
+    return this.destroy();
+  }
+
+  destroy(): this {
+    if (this.destroyed) return this;
+    this.destroyed = true;
+    this.onGone(this);
+    queueMicrotask(() => this.emit('close', false));
+    return this;
+  }
+}
+
+/** Binds a UDP socket for a udp:// address; `onPeer` gets a PeerSocket for each new remote endpoint. */
+export async function bindUdp(address: Address, options: { maxDatagram: number; maxPeers: number },
+  onPeer: (peer: PeerSocket) => boolean): Promise<{ socket: dgram.Socket; close: () => Promise<void> }> {
+  const type = isIPv6(address.host) ? 'udp6' : 'udp4';
+  const socket = dgram.createSocket({ type, reuseAddr: false });
+  const peers = new Map<string, PeerSocket>();
+  socket.on('message', (msg, rinfo) => {
+    if (msg.length > options.maxDatagram) return; // over the bound: dropped, as a full socket buffer would
+    const key = `${rinfo.address}|${rinfo.port}`;
+    let peer = peers.get(key);
+    if (!peer) {
+      peer = new PeerSocket(socket, rinfo, false, options.maxDatagram, (p) => peers.delete(`${p.remoteAddress}|${p.remotePort}`));
+      peers.set(key, peer);
+      if (!onPeer(peer)) return;
+    }
+    peer.deliver(msg);
+  });
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', reject);
+    socket.bind(address.port, address.host, () => {
+      socket.off('error', reject);
+      resolve();
+    });
+  });
+  socket.on('error', () => {}); // per-send errors go to the peer; ICMP errors must not crash the server
+  return {
+    socket,
+    close: () => new Promise<void>((resolve) => {
+      for (const p of [...peers.values()]) p.destroy();
+      socket.close(() => resolve());
+    }),
+  };
+}
+
+/** A connected UDP socket to one server, as a PeerSocket. */
+export async function connectUdp(address: Address, maxDatagram: number): Promise<PeerSocket> {
+  const type = isIPv6(address.host) ? 'udp6' : 'udp4';
+  const socket = dgram.createSocket(type);
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', reject);
+    socket.connect(address.port, address.host, () => {
+      socket.off('error', reject);
+      resolve();
+    });
+  });
+  const remote = socket.remoteAddress();
+  const peer = new PeerSocket(socket, { address: remote.address, port: remote.port, family: remote.family }, true, maxDatagram,
+    () => socket.close());
+  // A refused datagram (ICMP port unreachable) shows up as an error on a connected socket.
+  socket.on('error', (err) => {
+    peer.emit('error', err);
+    peer.destroy();
+  });
+  socket.on('message', (msg) => peer.deliver(msg));
+  return peer;
+}
+
+export function asSocket(peer: PeerSocket): Socket {
+  return peer as unknown as Socket;
+}
