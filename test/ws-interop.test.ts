@@ -111,6 +111,28 @@ describe('ws interop: the ws package as client of our server', () => {
     }
   });
 
+  it('a full server refuses an upgrade with HTTP 503 and the reason', T, async () => {
+    const server = new Server({ listen: 'ws://127.0.0.1:0', maxConnections: 1 });
+    await server.listen();
+    try {
+      const first = await wsOpen(server.addresses[0]!);
+      const [status, body] = await new Promise<[number, string]>((resolve) => {
+        const w = new WebSocket(server.addresses[0]!);
+        w.once('unexpected-response', (_req, res) => {
+          let b = '';
+          res.on('data', (d: Buffer) => (b += d));
+          res.on('end', () => resolve([res.statusCode ?? 0, b]));
+        });
+        w.once('error', () => {});
+      });
+      assert.equal(status, 503);
+      assert.match(body, /server full/);
+      first.close();
+    } finally {
+      await server.close();
+    }
+  });
+
   it('subprotocols and verifyClient over a real socket', T, async () => {
     const { server, url } = await echoServer({
       protocols: ['chat.v2', 'chat.v1'],
@@ -172,6 +194,24 @@ describe('ws interop: our client against the ws package server', () => {
       }
     });
   }
+
+  it('our client answers a server ping with a pong of the same payload', T, async () => {
+    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    await new Promise((r) => wss.once('listening', r));
+    const pong = new Promise<Buffer>((resolve) => wss.on('connection', (sock) => {
+      sock.once('pong', resolve);
+      sock.ping(Buffer.from('ping from ws'));
+    }));
+    try {
+      const c = await connect(`ws://127.0.0.1:${(wss.address() as net.AddressInfo).port}/`);
+      assert.equal((await pong).toString(), 'ping from ws');
+      c.close();
+      await c.closed();
+    } finally {
+      for (const s of wss.clients) s.terminate();
+      await new Promise((r) => wss.close(r));
+    }
+  });
 
   it('a server that answers with a wrong Sec-WebSocket-Accept makes connect() fail', T, async () => {
     const srv = net.createServer((sock) => sock.once('data', () => {
