@@ -121,8 +121,9 @@ test('greet-server and greet-client (seed 002): five clients, then the server st
   const port = await freePort();
   const server = run('greet-server.ts', [String(port)]);
   await listening(port);
-  for (let i = 0; i < 5; i++) {
-    const client = run('greet-client.ts', [String(port)]);
+  // Five clients at once: the server takes them one after another from its backlog.
+  const clients = Array.from({ length: 5 }, () => run('greet-client.ts', [String(port)]));
+  for (const client of clients) {
     assert.equal(await within(client.done, 8000, 'client'), 0);
     assert.equal(client.out(), [
       '<h2>TCP/IP Connection</h2>', 'OK.', `试图连接 '127.0.0.1' 端口 '${port}'...`, '连接OK', '发送到服务器信息成功！',
@@ -137,8 +138,9 @@ test('count-server and count-client (seed 003): read first, answer "success", st
   const port = await freePort();
   const server = run('count-server.ts', [String(port)]);
   await listening(port);
-  for (let i = 0; i < 5; i++) {
-    const client = run('count-client.ts', [String(port)]);
+  // Five clients at once: the server takes them one after another from its backlog.
+  const clients = Array.from({ length: 5 }, () => run('count-client.ts', [String(port)]));
+  for (const client of clients) {
     assert.equal(await within(client.done, 8000, 'client'), 0);
     assert.match(client.out(), /connectOK\nsend success\n/);
     assert.match(client.out(), /recevie server msg\nreceive msg:success\n close SOCKET...\nclose OK\n$/);
