@@ -91,7 +91,7 @@ export async function fsockopen(
   if (scheme === 'unix') {
     const sock = new Socket(AF_UNIX, SOCK_STREAM, 0);
     const errno = await withTimeout(connectStream(sock, () => net.connect({ path: host, allowHalfOpen: true })), connectMs);
-    if (errno !== 0) return report(errno, strerror(errno));
+    if (errno !== 0) return giveUp(sock, report, errno);
     return new SocketStream(sock, 'unix');
   }
 
@@ -129,7 +129,7 @@ export async function fsockopen(
   const sock = new Socket(domain, SOCK_STREAM, 0);
   if (scheme === 'tcp') {
     const errno = await withTimeout(connectStream(sock, () => net.connect({ host: address, port, allowHalfOpen: true })), connectMs);
-    if (errno !== 0) return report(errno, strerror(errno));
+    if (errno !== 0) return giveUp(sock, report, errno);
     return new SocketStream(sock, 'tcp');
   }
 
@@ -145,10 +145,17 @@ export async function fsockopen(
     tlsError = err.message;
   }), connectMs);
   if (errno !== 0) {
+    socket_close(sock);
     if (errno === 5 && tlsError) return report(0, `Unable to connect to ${scheme}://${host}:${port} (Failed to enable crypto): ${tlsError}`);
     return report(errno, strerror(errno));
   }
   return new SocketStream(sock, 'ssl');
+}
+
+/** A failed or timed-out connect: the resource is closed, so a late connection is dropped. */
+function giveUp(sock: Socket, report: (errno: number, errstr: string) => false, errno: number): false {
+  socket_close(sock);
+  return report(errno, strerror(errno));
 }
 
 function withTimeout(p: Promise<number>, ms: number): Promise<number> {

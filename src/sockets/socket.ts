@@ -128,8 +128,13 @@ export class Socket {
 
   /** Takes a connected Node socket into this resource: its bytes flow into the receive buffer. */
   attach(s: net.Socket): void {
+    if (this.state === 'closed') {
+      s.destroy(); // closed while the connection was being made (e.g. fsockopen's timeout)
+      return;
+    }
     this.stream = s;
     this.state = 'connected';
+    if (s.destroyed) this.eof = true; // reset or closed while it waited in the accept queue
     s.on('data', (chunk: Buffer) => {
       if (this.readShut) return; // SHUT_RD: what arrives afterwards is dropped
       this.rx.push(chunk);
