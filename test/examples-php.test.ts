@@ -209,3 +209,47 @@ test('PHP seed 002 client against greet-server.ts, and seed 003 client against c
     assert.equal((s.out().match(/Ho\r\nfirst blood\r\n/g) ?? []).length, 5);
   }
 });
+
+const SERVER_000 = `<?php
+// set some variables
+$host = "127.0.0.1";
+$port = 25003;
+// don't timeout!
+set_time_limit(0);
+// create socket
+$socket = socket_create(AF_INET, SOCK_STREAM, 0) or die("Could not create socket\\n");
+// bind socket to port
+$result = socket_bind($socket, $host, $port) or die("Could not bind to socket\\n");
+// start listening for connections
+$result = socket_listen($socket, 3) or die("Could not set up socket listener\\n");
+
+// accept incoming connections
+// spawn another socket to handle communication
+$spawn = socket_accept($socket) or die("Could not accept incoming connection\\n");
+// read client input
+$input = socket_read($spawn, 1024) or die("Could not read input\\n");
+// clean up input string
+$input = trim($input);
+echo "Client Message : ".$input;
+// reverse client input and send back
+$output = strrev($input) . "\\n";
+socket_write($spawn, $output, strlen ($output)) or die("Could not write output\\n");
+// close sockets
+socket_close($spawn);
+socket_close($socket);
+`;
+
+test('ported reverse-client.ts against the PHP seed 000 server.php', T, async () => {
+  const port = await freePort();
+  const s = php(SERVER_000, port, 25003);
+  await listening(port);
+  const c = spawn(process.execPath, ['--import', 'tsx', 'examples/reverse-client.ts', String(port)], {
+    cwd: ROOT, env: { ...process.env, HOST: '127.0.0.1' }, stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  c.stdout.on('data', (d: Buffer) => (out += d.toString('utf8')));
+  assert.equal(await new Promise((r) => c.on('close', r)), 0);
+  assert.equal(await s.done, 0);
+  assert.equal(out, 'Message To server :Hello ServerReply From Server  :revreS olleH\n');
+  assert.equal(s.out(), 'Client Message : Hello Server');
+});
