@@ -225,7 +225,7 @@ for (const sc of selected) {
     for (const label of order) {
       const r = await runOne(sc, label);
       runs[label].push(r);
-      log(`  ${sc.name} #${rep + 1} ${label.padEnd(11)} ${fmt(r.value, sc.unit).padStart(10)} ${sc.unit} ` +
+      log(`  ${sc.name} #${rep + 1} ${label.padEnd(11)} ${fmt(r.value, sc.unit).padStart(10)}${['msg/s', 'deliveries/s'].includes(sc.unit) ? ` ${sc.unit}` : ''} ` +
         `${r.raw?.srv_cpu !== undefined ? `srv_cpu=${r.raw.srv_cpu}% other=${r.raw.other_cpu}% ` : ''}${r.flags.join(' ')} ${(r.notes ?? []).join('; ')}`);
     }
   }

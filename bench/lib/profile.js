@@ -27,9 +27,13 @@ export function analyze(profile, top = 25) {
     const fileKey = cf.url ? file : cf.functionName || '(native)';
     fileRows.set(fileKey, (fileRows.get(fileKey) ?? 0) + t);
   }
-  const table = (m) => [...m].sort((a, b) => b[1] - a[1]).slice(0, top).map(([k, t]) => `| ${(100 * t / total).toFixed(1)}% | \`${k}\` |`);
+  // percentages of busy time: (idle) is the event loop waiting, which says nothing about costs
+  const busy = total - (fnRows.get('(idle)') ?? 0);
+  fnRows.delete('(idle)');
+  fileRows.delete('(idle)');
+  const table = (m) => [...m].sort((a, b) => b[1] - a[1]).slice(0, top).map(([k, t]) => `| ${(100 * t / busy).toFixed(1)}% | \`${k}\` |`);
   return [
-    `Total sampled: ${(total / 1e6).toFixed(2)} s`, '',
+    `Sampled ${(total / 1e6).toFixed(2)} s, busy ${(busy / 1e6).toFixed(2)} s; percentages are of busy time.`, '',
     '### Self time by function', '', '| self | function |', '|---|---|', ...table(fnRows), '',
     '### Self time by file', '', '| self | file |', '|---|---|', ...table(fileRows), '',
   ].join('\n');
