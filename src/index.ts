@@ -5,4 +5,10 @@ export { connect, type ConnectOptions } from './core/client.js';
 export { parseAddress, formatHostPort, KNOWN_SCHEMES, type Address, type Transport, type ProtocolName } from './address.js';
 export { SwitchboardError, ProtocolError, type ErrorCode } from './errors.js';
 export type { Message, CloseInfo } from './codec/types.js';
-export type { Hub, HubListener } from './hubs/types.js';
+export { createHub, MemoryHub, RedisHub, ClusterHub } from './hubs/index.js';
+export type { Hub, HubListener, HubLog, HubSpec, HubOptions, RedisHubOptions } from './hubs/index.js';
+export { runWorkers, type WorkersHandle, type RunWorkersOptions, type StartWorker, type StopWorker } from './core/workers.js';
+export { probePorts, type ProbeResult, type ProbeOptions } from './core/probe.js';
+export {
+  ackServer, chatServer, daytimeServer, echoServer, greetServer, reverseServer, udpEchoServer, type AppOptions,
+} from './apps/index.js';

@@ -22,6 +22,8 @@ function chatPage(): Buffer {
   return page;
 }
 export const CHAT_BANNER = '欢迎来到ti-chat聊天室!发言注意遵守当地法律法规! (welcome to ti-chat; /nick NAME, /who, /help)';
+/** Guest names carry a per-process tag, so two servers sharing a room do not both have a guest1. */
+const PROCESS_TAG = 10 + Math.floor(Math.random() * 90);
 const NICK = /^[\p{L}\p{N}_.-]{1,24}$/u;
 
 export interface ChatOptions extends AppOptions {
@@ -43,7 +45,7 @@ export function chatServer(options: ChatOptions = {}): Promise<Server> {
     const online = (): Connection[] => [...server.subscribers(room)];
 
     server.on('connection', (conn) => {
-      conn.data.name = `guest${conn.id}`;
+      conn.data.name = `guest${PROCESS_TAG}${conn.id}`;
       conn.send(CHAT_BANNER);
       conn.send(`* you are ${nameOf(conn)}; ${online().length} other(s) here`);
       conn.subscribe(room);

@@ -8,7 +8,9 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { apps } from '../apps/index.js';
-import type { AppOptions } from '../apps/common.js';
+import { consoleLogger, type AppOptions } from '../apps/common.js';
+import { isHubSpec } from '../hubs/index.js';
+import { runWorkers } from '../core/workers.js';
 import { parseAddress } from '../address.js';
 import { probePorts } from '../core/probe.js';
 import type { Server } from '../core/server.js';
@@ -27,6 +29,8 @@ const USAGE = `usage: switchboard <command> [options]
       --greeting TEXT       greet: the first line sent (default 测试成功！)
       --reply TEXT          greet: the answer to the client's message (default success)
       --tls-cert FILE --tls-key FILE   certificate for tls:// and wss:// listeners
+      --workers N           N processes share the ports; rooms span them (no Redis needed)
+      --hub URL             rooms span processes and machines: redis://HOST:PORT (or memory, cluster)
       --quiet               no connection log
   send URL [MESSAGE]    connect, send MESSAGE (or stdin), print replies until the peer closes or goes quiet
       -e                    interpret \\n \\r \\t \\xHH escapes in MESSAGE
@@ -70,6 +74,8 @@ async function serve(argv: string[]): Promise<number> {
       'tls-cert': { type: 'string' },
       'tls-key': { type: 'string' },
       'quiet': { type: 'boolean' },
+      'workers': { type: 'string' },
+      'hub': { type: 'string' },
     },
   });
   const name = positionals[0];
@@ -97,6 +103,25 @@ async function serve(argv: string[]): Promise<number> {
     options.tls = { cert: readFileSync(values['tls-cert']), key: readFileSync(values['tls-key']) };
   }
   if (values.quiet) options.log = () => {};
+  if (values.hub !== undefined) {
+    if (!isHubSpec(values.hub)) throw new Error(`--hub: "${values.hub}" is not a hub; use redis://HOST:PORT, memory or cluster`);
+    options.hub = values.hub;
+  }
+  const workers = values.workers ? parseCount(values.workers, '--workers') : 1;
+  if (workers > 1) {
+    // Every process runs this same code: the primary forks, each worker starts the app.
+    const handle = await runWorkers(workers, async () => {
+      const index = process.env.SWITCHBOARD_WORKER_INDEX ?? '?';
+      const log = options.log ?? ((line: string) => consoleLogger(`[w${index}] ${line}`));
+      const server = await app.start({ ...options, log });
+      return () => server.close();
+    }, { log: (m) => consoleLogger(m) });
+    if (handle.role === 'primary') {
+      consoleLogger(`[${name}] ${workers} workers started: pids ${handle.pids().join(' ')}`);
+      await handle.stopped;
+    }
+    return 0;
+  }
 
   const server: Server = await app.start(options);
   let stopping = false;

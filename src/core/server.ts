@@ -9,6 +9,7 @@ import { formatHostPort, parseAddress, type Address } from '../address.js';
 import type { Message } from '../codec/types.js';
 import { SwitchboardError } from '../errors.js';
 import type { Hub } from '../hubs/types.js';
+import { createHub, inSwitchboardWorker } from '../hubs/index.js';
 import { createStreamServer, listenStream, type TlsServerOptions } from '../transport/index.js';
 import { asSocket, bindUdp, MAX_UDP_PAYLOAD, type PeerSocket } from '../transport/udp.js';
 import { Connection, type ConnectionLimits, type ConnectionOwner, type TopicOwner } from './connection.js';
@@ -25,8 +26,11 @@ export interface ServerOptions extends Partial<ConnectionLimits> {
   tls?: TlsServerOptions;
   /** WebSocket options (path, subprotocols, origins, verifyClient, perMessageDeflate, httpHandler, ...). */
   websocket?: Readonly<Record<string, unknown>>;
-  /** Carries publishes to other processes (default: none, one process). */
-  hub?: Hub;
+  /**
+   * Carries publishes to other processes: a Hub, or 'memory' | 'cluster' | 'redis://host:port'
+   * (see createHub). Default: none outside workers, 'cluster' inside runWorkers() workers.
+   */
+  hub?: Hub | string;
   /** TCP keep-alive probe delay in ms, to notice peers that vanished (default 60000; 0: off). */
   keepAlive?: number;
   /** Listen backlog. */
@@ -98,7 +102,7 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
     checkNonNegative('maxAccepts', this.maxAccepts);
     const l = this.limits;
     this.sweeper = new Sweeper(resolutionFor(l.idleTimeout, l.handshakeTimeout, l.heartbeatInterval, l.closeTimeout));
-    if (options.hub) this.useHub(options.hub);
+    if (options.hub !== undefined || inSwitchboardWorker()) this.useHub(createHub(options.hub));
   }
 
   /** The addresses actually bound, as URLs (a port 0 is replaced by the port the system chose). */
@@ -110,6 +114,8 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
   async listen(): Promise<this> {
     if (this.netServers.length > 0) throw new SwitchboardError('ERR_INVALID_OPTION', 'listen() was called twice');
     try {
+      // Subscriptions across processes work before the first client arrives (or we fail to start).
+      if (this.hub) await this.hub.ready();
       for (const address of this.listenAddresses) {
         if (address.transport === 'udp') {
           const udp = await bindUdp(address, { maxDatagram: Math.min(this.limits.maxMessageSize, MAX_UDP_PAYLOAD), maxPeers: this.maxConnections },
@@ -127,6 +133,7 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
       }
     } catch (err) {
       await this.closeListeners();
+      await this.hub?.close();
       this.bound.length = 0;
       throw err;
     }

@@ -23,6 +23,11 @@ export interface HubOptions {
   readyTimeout?: number;
 }
 
+/** Whether `spec` names a hub createHub() can make (checked without connecting to anything). */
+export function isHubSpec(spec: string): boolean {
+  return spec === 'memory' || spec === 'cluster' || spec.startsWith('redis://') || spec.startsWith('rediss://');
+}
+
 export function createHub(spec?: HubSpec | string, options: HubOptions = {}): Hub {
   if (spec === undefined) spec = inSwitchboardWorker() ? 'cluster' : 'memory';
   if (typeof spec !== 'string') return spec;

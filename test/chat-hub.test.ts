@@ -1,0 +1,119 @@
+/** The chat room across processes: two servers sharing a real Redis, and --workers on one port. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import WebSocket from 'ws';
+import { RawPeer, portOf, waitFor } from './helpers.js';
+import { RedisProcess, freePort } from './hub-support.js';
+
+interface Proc { child: ChildProcess; output: () => string }
+
+function serveChat(args: string[]): Proc {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', 'chat', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d) => { out += d; });
+  child.stderr!.on('data', (d) => { out += d; });
+  return { child, output: () => out };
+}
+
+async function stop(p: Proc): Promise<void> {
+  if (p.child.exitCode !== null) return;
+  p.child.kill('SIGTERM');
+  await once(p.child, 'exit');
+}
+
+/** Lines of `peer` that match `re`, for "seen exactly once, in order" checks. */
+function lines(peer: RawPeer, re: RegExp): string[] {
+  return peer.text.split('\n').filter((l) => re.test(l));
+}
+
+test('two chat servers sharing Redis form one room for text and WebSocket users; Redis restart recovers', { timeout: 60000 }, async () => {
+  const redis = await RedisProcess.start();
+  const prefix = `--room=room-${process.pid}`;
+  const A = serveChat(['--listen', 'text://127.0.0.1:0', '--hub', redis.url, prefix]);
+  const B = serveChat(['--listen', 'text://127.0.0.1:0', '--listen', 'ws://127.0.0.1:0', '--hub', redis.url, prefix]);
+  let ws: WebSocket | undefined;
+  try {
+    await waitFor(() => /listening on/.test(A.output()) && /listening on/.test(B.output()), 10000, 'servers');
+    const aUrl = /listening on (\S+)/.exec(A.output())![1]!;
+    const [bText, bWs] = /listening on (\S+) (\S+)/.exec(B.output())!.slice(1) as [string, string];
+
+    const a1 = await RawPeer.connect(portOf(aUrl));
+    const a2 = await RawPeer.connect(portOf(aUrl));
+    const b1 = await RawPeer.connect(portOf(bText));
+    ws = new WebSocket(bWs);
+    const wsGot: string[] = [];
+    ws.on('message', (d) => wsGot.push(String(d)));
+    await once(ws, 'open');
+    for (const p of [a1, a2, b1]) await p.until((t) => t.includes('you are'));
+    a1.write('/nick ann\n');
+    await b1.until((t) => /is now ann/.test(t));
+
+    for (let i = 1; i <= 20; i++) a1.write(`msg ${i}\n`);
+    const expected = Array.from({ length: 20 }, (_, i) => `ann: msg ${i + 1}`);
+    await b1.until((t) => t.includes('ann: msg 20\n'), 5000);
+    await waitFor(() => wsGot.includes('ann: msg 20'), 5000, 'ws user');
+    await a2.until((t) => t.includes('ann: msg 20\n'));
+    assert.deepEqual(lines(b1, /^ann: msg/), expected, 'text user on the other server: each once, in order');
+    assert.deepEqual(wsGot.filter((m) => m.startsWith('ann: msg')), expected, 'browser-style user on the other server');
+    assert.deepEqual(lines(a2, /^ann: msg/), expected, 'user on the same server');
+    assert.deepEqual(lines(a1, /^ann: msg/), [], 'no echo to the sender');
+
+    ws.send('from the web');
+    await a1.until((t) => /guest\d+: from the web\n/.test(t));
+
+    // Redis goes away: local delivery goes on, the outage is logged once, and after the restart
+    // the room spans both servers again.
+    await redis.stop();
+    await waitFor(() => /lost connection to redis/.test(A.output()), 5000, 'outage logged');
+    a1.write('while down\n');
+    await a2.until((t) => t.includes('ann: while down\n'));
+    await redis.start();
+    // (The outage line ends "until it is back"; the recovery line is "connection to ... is back;".)
+    const back = /connection to \S+ is back;/;
+    await waitFor(() => back.test(A.output()) && back.test(B.output()), 10000, 'recovery logged');
+    a1.write('after recovery\n');
+    await b1.until((t) => t.includes('ann: after recovery\n'), 5000);
+    assert.equal((A.output().match(/lost connection to redis/g) ?? []).length, 1, 'outage logged once');
+    assert.equal(A.child.exitCode, null, 'server A still running');
+    for (const p of [a1, a2, b1]) p.destroy();
+  } finally {
+    ws?.terminate();
+    await stop(A);
+    await stop(B);
+    await redis.stop();
+  }
+});
+
+test('--workers 2: clients on different workers share one room, no Redis', { timeout: 60000 }, async () => {
+  const port = await freePort();
+  const W = serveChat(['--workers', '2', '--listen', `text://127.0.0.1:${port}`]);
+  try {
+    await waitFor(() => /2 workers started/.test(W.output()), 15000, 'workers');
+    const peers: RawPeer[] = [];
+    for (let i = 0; i < 4; i++) {
+      const p = await RawPeer.connect(port);
+      await p.until((t) => t.includes('you are'));
+      peers.push(p);
+    }
+    // Which worker took which client: the workers log "[wN] [chat] + 127.0.0.1:PORT connected".
+    await waitFor(() => peers.every((p) => W.output().includes(`:${p.socket.localPort} connected`)), 5000, 'connect logs');
+    const workerOf = (p: RawPeer): string => new RegExp(`\\[(w\\d)\\] \\[chat\\] \\+ 127\\.0\\.0\\.1:${p.socket.localPort} `).exec(W.output())![1]!;
+    assert.equal(new Set(peers.map(workerOf)).size, 2, 'the clients landed on both workers');
+
+    peers.forEach((p, i) => p.write(`/nick p${i}\n`));
+    for (const p of peers) await p.until((t) => t.includes('you are now'));
+    peers.forEach((p, i) => p.write(`hello from p${i}\n`));
+    for (const [i, p] of peers.entries()) {
+      const others = [0, 1, 2, 3].filter((j) => j !== i).map((j) => `p${j}: hello from p${j}`);
+      await p.until((t) => others.every((o) => t.includes(o + '\n')), 5000);
+      for (const o of others) assert.equal(lines(p, new RegExp(`^${o}$`)).length, 1, `${o} seen once by p${i}`);
+      assert.equal(lines(p, new RegExp(`^p${i}: hello`)).length, 0, 'no echo');
+    }
+    for (const p of peers) p.destroy();
+  } finally {
+    await stop(W);
+  }
+  assert.equal(W.child.exitCode, 0);
+});
