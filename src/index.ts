@@ -2,6 +2,7 @@
 export { Server, type ServerOptions, type ServerEvents, DEFAULT_LIMITS } from './core/server.js';
 export { Connection, type ConnectionEvents, type ConnectionLimits } from './core/connection.js';
 export { connect, type ConnectOptions } from './core/client.js';
+export { reconnecting, backoffDelay, ReconnectingClient, type ReconnectOptions, type ReconnectingEvents } from './core/reconnect.js';
 export { parseAddress, formatHostPort, KNOWN_SCHEMES, type Address, type Transport, type ProtocolName } from './address.js';
 export { SwitchboardError, ProtocolError, type ErrorCode } from './errors.js';
 export type { Message, CloseInfo } from './codec/types.js';

@@ -158,7 +158,20 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
    */
   send(data: Message): boolean {
     if (this.state !== State.Open) return false;
+    // Under the 'drop' policy decide before encoding: a compressed frame that was encoded and
+    // then dropped would leave the peer's inflate context out of step with ours.
+    if (this.limits.bufferPolicy === 'drop' && this.overBound(0)) return false;
     return this.write(this.session.encode(data));
+  }
+
+  /** The WebSocket subprotocol agreed in the handshake ('' when none, or for other protocols). */
+  get subprotocol(): string {
+    return (this.session as { protocol?: string }).protocol ?? '';
+  }
+
+  /** The WebSocket upgrade request (url, headers, origin, remote address), on the server side. */
+  get request(): { url: string; headers: Readonly<Record<string, string>>; origin: string | undefined } | undefined {
+    return (this.session as { request?: { url: string; headers: Readonly<Record<string, string>>; origin: string | undefined } }).request;
   }
 
   /** Closes gracefully: the protocol's close message, queued writes flushed, then the socket. */
@@ -228,12 +241,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
   write(bytes: Buffer, force = false): boolean {
     const socket = this.socket;
     if (socket.destroyed) return false;
-    // The bound is on what earlier ticks left unsent (the kernel would not take it), so a burst
-    // corked in this tick does not count against a reader that keeps up; a hard ceiling of
-    // four times the bound stops a single runaway tick.
-    const max = this.limits.maxBufferedAmount;
-    const total = socket.writableLength;
-    if (!force && (total - this.tickBytes > max || total + bytes.length > 4 * max)) {
+    if (!force && this.overBound(bytes.length)) {
       if (this.limits.bufferPolicy === 'drop') return false;
       this.fail(new SwitchboardError('ERR_BUFFER_FULL',
         `peer is not reading: over ${this.limits.maxBufferedAmount} bytes waiting to be sent`), 1008);
@@ -251,6 +259,17 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
     }
     this.tickBytes += bytes.length;
     return socket.write(bytes);
+  }
+
+  /**
+   * The bound is on what earlier ticks left unsent (the kernel would not take it), so a burst
+   * corked in this tick does not count against a reader that keeps up; a hard ceiling of four
+   * times the bound stops a single runaway tick.
+   */
+  private overBound(adding: number): boolean {
+    const max = this.limits.maxBufferedAmount;
+    const total = this.socket.writableLength;
+    return total - this.tickBytes > max || total + adding > 4 * max;
   }
 
   /** @internal */

@@ -93,6 +93,9 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
       const v = options[key];
       if (v !== undefined) (this.limits as unknown as Record<string, unknown>)[key] = v;
     }
+    // The WebSocket option of the same name is honoured when the general one is not given.
+    const wsHandshake = (options.websocket as { handshakeTimeout?: number } | undefined)?.handshakeTimeout;
+    if (options.handshakeTimeout === undefined && wsHandshake !== undefined) this.limits.handshakeTimeout = wsHandshake;
     for (const key of ['idleTimeout', 'handshakeTimeout', 'heartbeatInterval', 'closeTimeout', 'maxMessageSize', 'maxBufferedAmount'] as const) {
       checkNonNegative(key, this.limits[key]);
     }
