@@ -26,7 +26,9 @@ export const SCENARIOS = [
     args: ['-m', 'line', '-c', '100', '-s', '64', '-d', '16'], unit: 'msg/s', better: 'higher', target: { ratio: 2 }, quick: true },
   { name: 'line-chat-100x10', title: 'Line chat, 100 conns, 10 senders', kind: 'load', servers: LINE_CHAT, baseline: 'net',
     args: ['-m', 'line', '-c', '100', '-s', '64', '-b', '10', '-d', '4'], unit: 'deliveries/s', better: 'higher', target: { ratio: 1.5 } },
-  { name: 'ws-idle-10k', title: 'WS idle, 10,000 conns: memory per conn (RSS)', kind: 'idle', servers: WS, baseline: 'ws',
+  // net: a bare net.Socket per connection (answers the upgrade, nothing more): the floor any Node server on net.Socket pays.
+  { name: 'ws-idle-10k', title: 'WS idle, 10,000 conns: memory per conn (RSS)', kind: 'idle',
+    servers: { ...WS, net: 'net-ws-idle.js' }, baseline: 'ws',
     conns: 10000, quickConns: 2000, unit: 'B/conn', better: 'lower', target: { max: 4000 }, quick: true },
   { name: 'ws-slow-reader', title: 'WS chat 4 KiB with 10 slow readers: server RSS growth', kind: 'slow', servers: WS_CHAT, baseline: 'ws',
     slowReaders: 10, args: ['-m', 'ws', '-c', '100', '-s', '4096', '-b', '10', '-d', '4'], unit: 'MB', better: 'lower', target: { bounded: true }, quick: true },

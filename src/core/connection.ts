@@ -65,16 +65,11 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
   /** Unique in this process. */
   readonly id: number = nextId++;
   readonly role: 'server' | 'client';
-  readonly protocol: ProtocolName;
   /** The address listened on (server side) or connected to (client side). */
   readonly address: Address;
-  readonly remoteAddress: string;
-  readonly remotePort: number;
-  readonly remoteFamily: string;
-  /** Free for the application (a nickname, a user id). */
-  data: Record<string, unknown> = {};
-  /** Topics this connection subscribes to (see Server.publish). */
-  readonly topics = new Set<string>();
+  // Made on first use: an idle connection that never needs them holds neither.
+  private dataObject: Record<string, unknown> | null = null;
+  private topicSet: Set<string> | null = null;
 
   /** @internal */ readonly socket: Socket;
   /** @internal */ readonly session: ProtocolSession;
@@ -100,12 +95,8 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
     this.socket = socket;
     this.address = address;
     this.role = role;
-    this.protocol = address.protocol;
     this.owner = owner;
     this.limits = limits;
-    this.remoteAddress = socket.remoteAddress ?? (address.transport === 'unix' ? address.socketPath! : '');
-    this.remotePort = socket.remotePort ?? 0;
-    this.remoteFamily = socket.remoteFamily ?? (address.transport === 'unix' ? 'unix' : '');
     const now = owner.sweeper.now;
     this.lastSeen = now;
     this.deadline = limits.handshakeTimeout > 0 ? now + limits.handshakeTimeout : 0;
@@ -118,6 +109,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
     this.session = protocolFactories[address.protocol](this, {
       role,
       address,
+      // Reading these also makes the socket cache its peer address, so they still answer after close.
       remote: { address: this.remoteAddress, port: this.remotePort, family: this.remoteFamily },
       maxMessageSize: limits.maxMessageSize,
       options: protocolOptions,
@@ -128,6 +120,30 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
   /** @internal Called by the owner once it has registered the connection. */
   start(): void {
     this.session.start();
+  }
+
+  get protocol(): ProtocolName {
+    return this.address.protocol;
+  }
+  get remoteAddress(): string {
+    return this.socket.remoteAddress ?? (this.address.transport === 'unix' ? this.address.socketPath! : '');
+  }
+  get remotePort(): number {
+    return this.socket.remotePort ?? 0;
+  }
+  get remoteFamily(): string {
+    return this.socket.remoteFamily ?? (this.address.transport === 'unix' ? 'unix' : '');
+  }
+  /** Free for the application (a nickname, a user id). */
+  get data(): Record<string, unknown> {
+    return (this.dataObject ??= {});
+  }
+  set data(value: Record<string, unknown>) {
+    this.dataObject = value;
+  }
+  /** Topics this connection subscribes to (see Server.publish). */
+  get topics(): Set<string> {
+    return (this.topicSet ??= new Set());
   }
 
   /** "host:port" of the peer ("[::1]:5000" for IPv6, the socket path for Unix sockets). */
@@ -193,13 +209,13 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
   }
 
   subscribe(topic: string): void {
-    if (this.topics.has(topic) || this.state >= State.Closing) return;
+    if (this.topicSet?.has(topic) === true || this.state >= State.Closing) return;
     this.topics.add(topic);
     (this.owner as Partial<TopicOwner>).addSubscriber?.(topic, this);
   }
 
   unsubscribe(topic: string): void {
-    if (!this.topics.delete(topic)) return;
+    if (this.topicSet?.delete(topic) !== true) return;
     (this.owner as Partial<TopicOwner>).removeSubscriber?.(topic, this);
   }
 
@@ -379,8 +395,10 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
     } else if (this.peerEnded && this.protocol !== 'ws') info = { code: 1000, reason: '' };
     else info = { code: 1006, reason: 'connection closed without a close handshake' };
     this.closedInfo = info;
-    for (const topic of this.topics) (this.owner as Partial<TopicOwner>).removeSubscriber?.(topic, this);
-    this.topics.clear();
+    if (this.topicSet !== null) {
+      for (const topic of this.topicSet) (this.owner as Partial<TopicOwner>).removeSubscriber?.(topic, this);
+      this.topicSet.clear();
+    }
     this.session.destroy?.();
     if (this.waiter) {
       const w = this.waiter;

@@ -43,9 +43,17 @@ function protocolError(message: string, closeCode = 1002): ProtocolError {
 
 export class Receiver {
   private stopped = false;
+  // Options, kept as fields: no options object per connection.
+  private readonly expectMasked: boolean;
+  private readonly maxMessageSize: number;
+  private readonly maxFragments: number;
+  private readonly compression: boolean;
 
-  // Header bytes of a frame whose header was split across chunks.
-  private readonly head = Buffer.alloc(14);
+  /**
+   * Allocated on first need, so an idle connection holds none: [0, 14) the header bytes of a
+   * frame whose header was split across chunks, [14, 18) the mask of a frame whose payload was.
+   */
+  private scratch: Buffer | null = null;
   private headLen = 0;
 
   // The frame being read.
@@ -53,7 +61,6 @@ export class Receiver {
   private rsv1 = false;
   private opcode = 0;
   private masked = false;
-  private readonly mask = new Uint8Array(4);
   private payloadLen = 0;
 
   // A frame whose payload is split across chunks.
@@ -66,10 +73,23 @@ export class Receiver {
   private fragments = 0;
   private acc: Buffer | null = null;
   private accLen = 0;
-  /** Incremental UTF-8 state for uncompressed text spread over fragments or chunks. */
-  private readonly utf8 = new Utf8Validator();
+  /** Incremental UTF-8 state for uncompressed text spread over fragments or chunks (made on first need). */
+  private utf8State: Utf8Validator | null = null;
 
-  constructor(private readonly opts: ReceiverOptions, private readonly sink: FrameSink) {}
+  constructor(opts: ReceiverOptions, private readonly sink: FrameSink) {
+    this.expectMasked = opts.expectMasked;
+    this.maxMessageSize = opts.maxMessageSize;
+    this.maxFragments = opts.maxFragments;
+    this.compression = opts.compression;
+  }
+
+  private get utf8(): Utf8Validator {
+    return (this.utf8State ??= new Utf8Validator());
+  }
+
+  private get head(): Buffer {
+    return (this.scratch ??= Buffer.alloc(18));
+  }
 
   /** Stops parsing: bytes after a close frame or an error are ignored. */
   stop(): void {
@@ -98,14 +118,16 @@ export class Receiver {
         // Complete a split header from this chunk, a few bytes at most.
         off = this.fillHead(chunk, off);
         if (this.headLen < 2 || this.headLen < this.headerSize(this.head[1]!)) return;
-        src = this.head;
+        src = this.scratch!;
         at = 0;
       } else if (end - off < 2 || end - off < this.headerSize(chunk[off + 1]!)) {
         this.fillHead(chunk, off);
         return;
       }
       const hdr = this.parseHeader(src, at);
-      if (src === this.head) {
+      // The mask is the header's last 4 bytes, read where they lie (no copy for whole frames).
+      const maskAt = at + hdr - 4;
+      if (src === this.scratch) {
         this.headLen = 0;
       } else {
         off += hdr;
@@ -113,11 +135,12 @@ export class Receiver {
       const len = this.payloadLen;
       if (end - off >= len) {
         const pend = off + len;
-        if (this.masked && len > 0) applyMask(chunk, off, pend, this.mask, 0);
+        if (this.masked && len > 0) applyMask(chunk, off, pend, src, maskAt);
         this.frameComplete(chunk, off, pend, false);
         off = pend;
       } else {
         // Payload split across chunks: one copy into a buffer of the frame's exact length.
+        if (this.masked) src.copy(this.head, 14, maskAt, maskAt + 4);
         this.partial = Buffer.allocUnsafe(len);
         this.partialAt = 0;
       }
@@ -152,8 +175,8 @@ export class Receiver {
     let size = 2;
 
     if ((b0 & 0x30) !== 0) throw protocolError('RSV2 and RSV3 must be clear (no extension defines them)');
-    if (masked !== this.opts.expectMasked) {
-      throw protocolError(this.opts.expectMasked ? 'a client frame was not masked' : 'a server frame was masked');
+    if (masked !== this.expectMasked) {
+      throw protocolError(this.expectMasked ? 'a client frame was not masked' : 'a server frame was masked');
     }
     if (opcode >= Opcode.CLOSE) {
       if (opcode > Opcode.PONG) throw protocolError(`reserved opcode 0x${opcode.toString(16)}`);
@@ -165,7 +188,7 @@ export class Receiver {
       if (rsv1) throw protocolError('RSV1 set on a continuation frame');
     } else if (opcode === Opcode.TEXT || opcode === Opcode.BINARY) {
       if (this.msgOpcode !== 0) throw protocolError('a new data frame inside a fragmented message');
-      if (rsv1 && !this.opts.compression) throw protocolError('RSV1 set but no extension was negotiated');
+      if (rsv1 && !this.compression) throw protocolError('RSV1 set but no extension was negotiated');
     } else {
       throw protocolError(`reserved opcode 0x${opcode.toString(16)}`);
     }
@@ -183,17 +206,11 @@ export class Receiver {
       size = 10;
     }
     if (opcode < Opcode.CLOSE) {
-      if (this.accLen + len > this.opts.maxMessageSize) {
-        throw protocolError(`a message over the limit of ${this.opts.maxMessageSize} bytes`, 1009);
+      if (this.accLen + len > this.maxMessageSize) {
+        throw protocolError(`a message over the limit of ${this.maxMessageSize} bytes`, 1009);
       }
     }
-    if (masked) {
-      this.mask[0] = src[at + size]!;
-      this.mask[1] = src[at + size + 1]!;
-      this.mask[2] = src[at + size + 2]!;
-      this.mask[3] = src[at + size + 3]!;
-      size += 4;
-    }
+    if (masked) size += 4;
     this.fin = fin;
     this.rsv1 = rsv1;
     this.opcode = opcode;
@@ -215,7 +232,7 @@ export class Receiver {
     chunk.copy(partial, this.partialAt, off, off + n);
     const from = this.partialAt;
     this.partialAt += n;
-    if (this.masked) applyMask(partial, from, from + n, this.mask, 0, from);
+    if (this.masked) applyMask(partial, from, from + n, this.scratch!, 14, from);
     const text = this.isPlainText();
     if (text) {
       // Starting a text message in this frame: fresh validator state.
@@ -255,8 +272,8 @@ export class Receiver {
       this.fragments = 0;
       if (opcode === Opcode.TEXT && !checked) this.utf8.reset();
     }
-    if (++this.fragments > this.opts.maxFragments) {
-      throw protocolError(`a message in more than ${this.opts.maxFragments} fragments`, 1009);
+    if (++this.fragments > this.maxFragments) {
+      throw protocolError(`a message in more than ${this.maxFragments} fragments`, 1009);
     }
     if (this.msgOpcode === Opcode.TEXT && !this.msgCompressed && !checked) {
       if (!this.utf8.push(buf, start, end)) throw protocolError('invalid UTF-8 in a text message', 1007);
@@ -280,7 +297,7 @@ export class Receiver {
     if (n === 0) return;
     const need = this.accLen + n;
     if (this.acc === null || need > this.acc.length) {
-      const cap = Math.max(need, Math.min(this.opts.maxMessageSize, Math.max(1024, (this.acc?.length ?? 0) * 2)));
+      const cap = Math.max(need, Math.min(this.maxMessageSize, Math.max(1024, (this.acc?.length ?? 0) * 2)));
       const next = Buffer.allocUnsafe(cap);
       if (this.acc !== null) this.acc.copy(next, 0, 0, this.accLen);
       this.acc = next;

@@ -11,7 +11,7 @@
  */
 import type { Message, ProtocolEvents, ProtocolFactory, ProtocolSession, SessionContext, SharedEncoder, CloseInfo } from '../../codec/types.js';
 import { ProtocolError, SwitchboardError } from '../../errors.js';
-import { formatHostPort } from '../../address.js';
+import { formatHostPort, type Address } from '../../address.js';
 import { CloseCode, isValidCloseCode } from '../../codec/websocket/close-codes.js';
 import {
   acceptServerResponse, checkDeflateOptions, clientOffer, negotiateServer, parseExtensions, PerMessageDeflate,
@@ -123,23 +123,35 @@ export class WebSocketSession implements ProtocolSession, FrameSink {
   protocol = '';
   /** The agreed Sec-WebSocket-Extensions value ('' when none). */
   extensions = '';
-  /** Server: the upgrade (or plain HTTP) request, once read. */
-  request: WebSocketRequestInfo | undefined;
 
   private state = State.Handshake;
   private readonly isServer: boolean;
   private readonly opts: WebSocketOptions;
   private readonly deflateOpts: PerMessageDeflateOptions | null;
   private readonly maxBuffered: number;
+  // What is kept of the context (not the context itself: it is an object per connection).
+  private readonly address: Address;
+  private readonly remoteAddress: string;
+  private readonly maxMessageSize: number;
+  /** Made when the first frame bytes arrive: an idle connection holds no parser state. */
   private receiver: Receiver | null = null;
   private deflate: PerMessageDeflate | null = null;
   /** Bytes before the head is whole, or held while a hook runs. */
-  private pending: Buffer[] = [];
+  private pending: Buffer[] | null = null;
   private pendingBytes = 0;
   private readonly key: string = '';
+  /**
+   * Server: the request head as one latin1 string; `request` is parsed from it when first asked
+   * for, so an open connection keeps one string instead of a headers object and its strings.
+   */
+  private headText: string | null = null;
+  private requestInfo: WebSocketRequestInfo | undefined = undefined;
 
-  constructor(private readonly events: ProtocolEvents, private readonly ctx: SessionContext) {
+  constructor(private readonly events: ProtocolEvents, ctx: SessionContext) {
     this.isServer = ctx.role === 'server';
+    this.address = ctx.address;
+    this.remoteAddress = ctx.remote.address;
+    this.maxMessageSize = ctx.maxMessageSize;
     this.opts = ctx.options as WebSocketOptions;
     this.deflateOpts = resolveDeflate(this.opts.perMessageDeflate, ctx.role);
     this.maxBuffered = Math.min(this.opts.maxBufferedBytes ?? ctx.maxMessageSize, ctx.maxMessageSize);
@@ -147,10 +159,19 @@ export class WebSocketSession implements ProtocolSession, FrameSink {
     if (!this.isServer) this.key = newKey();
   }
 
+  /** Server: the upgrade (or plain HTTP) request, once read. */
+  get request(): WebSocketRequestInfo | undefined {
+    if (this.requestInfo === undefined && this.headText !== null) {
+      const head = parseHead(Buffer.from(`${this.headText}\r\n\r\n`, 'latin1'), 'request', { maxBytes: Infinity, maxHeaders: Infinity });
+      if (head !== null) this.requestInfo = requestInfoOf(head, this.remoteAddress);
+    }
+    return this.requestInfo;
+  }
+
   /** Client: sends the upgrade request. Server: nothing to do until the request arrives. */
   start(): void {
     if (this.isServer || this.state !== State.Handshake) return;
-    const a = this.ctx.address;
+    const a = this.address;
     const defaultPort = a.transport === 'tls' ? 443 : 80;
     const host = a.transport === 'unix' ? 'localhost'
       : a.port === defaultPort ? formatHostPort(a.host, 0).replace(/:0$/, '') : formatHostPort(a.host, a.port);
@@ -174,7 +195,7 @@ export class WebSocketSession implements ProtocolSession, FrameSink {
       case State.Open:
       case State.Closing:
         try {
-          this.receiver!.push(chunk);
+          (this.receiver ??= this.newReceiver()).push(chunk);
         } catch (err) {
           if (!(err instanceof ProtocolError)) throw err;
           this.fail(err);
@@ -197,19 +218,21 @@ export class WebSocketSession implements ProtocolSession, FrameSink {
   }
 
   private hold(chunk: Buffer): void {
-    this.pending.push(chunk);
+    (this.pending ??= []).push(chunk);
     this.pendingBytes += chunk.length;
   }
 
   private takePending(): Buffer {
-    const all = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
-    this.pending = [];
+    const p = this.pending!;
+    const all = p.length === 1 ? p[0]! : Buffer.concat(p, this.pendingBytes);
+    this.pending = null;
     this.pendingBytes = 0;
     return all;
   }
 
   private readHead(): void {
-    const buf = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
+    const p = this.pending!;
+    const buf = p.length === 1 ? p[0]! : Buffer.concat(p, this.pendingBytes);
     this.pending = [buf];
     let head: ParsedHead | null;
     try {
@@ -225,28 +248,23 @@ export class WebSocketSession implements ProtocolSession, FrameSink {
     }
     if (head === null) return;
     const rest = buf.subarray(head.length);
-    this.pending = rest.length > 0 ? [rest] : [];
+    this.pending = rest.length > 0 ? [rest] : null;
     this.pendingBytes = rest.length;
-    if (this.isServer) this.serverHead(head);
+    // A copy of just the head's bytes (flat, latin1), so the read chunk is not kept alive by it.
+    if (this.isServer) this.serverHead(head, buf.toString('latin1', 0, head.length - 4));
     else this.clientHead(head);
   }
 
   // ---- server handshake ----
 
-  private serverHead(head: ParsedHead): void {
-    const info: WebSocketRequestInfo = {
-      url: head.target,
-      headers: head.headers,
-      remoteAddress: this.ctx.remote.address,
-      origin: head.headers['origin'] ?? head.headers['sec-websocket-origin'],
-    };
-    this.request = info;
+  private serverHead(head: ParsedHead, text: string): void {
+    this.headText = text;
     if (!isUpgradeRequest(head)) {
       this.serveHttp(head);
       return;
     }
     try {
-      const wanted = this.opts.path ?? (this.ctx.address.path !== '/' ? this.ctx.address.path.split('?')[0] : undefined);
+      const wanted = this.opts.path ?? (this.address.path !== '/' ? this.address.path.split('?')[0] : undefined);
       if (wanted !== undefined && head.target.split('?')[0] !== wanted) throw new HttpError(404, `no WebSocket endpoint at ${head.target.split('?')[0]}`);
       const up = checkUpgradeRequest(head);
       const origins = this.opts.origins;
@@ -273,6 +291,8 @@ export class WebSocketSession implements ProtocolSession, FrameSink {
         accept();
         return;
       }
+      // The hook may keep the info object: conn.request is then that same object.
+      const info = (this.requestInfo = requestInfoOf(head, this.remoteAddress));
       const result = verify(info);
       if (typeof result === 'boolean' || typeof result === 'object' && typeof (result as Promise<unknown>).then !== 'function') {
         this.verified(result as VerifyClientResult, accept);
@@ -301,7 +321,7 @@ export class WebSocketSession implements ProtocolSession, FrameSink {
     this.protocol = protocol ?? '';
     this.extensions = extensions ?? '';
     if (params !== null) {
-      this.deflate = new PerMessageDeflate(params, true, this.deflateOpts!, this.deflateOpts!.maxInflated ?? this.ctx.maxMessageSize);
+      this.deflate = new PerMessageDeflate(params, true, this.deflateOpts!, this.deflateOpts!.maxInflated ?? this.maxMessageSize);
     }
     this.events.onWrite(acceptResponse(key, protocol, extensions));
     this.open();
@@ -314,7 +334,7 @@ export class WebSocketSession implements ProtocolSession, FrameSink {
 
   private serveHttp(head: ParsedHead): void {
     const handler = this.opts.httpHandler;
-    const req: HttpRequest = { method: head.method, url: head.target, headers: head.headers, remoteAddress: this.ctx.remote.address };
+    const req: HttpRequest = { method: head.method, url: head.target, headers: head.headers, remoteAddress: this.remoteAddress };
     const headOnly = head.method === 'HEAD';
     this.state = State.Http;
     const answer = (res: HttpResponse): void => {
@@ -352,7 +372,7 @@ export class WebSocketSession implements ProtocolSession, FrameSink {
       this.protocol = protocol ?? '';
       if (params !== null) {
         this.extensions = head.headers['sec-websocket-extensions'] ?? '';
-        this.deflate = new PerMessageDeflate(params, false, this.deflateOpts!, this.deflateOpts!.maxInflated ?? this.ctx.maxMessageSize);
+        this.deflate = new PerMessageDeflate(params, false, this.deflateOpts!, this.deflateOpts!.maxInflated ?? this.maxMessageSize);
       }
     } catch (err) {
       if (!(err instanceof ProtocolError)) throw err;
@@ -366,14 +386,17 @@ export class WebSocketSession implements ProtocolSession, FrameSink {
 
   private open(): void {
     this.state = State.Open;
-    this.receiver = new Receiver({
+    this.events.onOpen();
+    if (this.pendingBytes > 0 && (this.state as State) === State.Open) this.receive(this.takePending());
+  }
+
+  private newReceiver(): Receiver {
+    return new Receiver({
       expectMasked: this.isServer,
       maxMessageSize: this.maxBuffered,
       maxFragments: this.opts.maxFragments ?? 131072,
       compression: this.deflate !== null,
     }, this);
-    this.events.onOpen();
-    if (this.pendingBytes > 0 && (this.state as State) === State.Open) this.receive(this.takePending());
   }
 
   onFrameMessage(opcode: number, data: Buffer, compressed: boolean): void {
@@ -417,7 +440,7 @@ export class WebSocketSession implements ProtocolSession, FrameSink {
     if (this.state === State.Ended) return;
     this.state = State.Ended;
     this.receiver?.stop();
-    this.pending = [];
+    this.pending = null;
     this.pendingBytes = 0;
     this.events.onEnd(info);
   }
@@ -469,9 +492,13 @@ export class WebSocketSession implements ProtocolSession, FrameSink {
     this.receiver?.stop();
     this.receiver = null;
     this.deflate = null;
-    this.pending = [];
+    this.pending = null;
     this.pendingBytes = 0;
   }
+}
+
+function requestInfoOf(head: ParsedHead, remoteAddress: string): WebSocketRequestInfo {
+  return { url: head.target, headers: head.headers, remoteAddress, origin: head.headers['origin'] ?? head.headers['sec-websocket-origin'] };
 }
 
 export const websocketFactory: ProtocolFactory = (events, ctx) => new WebSocketSession(events, ctx);
