@@ -92,6 +92,32 @@ test('serve daytime + send udp://: a datagram answered with the date', { timeout
   }
 });
 
+test('serve echo --bare --deflate on ws://: send speaks WebSocket; text stays text, binary stays binary', { timeout: 20000 }, async () => {
+  const { child, url } = await serve(['echo', '--bare', '--deflate', '--listen', 'ws://127.0.0.1:0']);
+  try {
+    const r = await run(['send', url, 'héllo ws', '--quiet-time', '300ms']);
+    assert.equal(r.code, 0);
+    assert.equal(r.stdout, 'héllo ws\n');
+    const { default: WebSocket } = await import('ws');
+    const ws = new WebSocket(url, { perMessageDeflate: true });
+    await once(ws, 'open');
+    assert.match(String(ws.extensions), /permessage-deflate/);
+    const big = 'x'.repeat(5 * 1024 * 1024); // over the default 1 MiB bound: --bare raises it
+    ws.send(big);
+    const [text, isBinary] = await once(ws, 'message') as [Buffer, boolean];
+    assert.equal(isBinary, false);
+    assert.equal(text.length, big.length);
+    ws.send(Buffer.from([1, 2, 3]));
+    const [bin, isBin2] = await once(ws, 'message') as [Buffer, boolean];
+    assert.equal(isBin2, true);
+    assert.deepEqual([...bin], [1, 2, 3]);
+    ws.close();
+  } finally {
+    child.kill('SIGTERM');
+    await once(child, 'exit');
+  }
+});
+
 test('connect: stdin lines go to the server, its lines to stdout', { timeout: 20000 }, async () => {
   const { child, url } = await serve(['ack', '--listen', 'text://127.0.0.1:0']);
   try {

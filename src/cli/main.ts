@@ -21,7 +21,9 @@ const USAGE = `usage: switchboard <command> [options]
 
   serve NAME            run a ready server: ${Object.keys(apps).join(', ')}
       --listen URL          address to listen on (repeatable); e.g. text://127.0.0.1:5353, ws://[::1]:8080/chat
-      --bare                plain echo: every message back unchanged, no banner
+      --bare                plain echo: every message back unchanged, no banner (messages up to 64m)
+      --deflate             offer permessage-deflate on ws:// and wss:// listeners (off by default)
+      --ws-path PATH        WebSocket upgrades only at PATH (other paths get the HTTP handler / 404)
       --max-connections N   clients at once; the next one is told "server full" and closed
       --max-accepts N       stop after N connections
       --idle-timeout T      close connections quiet for T (e.g. 30s; default off)
@@ -75,6 +77,8 @@ async function serve(argv: string[]): Promise<number> {
       'tls-key': { type: 'string' },
       'quiet': { type: 'boolean' },
       'workers': { type: 'string' },
+      'deflate': { type: 'boolean' },
+      'ws-path': { type: 'string' },
       'hub': { type: 'string' },
     },
   });
@@ -90,7 +94,17 @@ async function serve(argv: string[]): Promise<number> {
     for (const url of values.listen) parseAddress(url); // a bad URL stops us before any socket opens
     options.listen = values.listen;
   }
-  if (values.bare) options.bare = true;
+  if (values.bare) {
+    options.bare = true;
+    // The bare echo is what conformance suites drive; Autobahn sends messages of up to 16 MiB.
+    options.maxMessageSize = 64 * 1024 * 1024;
+  }
+  if (values.deflate || values['ws-path']) {
+    options.websocket = {
+      ...(values.deflate ? { perMessageDeflate: true } : {}),
+      ...(values['ws-path'] ? { path: values['ws-path'] } : {}),
+    };
+  }
   if (values['max-connections']) options.maxConnections = parseCount(values['max-connections'], '--max-connections');
   if (values['max-accepts']) options.maxAccepts = parseCount(values['max-accepts'], '--max-accepts');
   if (values['idle-timeout']) options.idleTimeout = parseDuration(values['idle-timeout'], '--idle-timeout');
