@@ -45,7 +45,7 @@ const closePayload = (code: number, reason = ''): Buffer => {
 
 /** A raw WebSocket peer: reads frames off a socket (either side of the handshake). */
 class Peer {
-  private buf = Buffer.alloc(0);
+  private buf: Buffer = Buffer.alloc(0);
   private frames: Frame[] = [];
   private wake: (() => void) | null = null;
   closed = false;
