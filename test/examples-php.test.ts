@@ -253,3 +253,32 @@ test('ported reverse-client.ts against the PHP seed 000 server.php', T, async ()
   assert.equal(out, 'Message To server :Hello ServerReply From Server  :revreS olleH\n');
   assert.equal(s.out(), 'Client Message : Hello Server');
 });
+
+// The same PHP clients against switchboard's ready servers (src/apps), as `switchboard serve NAME` runs them.
+test('PHP seed clients 000, 001 and 002 against the toolkit servers reverse, ack and greet', T, async () => {
+  const { reverseServer, ackServer, greetServer } = await import('../src/apps/index.js');
+  const quiet = (): void => {};
+  const rev = await reverseServer({ listen: 'tcp://127.0.0.1:0', log: quiet });
+  const ack = await ackServer({ listen: 'text://127.0.0.1:0', log: quiet });
+  const greet = await greetServer({ listen: 'tcp://127.0.0.1:0', log: quiet });
+  const portOf = (s: { addresses: readonly string[] }): number => Number(/:(\d+)$/.exec(s.addresses[0]!)![1]);
+  try {
+    const c0 = php(CLIENT_000, portOf(rev), 25003);
+    assert.equal(await c0.done, 0);
+    assert.equal(c0.out(), 'Message To server :Hello ServerReply From Server  :revreS olleH\n');
+
+    const c1 = php(CLIENT_001, portOf(ack), 10008);
+    const expected = 'Buffer Data: connect\n\nWriting to Socket\nsent to server: SOME DATA\n response from server was:Information Received\n\n';
+    for (let i = 0; i < 200 && c1.out() !== expected; i++) await new Promise((r) => setTimeout(r, 25));
+    assert.equal(c1.out(), expected);
+    c1.child.kill(); // the seed client waits for more forever
+    await c1.done;
+
+    const c2 = php(CLIENT_002, portOf(greet), 1935);
+    assert.equal(await c2.done, 0);
+    assert.match(c2.out(), /接受的内容为:测试成功！\n(接收服务器回传信息成功！\n接受的内容为:)?success\n/);
+    assert.match(c2.out(), /关闭OK\n$/);
+  } finally {
+    await Promise.all([rev.close(), ack.close(), greet.close()]);
+  }
+});
