@@ -2,7 +2,7 @@
 //   node bench/run.js                 full run (3 runs each, ~10 minutes)
 //   node bench/run.js --quick         smoke run (1 run each, short, a subset; < 2 minutes)
 //   node bench/run.js --only ws-echo-64-16,line-echo-16   [--runs N]
-//   node bench/run.js --profile       CPU profile of switchboard's ws echo server under load
+//   node bench/run.js --profile [NAME] CPU profile of switchboard's server under load (default ws-echo-64-16)
 //   node bench/run.js --list
 // Servers run pinned to core 1, the native load generator (sockload) and this harness on core 0.
 // Results: stdout, bench/out/results.md, bench/out/results.svg, bench/out/results.json.
@@ -28,7 +28,11 @@ function parseArgs(argv) {
     if (a === '--quick') o.quick = true;
     else if (a === '--only') o.only = argv[++i]?.split(',').filter(Boolean) ?? [];
     else if (a === '--runs') o.runs = Number(argv[++i]);
-    else if (a === '--profile') o.profile = true;
+    else if (a === '--profile') {
+      o.profile = true;
+      // optional scenario name: profile that load scenario's switchboard server instead of ws echo 64 B / 16
+      if (argv[i + 1] && !argv[i + 1].startsWith('--')) o.profileScenario = argv[++i];
+    }
     else if (a === '--list') o.list = true;
     else { console.error(`unknown option ${a} (see the top of bench/run.js)`); process.exit(2); }
   }
@@ -203,7 +207,9 @@ const sbAvailable = existsSync(path.join(repoRoot, 'dist/src/index.js'));
 if (!sbAvailable) log('bench: dist/src/index.js is missing, switchboard servers will be reported as failed (run `npm run build`)');
 
 if (opts.profile) {
-  await profileServer({ sockload, serversDir, outDir, secs: opts.quick ? 3 : 8 });
+  const sc = opts.profileScenario ? SCENARIOS.find((x) => x.name === opts.profileScenario && x.kind === 'load') : null;
+  if (opts.profileScenario && !sc) { console.error(`no load scenario named ${opts.profileScenario} (see --list)`); process.exit(2); }
+  await profileServer({ sockload, serversDir, outDir, secs: opts.quick ? 3 : 8, ...(sc ? { file: sc.servers.switchboard, args: sc.args } : {}) });
   process.exit(0);
 }
 

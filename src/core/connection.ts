@@ -51,15 +51,20 @@ type TaggedSocket = Socket & { [kConnection]: Connection };
 
 let nextId = 1;
 
-// Writes made while handling one batch of input are corked and flushed together on the next tick,
-// so sixteen replies to sixteen pipelined requests leave in one writev.
-const corked: Connection[] = [];
+// Writes are queued per connection and flushed once the event loop has handled the input it
+// read in this round, as one socket.write per connection: sixteen replies to sixteen pipelined
+// requests, or ten chat lines from ten senders, leave in one buffer and one syscall.
+let queued: Connection[] = [];
 let flushScheduled = false;
-function flushCorked(): void {
+function flushQueued(): void {
   flushScheduled = false;
-  for (let i = 0; i < corked.length; i++) corked[i]!.uncork();
-  corked.length = 0;
+  // Swap first: a flush that leads to more writes queues them for the next round.
+  const list = queued;
+  queued = [];
+  for (let i = 0; i < list.length; i++) list[i]!.flush();
 }
+/** Up to this many queued bytes are joined into one buffer; beyond, the copy costs more than writev saves. */
+const CONCAT_MAX = 64 * 1024;
 
 export class Connection extends EventEmitter<ConnectionEvents> implements ProtocolEvents {
   /** Unique in this process. */
@@ -79,9 +84,13 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
   private lastSeen: number;
   private pingSentAt = 0;
   private deadline: number;
-  private isCorked = false;
-  /** Bytes written since the socket was corked for this tick. */
-  private tickBytes = 0;
+  /** Bytes waiting for this round's flush: none, one buffer, or several. */
+  private out: Buffer | Buffer[] | null = null;
+  private outBytes = 0;
+  /** send() returned false: a 'drain' is owed. */
+  private owesDrain = false;
+  /** Datagram transports write each message as it comes (joining would merge datagrams). */
+  private readonly batched: boolean;
   private endInfo: CloseInfo | null = null;
   private socketError: Error | null = null;
   private peerEnded = false;
@@ -97,7 +106,8 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
     this.role = role;
     this.owner = owner;
     this.limits = limits;
-    const now = owner.sweeper.now;
+    this.batched = address.transport !== 'udp';
+    const now = Date.now(); // not sweeper.now: that is only fresh while the sweeper ticks
     this.lastSeen = now;
     this.deadline = limits.handshakeTimeout > 0 ? now + limits.handshakeTimeout : 0;
     (socket as TaggedSocket)[kConnection] = this;
@@ -159,7 +169,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
   }
   /** Bytes accepted by send() and not yet handed to the kernel. */
   get bufferedAmount(): number {
-    return this.socket.writableLength;
+    return this.socket.writableLength + this.outBytes;
   }
   get isOpen(): boolean {
     return this.state === State.Open;
@@ -263,47 +273,69 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
         `peer is not reading: over ${this.limits.maxBufferedAmount} bytes waiting to be sent`), 1008);
       return false;
     }
-    if (!this.isCorked) {
-      this.isCorked = true;
-      this.tickBytes = 0;
-      socket.cork();
-      corked.push(this);
+    if (!this.batched) return socket.write(bytes);
+    const out = this.out;
+    if (out === null) {
+      this.out = bytes;
+      queued.push(this);
       if (!flushScheduled) {
         flushScheduled = true;
-        process.nextTick(flushCorked);
+        // setImmediate, not nextTick: after every socket read in this poll round, so writes to one
+        // connection caused by many reads (chat fan-out) join too. It adds no wait for I/O.
+        setImmediate(flushQueued);
       }
+    } else if (Array.isArray(out)) out.push(bytes);
+    else this.out = [out, bytes];
+    this.outBytes += bytes.length;
+    // The same answer socket.write would give once these bytes reach it (over its high-water mark: wait for 'drain').
+    if (socket.writableNeedDrain || socket.writableLength + this.outBytes >= socket.writableHighWaterMark) {
+      this.owesDrain = true;
+      return false;
     }
-    this.tickBytes += bytes.length;
-    return socket.write(bytes);
+    return true;
+  }
+
+  /** @internal Hands this round's queued bytes to the socket: one buffer, one write. */
+  flush(): void {
+    const out = this.out;
+    if (out === null) return;
+    const n = this.outBytes;
+    this.out = null;
+    this.outBytes = 0;
+    const socket = this.socket;
+    if (socket.destroyed) return;
+    let ok: boolean;
+    if (!Array.isArray(out)) ok = socket.write(out);
+    else if (n <= CONCAT_MAX) ok = socket.write(Buffer.concat(out, n));
+    else {
+      socket.cork();
+      for (let i = 0; i < out.length; i++) socket.write(out[i]!);
+      socket.uncork();
+      ok = !socket.writableNeedDrain;
+    }
+    // send() said "wait for drain" but the socket took it all after all: say so, once.
+    if (ok && this.owesDrain && !socket.writableNeedDrain) {
+      this.owesDrain = false;
+      process.nextTick(emitDrain, this);
+    }
   }
 
   /**
-   * The bound is on what earlier ticks left unsent (the kernel would not take it), so a burst
-   * corked in this tick does not count against a reader that keeps up; a hard ceiling of four
-   * times the bound stops a single runaway tick.
+   * The bound is on what earlier rounds left unsent (the kernel would not take it), so a burst
+   * queued in this round does not count against a reader that keeps up; a hard ceiling of four
+   * times the bound stops a single runaway round.
    */
   private overBound(adding: number): boolean {
     const max = this.limits.maxBufferedAmount;
-    const total = this.socket.writableLength;
-    return total - this.tickBytes > max || total + adding > 4 * max;
-  }
-
-  /** @internal */
-  uncork(): void {
-    this.isCorked = false;
-    this.tickBytes = 0;
-    this.socket.uncork();
+    const sent = this.socket.writableLength;
+    return sent > max || sent + this.outBytes + adding > 4 * max;
   }
 
   private endSocket(): void {
     const socket = this.socket;
     if (socket.destroyed) return;
-    // end() flushes queued writes first; a corked socket must be uncorked for that.
-    if (this.isCorked) {
-      this.isCorked = false;
-      this.tickBytes = 0;
-      socket.uncork();
-    }
+    // end() comes after what is queued.
+    this.flush();
     socket.end();
   }
 
@@ -444,6 +476,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
 
   /** @internal Emits 'drain' for users who wait on backpressure. */
   handleDrain(): void {
+    this.owesDrain = false;
     this.emit('drain');
   }
 }
@@ -452,6 +485,10 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
 export interface TopicOwner {
   addSubscriber(topic: string, conn: Connection): void;
   removeSubscriber(topic: string, conn: Connection): void;
+}
+
+function emitDrain(conn: Connection): void {
+  if (conn.isOpen) conn.emit('drain');
 }
 
 function onSocketData(this: Socket, chunk: Buffer): void {
