@@ -47,8 +47,10 @@ if (opts.runs) cfg.runs = opts.runs;
 
 const log = (...a) => console.error(...a);
 
-function flagsOf(r) {
+function flagsOf(r, sc) {
   const flags = [];
+  // sockload watches one pid: with worker processes the server's CPU is spread over several.
+  if (sc?.multiProcess) return flags;
   if (r.srv_cpu < 95) flags.push('client-bound');
   if (r.other_cpu > 10) flags.push('noisy');
   return flags;
@@ -64,13 +66,14 @@ function dropStderr(r) {
 }
 
 async function runLoad(sc, file) {
-  const server = await startServer(path.join(serversDir, file));
+  const server = await startServer(path.join(serversDir, file), { env: sc.env });
   try {
     const r = await runSockload(sockload, ['-p', String(server.port), ...sc.args, '-t', String(cfg.secs), '-w', String(cfg.warm),
       '-S', String(server.pid), '-C', String(SERVER_CORE)], { timeoutMs: (cfg.secs + cfg.warm + 90) * 1000 });
     const notes = r.errors ? [`${r.errors} connection error(s): ${r.stderr.split('\n')[0]}`] : [];
     if (!(r.msgs_s > 0)) return { value: NaN, flags: [], notes: notes.length ? notes : ['no messages'], raw: dropStderr(r) };
-    return { value: r.msgs_s, flags: flagsOf(r), notes, raw: dropStderr(r) };
+    if (sc.multiProcess) notes.push('several processes: CPU flags not computed');
+    return { value: r.msgs_s, flags: flagsOf(r, sc), notes, raw: dropStderr(r) };
   } finally {
     await server.stop();
   }
@@ -78,18 +81,25 @@ async function runLoad(sc, file) {
 
 let sourceAddr = 10; // a fresh 127.0.0.N per idle run, so TIME_WAIT from earlier runs never exhausts ports
 async function runIdleLike(sc, file, conns) {
-  const server = await startServer(path.join(serversDir, file));
-  let idle = null;
+  const server = await startServer(path.join(serversDir, file), { env: sc.env });
+  const idles = [];
   try {
     const before = await server.memory();
-    idle = await startIdle(sockload, ['-p', String(server.port), '-m', 'ws', '-c', String(conns), '-t', '120', '-L', `127.0.0.${sourceAddr++}`],
-      { timeoutMs: 150000 });
-    await sleep(1000); // let the server finish the last handshakes
+    // sockload is one process under the same open-file limit: beyond it, several clients.
+    const clients = sc.clients ?? 1;
+    const each = Math.ceil(conns / clients);
+    const started = [];
+    for (let i = 0; i < clients; i++) {
+      started.push(startIdle(sockload, ['-p', String(server.port), '-m', 'ws', '-c', String(each), '-t', '150', '-L', `127.0.0.${sourceAddr++}`],
+        { timeoutMs: 180000 }).then((idle) => { idles.push(idle); return idle; }));
+    }
+    const held0 = (await Promise.all(started)).reduce((a, idle) => a + idle.held, 0);
+    await sleep(1000); // let the server finish the last handshakes (and workers report their counts)
     const after = await server.memory();
     const held = after.conns;
     const notes = [];
-    if (idle.held < conns) notes.push(`client held ${idle.held}/${conns}: ${idle.stderr().split('\n').slice(-2).join(' ')}`);
-    const raw = { conns, clientHeld: idle.held, serverConns: held, before, after };
+    if (held0 < each * clients) notes.push(`client held ${held0}/${each * clients}: ${idles.map((i) => i.stderr().split('\n').slice(-1)[0]).join(' ')}`);
+    const raw = { conns: each * clients, clientHeld: held0, serverConns: held, before, after };
     if (sc.kind === 'maxconn') return { value: held, flags: [], notes, raw };
     const perRss = (after.rss - before.rss) / held;
     const perHeap = (after.heapUsed + after.external - before.heapUsed - before.external) / held;
@@ -98,7 +108,7 @@ async function runIdleLike(sc, file, conns) {
     notes.push(`heap+external per conn ${fmt(perHeap, 'B/conn')}`);
     return { value: held > 0 ? perRss : NaN, flags: [], notes, raw };
   } finally {
-    if (idle) await idle.stop();
+    for (const idle of idles) await idle.stop();
     await server.stop();
   }
 }

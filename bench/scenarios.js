@@ -27,6 +27,15 @@ export const SCENARIOS = [
   { name: 'line-chat-100x10', title: 'Line chat, 100 conns, 10 senders', kind: 'load', servers: LINE_CHAT, baseline: 'net',
     args: ['-m', 'line', '-c', '100', '-s', '64', '-b', '10', '-d', '4'], unit: 'deliveries/s', better: 'higher', target: { ratio: 1.5 } },
   // net: a bare net.Socket per connection (answers the upgrade, nothing more): the floor any Node server on net.Socket pays.
+  // Chat across worker processes (runWorkers; the hub is the cluster relay through the primary). The primary and
+  // the workers are all pinned to the server core like every other server: on this 2-core machine the other core
+  // is the load generator's, so this shows the cost of the relay, not a speed-up (see RESULTS.md for 2 cores).
+  { name: 'ws-chat-workers-1', title: 'WS chat, 100 conns, 10 senders, 1 worker process (+ primary)', kind: 'load',
+    servers: { switchboard: 'sb-ws-chat-w1.js' }, baseline: 'ws', multiProcess: true,
+    args: ['-m', 'ws', '-c', '100', '-s', '64', '-b', '10', '-d', '4'], unit: 'deliveries/s', better: 'higher' },
+  { name: 'ws-chat-workers-2', title: 'WS chat, 100 conns, 10 senders, 2 worker processes (+ primary)', kind: 'load',
+    servers: { switchboard: 'sb-ws-chat-w2.js' }, baseline: 'ws', multiProcess: true,
+    args: ['-m', 'ws', '-c', '100', '-s', '64', '-b', '10', '-d', '4'], unit: 'deliveries/s', better: 'higher' },
   { name: 'ws-idle-10k', title: 'WS idle, 10,000 conns: memory per conn (RSS)', kind: 'idle',
     servers: { ...WS, net: 'net-ws-idle.js' }, baseline: 'ws',
     conns: 10000, quickConns: 2000, unit: 'B/conn', better: 'lower', target: { max: 4000 }, quick: true },
@@ -38,4 +47,10 @@ export const SCENARIOS = [
     runs: 1, unit: 'MB', better: 'lower', target: { bounded: true } },
   { name: 'ws-max-conns', title: 'WS connections held by one process', kind: 'maxconn', servers: WS, baseline: 'ws',
     conns: 19900, unit: 'conns', better: 'higher', target: { min: 19000 } },
+  // Beyond one process's open-file limit (20000): 2 workers, 2 sockload processes. The workers accept for
+  // themselves (NODE_CLUSTER_SCHED_POLICY=none): with node's default round-robin the primary accepts every
+  // connection and hands it over, and a burst of 30,000 connects got resets there (see RESULTS.md).
+  { name: 'ws-max-conns-workers', title: 'WS connections held by 2 worker processes', kind: 'maxconn',
+    servers: { switchboard: 'sb-ws-chat-w2.js' }, baseline: 'ws', env: { NODE_CLUSTER_SCHED_POLICY: 'none' },
+    conns: 30000, clients: 2, runs: 1, unit: 'conns', better: 'higher', target: { min: 20000 } },
 ];

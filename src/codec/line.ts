@@ -13,14 +13,8 @@ const NEWLINE = Buffer.from('\n');
 export const lineEncoder: SharedEncoder = {
   key: 'line',
   encode(data: Message): Buffer {
-    if (typeof data === 'string') {
-      // One allocation: the text and its newline together.
-      const len = Buffer.byteLength(data, 'utf8');
-      const out = Buffer.allocUnsafe(len + 1);
-      out.write(data, 0, len, 'utf8');
-      out[len] = LF;
-      return out;
-    }
+    // One encode of the text with its newline (measured faster than byteLength + allocUnsafe + write).
+    if (typeof data === 'string') return Buffer.from(`${data}\n`, 'utf8');
     return Buffer.concat([data, NEWLINE]);
   },
 };
@@ -36,19 +30,22 @@ export class LineDecoder {
     let start = 0;
     let nl = chunk.indexOf(LF, 0);
     while (nl !== -1) {
-      let line: Buffer;
       if (this.pendingBytes > 0) {
         this.pending.push(chunk.subarray(start, nl));
-        line = Buffer.concat(this.pending, this.pendingBytes + nl - start);
+        const line = Buffer.concat(this.pending, this.pendingBytes + nl - start);
         this.pending = [];
         this.pendingBytes = 0;
+        let end = line.length;
+        if (end > 0 && line[end - 1] === CR) end--;
+        if (end > this.maxLineBytes) throw tooLong(this.maxLineBytes);
+        onLine(line.toString('utf8', 0, end));
       } else {
-        line = chunk.subarray(start, nl);
+        // Decoded straight from the chunk: no Buffer view per line.
+        let end = nl;
+        if (end > start && chunk[end - 1] === CR) end--;
+        if (end - start > this.maxLineBytes) throw tooLong(this.maxLineBytes);
+        onLine(chunk.toString('utf8', start, end));
       }
-      let end = line.length;
-      if (end > 0 && line[end - 1] === CR) end--;
-      if (end > this.maxLineBytes) throw tooLong(this.maxLineBytes);
-      onLine(line.toString('utf8', 0, end));
       start = nl + 1;
       nl = chunk.indexOf(LF, start);
     }

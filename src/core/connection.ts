@@ -89,6 +89,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
   private outBytes = 0;
   /** send() returned false: a 'drain' is owed. */
   private owesDrain = false;
+  private drainHooked = false;
   /** Datagram transports write each message as it comes (joining would merge datagrams). */
   private readonly batched: boolean;
   private endInfo: CloseInfo | null = null;
@@ -115,7 +116,6 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
     socket.on('end', onSocketEnd);
     socket.on('error', onSocketError);
     socket.on('close', onSocketClose);
-    socket.on('drain', onSocketDrain);
     this.session = protocolFactories[address.protocol](this, {
       role,
       address,
@@ -289,6 +289,11 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
     this.outBytes += bytes.length;
     // The same answer socket.write would give once these bytes reach it (over its high-water mark: wait for 'drain').
     if (socket.writableNeedDrain || socket.writableLength + this.outBytes >= socket.writableHighWaterMark) {
+      // The socket's 'drain' is listened to from the first time it matters (one listener fewer per idle connection).
+      if (!this.drainHooked) {
+        this.drainHooked = true;
+        socket.on('drain', onSocketDrain);
+      }
       this.owesDrain = true;
       return false;
     }
@@ -358,10 +363,8 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
   onMessage(data: Message): void {
     // Messages that arrive while closing are still delivered (a peer may answer before its close).
     if (this.state === State.Opening || this.state === State.Closed) return;
-    if (this.inbox === null && this.listenerCount('message') > 0) {
-      this.emit('message', data);
-      return;
-    }
+    // emit() says whether anyone listened: no separate listenerCount() per message.
+    if (this.inbox === null && this.emit('message', data)) return;
     if (this.waiter) {
       const w = this.waiter;
       this.waiter = null;
