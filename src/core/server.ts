@@ -63,14 +63,15 @@ export const DEFAULT_LIMITS: ConnectionLimits = {
 export class Server extends EventEmitter<ServerEvents> implements ConnectionOwner, TopicOwner {
   /** Open connections (protocol handshake done). */
   readonly connections = new Set<Connection>();
-  readonly sweeper: Sweeper;
+  /** Every accepted socket's connection, open or not (for limits and shutdown), and their deadlines. */
+  readonly sweeper: Sweeper<Connection>;
   readonly options: Readonly<ServerOptions>;
   private readonly listenAddresses: Address[];
   private readonly limits: ConnectionLimits;
   private readonly maxConnections: number;
   private readonly maxAccepts: number;
-  /** Every accepted socket's connection, open or not, for limits and shutdown. */
-  private readonly all = new Set<Connection>();
+  /** Connections turned away (server full) that are still closing: they do not count against the limit. */
+  private readonly refusing = new Set<Connection>();
   private readonly netServers: net.Server[] = [];
   private readonly udpClosers: (() => Promise<void>)[] = [];
   private readonly bound: string[] = [];
@@ -166,14 +167,15 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
   }
 
   private admit(conn: Connection): boolean {
-    if (this.all.size >= this.maxConnections) {
+    // The sweeper holds every connection, this new one included.
+    if (this.sweeper.size - 1 - this.refusing.size >= this.maxConnections) {
+      this.refusing.add(conn);
       const reason = `server full: ${this.maxConnections} connections already, try again later`;
       conn.onWrite(conn.session.refuse(reason));
       conn.close(1013, reason);
       this.emit('refused', { remote: conn.remote, reason });
       return false;
     }
-    this.all.add(conn);
     this.accepted++;
     if (this.accepted >= this.maxAccepts) {
       this.accepting = false;
@@ -194,8 +196,8 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
 
   connectionClosed(conn: Connection): void {
     this.connections.delete(conn);
-    this.all.delete(conn);
-    if (this.all.size === 0 && this.closeResolve) this.finishClose();
+    this.refusing.delete(conn);
+    if (this.sweeper.size === 0 && this.closeResolve) this.finishClose();
   }
 
   // ---- topics ----
@@ -268,11 +270,11 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
     const done = this.closing ?? new Promise<void>((resolve) => { this.closeResolve = resolve; });
     this.closing = done;
     void this.closeListeners();
-    for (const conn of this.all) conn.close(1001, 'server shutting down');
-    if (this.all.size === 0) this.finishClose();
+    for (const conn of this.sweeper.list()) conn.close(1001, 'server shutting down');
+    if (this.sweeper.size === 0) this.finishClose();
     else {
       const timer = setTimeout(() => {
-        for (const conn of this.all) conn.destroy();
+        for (const conn of this.sweeper.list()) conn.destroy();
       }, timeout);
       timer.unref();
       void done.then(() => clearTimeout(timer));

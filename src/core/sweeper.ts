@@ -8,15 +8,25 @@ export interface Sweepable {
   sweep(now: number): void;
 }
 
-export class Sweeper {
-  private readonly items = new Set<Sweepable>();
+/** Also the owner's one set of its connections (a server keeps no second set of every socket). */
+export class Sweeper<T extends Sweepable = Sweepable> {
+  private readonly items = new Set<T>();
   private timer: NodeJS.Timeout | null = null;
   /** Milliseconds since the epoch, refreshed each tick; cheap to read on hot paths. */
   now = Date.now();
 
   constructor(private readonly resolutionMs: number) {}
 
-  add(item: Sweepable): void {
+  get size(): number {
+    return this.items.size;
+  }
+
+  /** A snapshot of the items, safe to use while items leave. */
+  list(): T[] {
+    return [...this.items];
+  }
+
+  add(item: T): void {
     this.items.add(item);
     if (!this.timer) {
       this.now = Date.now();
@@ -25,7 +35,7 @@ export class Sweeper {
     }
   }
 
-  delete(item: Sweepable): void {
+  delete(item: T): void {
     this.items.delete(item);
     if (this.items.size === 0 && this.timer) {
       clearInterval(this.timer);
