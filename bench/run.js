@@ -1,7 +1,7 @@
 // Benchmark harness: switchboard beside ws and plain node:net, interleaved, one command.
 //   node bench/run.js                 full run (3 runs each, ~10 minutes)
 //   node bench/run.js --quick         smoke run (1 run each, short, a subset; < 2 minutes)
-//   node bench/run.js --only ws-echo-64-16,line-echo-16   [--runs N]
+//   node bench/run.js --only ws-echo-64-16,line-echo-16   [--runs N] [--slow-secs N (slow-reader length, default 30)]
 //   node bench/run.js --profile [NAME] CPU profile of switchboard's server under load (default ws-echo-64-16)
 //   node bench/run.js --list
 // Servers run pinned to core 1, the native load generator (sockload) and this harness on core 0.
@@ -28,6 +28,7 @@ function parseArgs(argv) {
     if (a === '--quick') o.quick = true;
     else if (a === '--only') o.only = argv[++i]?.split(',').filter(Boolean) ?? [];
     else if (a === '--runs') o.runs = Number(argv[++i]);
+    else if (a === '--slow-secs') o.slowSecs = Number(argv[++i]);
     else if (a === '--profile') {
       o.profile = true;
       // optional scenario name: profile that load scenario's switchboard server instead of ws echo 64 B / 16
@@ -42,8 +43,9 @@ function parseArgs(argv) {
 const opts = parseArgs(process.argv.slice(2));
 const cfg = opts.quick
   ? { runs: 1, secs: 2, warm: 1, slowSecs: 6 }
-  : { runs: 3, secs: 5, warm: 1, slowSecs: 15 };
+  : { runs: 3, secs: 5, warm: 1, slowSecs: 30 }; // slow: 30 s, since a one-time step (~15 MB) in a 15 s run read as growth
 if (opts.runs) cfg.runs = opts.runs;
+if (opts.slowSecs) cfg.slowSecs = opts.slowSecs;
 
 const log = (...a) => console.error(...a);
 
