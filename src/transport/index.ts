@@ -23,7 +23,7 @@ export function createStreamServer(address: Address, options: ListenOptions, onS
       throw new SwitchboardError('ERR_INVALID_OPTION', `${address.url}: a TLS listener needs a certificate (options.tls.cert and .key, or .pfx)`);
     }
     // allowHalfOpen: a peer that half-closes (shutdown(SHUT_WR)) can still be answered.
-    return tls.createServer({ ...options.tls, allowHalfOpen: true }, onSocket);
+    return tls.createServer({ ...options.tls, allowHalfOpen: true, noDelay: true }, onSocket);
   }
   return net.createServer({ allowHalfOpen: true, noDelay: true }, onSocket);
 }
