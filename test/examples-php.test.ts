@@ -3,10 +3,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as net from 'node:net';
+import { freePort, listening } from './helpers.js';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 
@@ -139,25 +139,6 @@ function server(file: string, port: number): { child: ChildProcess; out: () => s
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString('utf8')));
   return { child, out: () => out, done: new Promise((r) => child.on('close', r)) };
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
-async function listening(port: number, ms = 8000): Promise<void> {
-  const hex = port.toString(16).toUpperCase().padStart(4, '0');
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    const rows = readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1);
-    if (rows.some((r) => { const c = r.trim().split(/\s+/); return c[1]?.endsWith(':' + hex) && c[3] === '0A'; })) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`nothing listens on ${port}`);
 }
 
 test.after(() => {

@@ -3,8 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import * as net from 'node:net';
+import { freePort, listening } from './helpers.js';
 import * as http from 'node:http';
 import * as dgram from 'node:dgram';
 
@@ -30,30 +30,6 @@ function run(file: string, args: string[] = [], env: Record<string, string> = {}
     resolve(code);
   }));
   return { child, out: () => out, done };
-}
-
-/** A port nobody listens on right now. */
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
-/** Waits until something listens on the port, reading /proc/net/tcp (no probe connection, which
- * would use up a one-client server). */
-async function listening(port: number, ms = 8000): Promise<void> {
-  const hex = port.toString(16).toUpperCase().padStart(4, '0');
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    for (const f of ['/proc/net/tcp', '/proc/net/tcp6']) {
-      const rows = readFileSync(f, 'utf8').split('\n').slice(1);
-      if (rows.some((r) => { const c = r.trim().split(/\s+/); return c[1]?.endsWith(':' + hex) && c[3] === '0A'; })) return;
-    }
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`nothing listens on ${port}`);
 }
 
 function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {

@@ -111,3 +111,32 @@ export function makeCertificate(): { key: Buffer; cert: Buffer } {
 }
 
 export const quiet = (): void => {};
+
+/** A port nobody listens on right now. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Waits until something listens on the port, reading /proc/net/tcp and tcp6 (no probe
+ * connection, which would use up a one-client server).
+ */
+export async function listening(port: number, ms = 8000): Promise<void> {
+  const hex = port.toString(16).toUpperCase().padStart(4, '0');
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    for (const f of ['/proc/net/tcp', '/proc/net/tcp6']) {
+      const rows = readFileSync(f, 'utf8').split('\n').slice(1);
+      if (rows.some((r) => { const c = r.trim().split(/\s+/); return c[1]?.endsWith(':' + hex) && c[3] === '0A'; })) return;
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`nothing listens on ${port}`);
+}

@@ -10,16 +10,9 @@ import net from 'node:net';
 
 export const REDIS_SERVER = process.env.REDIS_SERVER ?? '/usr/bin/redis-server';
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+import { freePort } from './helpers.js';
+
+export { freePort };
 
 /** Polls `cond` every `interval` ms until it holds; throws (with `what`) after `timeout` ms. */
 export async function waitFor(cond: () => boolean | Promise<boolean>, what: string, timeout = 5000, interval = 10): Promise<void> {

@@ -5,12 +5,6 @@
  */
 import type { Message } from '../codec/types.js';
 
-export interface HubMessage {
-  topic: string;
-  data: Message;
-  /** Connection ids (of the publishing process) not to deliver to; meaningful only there, so hubs may drop it. */
-}
-
 export type HubListener = (topic: string, data: Message) => void;
 
 /** Where hubs (and the worker runner) write what an operator must know: one line per event, no trailing newline. */
