@@ -1,6 +1,7 @@
 /** frame://: each message is a 4-byte big-endian length followed by that many bytes. */
 import { ProtocolError } from '../errors.js';
-import type { Message, ProtocolEvents, ProtocolSession, SharedEncoder } from './types.js';
+import { SimpleSession } from './simple-session.js';
+import type { Message, ProtocolEvents, SharedEncoder } from './types.js';
 
 export const frameEncoder: SharedEncoder = {
   key: 'frame',
@@ -64,35 +65,19 @@ function tooLarge(len: number, max: number): ProtocolError {
   return new ProtocolError('ERR_PAYLOAD_TOO_LARGE', `frame of ${len} bytes is over the limit of ${max} bytes`, 1009);
 }
 
-export class FrameSession implements ProtocolSession {
-  readonly shared = frameEncoder;
+export class FrameSession extends SimpleSession {
   private readonly decoder: FrameDecoder;
-  private ended = false;
-  constructor(private readonly events: ProtocolEvents, maxFrameBytes: number) {
+  /** One callback per connection (not per chunk); frames after a bad one are not delivered. */
+  private readonly onFrame = (payload: Buffer): void => {
+    if (!this.ended) this.events.onMessage(payload);
+  };
+
+  constructor(events: ProtocolEvents, maxFrameBytes: number) {
+    super(events, frameEncoder);
     this.decoder = new FrameDecoder(maxFrameBytes);
   }
-  start(): void {
-    this.events.onOpen();
-  }
-  receive(chunk: Buffer): void {
-    if (this.ended) return;
-    try {
-      this.decoder.push(chunk, (payload) => {
-        if (!this.ended) this.events.onMessage(payload);
-      });
-    } catch (err) {
-      if (!(err instanceof ProtocolError)) throw err;
-      this.ended = true;
-      this.events.onEnd({ code: err.closeCode, reason: err.message, error: err });
-    }
-  }
-  encode(data: Message): Buffer {
-    return frameEncoder.encode(data);
-  }
-  close(): { bytes: Buffer | null; awaitsPeer: boolean } {
-    return { bytes: null, awaitsPeer: false };
-  }
-  refuse(reason: string): Buffer {
-    return frameEncoder.encode(reason);
+
+  protected decode(chunk: Buffer): void {
+    this.decoder.push(chunk, this.onFrame);
   }
 }

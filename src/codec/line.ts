@@ -4,7 +4,8 @@
  * complete, so a multi-byte character split across TCP chunks decodes correctly.
  */
 import { ProtocolError } from '../errors.js';
-import type { Message, ProtocolEvents, ProtocolSession, SharedEncoder } from './types.js';
+import { SimpleSession } from './simple-session.js';
+import type { Message, ProtocolEvents, SharedEncoder } from './types.js';
 
 const LF = 0x0a;
 const CR = 0x0d;
@@ -79,40 +80,30 @@ function tooLong(max: number): ProtocolError {
   return new ProtocolError('ERR_LINE_TOO_LONG', `line longer than the limit of ${max} bytes`, 1009);
 }
 
-export class LineSession implements ProtocolSession {
-  readonly shared = lineEncoder;
+export class LineSession extends SimpleSession {
   private readonly decoder: LineDecoder;
-  private ended = false;
-  constructor(private readonly events: ProtocolEvents, maxLineBytes: number) {
+  /** One callback per connection (not per chunk); lines after a bad one are not delivered. */
+  private readonly onLine = (line: string): void => {
+    if (!this.ended) this.events.onMessage(line);
+  };
+
+  constructor(events: ProtocolEvents, maxLineBytes: number) {
+    super(events, lineEncoder);
     this.decoder = new LineDecoder(maxLineBytes);
   }
-  start(): void {
-    this.events.onOpen();
+
+  protected decode(chunk: Buffer): void {
+    this.decoder.push(chunk, this.onLine);
   }
-  receive(chunk: Buffer): void {
-    if (this.ended) return;
-    try {
-      this.decoder.push(chunk, (line) => {
-        if (!this.ended) this.events.onMessage(line);
-      });
-    } catch (err) {
-      if (!(err instanceof ProtocolError)) throw err;
-      this.ended = true;
-      this.events.onWrite(Buffer.from(`error: ${err.message}\n`));
-      this.events.onEnd({ code: err.closeCode, reason: err.message, error: err });
-    }
+
+  /** A person in telnet sees why the server hung up. */
+  protected override errorReply(err: ProtocolError): Buffer {
+    return Buffer.from(`error: ${err.message}\n`);
   }
+
+  /** At EOF an unterminated last line is still a line (`printf 'hi' | nc ...`). */
   finish(): void {
     const rest = this.ended ? null : this.decoder.takeRest();
     if (rest !== null && rest.length > 0) this.events.onMessage(rest);
-  }
-  encode(data: Message): Buffer {
-    return lineEncoder.encode(data);
-  }
-  close(): { bytes: Buffer | null; awaitsPeer: boolean } {
-    return { bytes: null, awaitsPeer: false };
-  }
-  refuse(reason: string): Buffer {
-    return lineEncoder.encode(reason);
   }
 }

@@ -1,0 +1,52 @@
+/**
+ * The session shape of the protocols without a handshake (raw, line, frame): open at once, no
+ * close message. Subclasses decode bytes into messages and throw ProtocolError on bad input,
+ * which ends the connection, after `errorReply` where the protocol has a way to say why.
+ */
+import { ProtocolError } from '../errors.js';
+import type { Message, ProtocolEvents, ProtocolSession, SharedEncoder } from './types.js';
+
+const NO_CLOSE_MESSAGE = { bytes: null, awaitsPeer: false } as const;
+
+export abstract class SimpleSession implements ProtocolSession {
+  protected ended = false;
+
+  constructor(protected readonly events: ProtocolEvents, readonly shared: SharedEncoder) {}
+
+  /** Passes each message that `chunk` completes to this.events.onMessage; throws ProtocolError on bad input. */
+  protected abstract decode(chunk: Buffer): void;
+
+  /** What to tell the peer before a bad input closes it (nothing by default). */
+  protected errorReply(_err: ProtocolError): Buffer | null {
+    return null;
+  }
+
+  start(): void {
+    this.events.onOpen();
+  }
+
+  receive(chunk: Buffer): void {
+    if (this.ended) return;
+    try {
+      this.decode(chunk);
+    } catch (err) {
+      if (!(err instanceof ProtocolError)) throw err;
+      this.ended = true;
+      const reply = this.errorReply(err);
+      if (reply) this.events.onWrite(reply);
+      this.events.onEnd({ code: err.closeCode, reason: err.message, error: err });
+    }
+  }
+
+  encode(data: Message): Buffer {
+    return this.shared.encode(data);
+  }
+
+  close(): { bytes: Buffer | null; awaitsPeer: boolean } {
+    return NO_CLOSE_MESSAGE;
+  }
+
+  refuse(reason: string): Buffer {
+    return this.shared.encode(reason);
+  }
+}
