@@ -1,4 +1,5 @@
 /** `switchboard send` and `switchboard connect`: clients for any URL the toolkit speaks. */
+import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { connect } from '../core/client.js';
@@ -6,6 +7,7 @@ import type { Connection } from '../core/connection.js';
 import type { Message } from '../codec/types.js';
 import { parseDuration, unescapeText } from './args.js';
 import { parseAddress } from '../address.js';
+import type { TlsClientOptions } from '../transport/index.js';
 
 function printMessage(conn: Connection, m: Message): void {
   if (typeof m !== 'string') process.stdout.write(m);
@@ -21,6 +23,8 @@ export async function runSend(argv: string[]): Promise<number> {
       'e': { type: 'boolean', short: 'e' },
       'quiet-time': { type: 'string' },
       'timeout': { type: 'string' },
+      'ca': { type: 'string' },
+      'insecure': { type: 'boolean' },
     },
   });
   const [url, message] = positionals;
@@ -37,7 +41,7 @@ export async function runSend(argv: string[]): Promise<number> {
 
   let conn: Connection;
   try {
-    conn = await connect(url, { connectTimeout: timeout });
+    conn = await connect(url, { connectTimeout: timeout, tls: tlsOptions(values) });
   } catch (err) {
     console.error(`switchboard send: cannot connect to ${url}: ${(err as Error).message}`);
     return 1;
@@ -62,7 +66,11 @@ export async function runSend(argv: string[]): Promise<number> {
 }
 
 export async function runConnect(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { timeout: { type: 'string' } } });
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { 'timeout': { type: 'string' }, 'ca': { type: 'string' }, 'insecure': { type: 'boolean' } },
+  });
   const [url] = positionals;
   if (!url) {
     console.error('usage: switchboard connect URL');
@@ -71,7 +79,7 @@ export async function runConnect(argv: string[]): Promise<number> {
   parseAddress(url);
   let conn: Connection;
   try {
-    conn = await connect(url, { connectTimeout: values.timeout ? parseDuration(values.timeout, '--timeout') : 5000 });
+    conn = await connect(url, { connectTimeout: values.timeout ? parseDuration(values.timeout, '--timeout') : 5000, tls: tlsOptions(values) });
   } catch (err) {
     console.error(`switchboard connect: cannot connect to ${url}: ${(err as Error).message}`);
     return 1;
@@ -91,6 +99,12 @@ export async function runConnect(argv: string[]): Promise<number> {
   process.stdin.unref?.();
   console.error(`connection closed (${info.code}${info.reason ? ' ' + info.reason : ''})`);
   return 0;
+}
+
+/** --ca FILE trusts that certificate authority; --insecure accepts any certificate (testing only). */
+function tlsOptions(values: { ca?: string; insecure?: boolean }): TlsClientOptions | undefined {
+  if (!values.ca && !values.insecure) return undefined;
+  return { ...(values.ca ? { ca: readFileSync(values.ca) } : {}), ...(values.insecure ? { rejectUnauthorized: false } : {}) };
 }
 
 async function readStdin(): Promise<Buffer> {

@@ -38,6 +38,7 @@ const USAGE = `usage: switchboard <command> [options]
       -e                    interpret \\n \\r \\t \\xHH escapes in MESSAGE
       --quiet-time T        stop after T without data (default 1s)
       --timeout T           connect timeout (default 5s)
+      --ca FILE             trust this certificate authority (tls://, wss://); --insecure: trust any
   connect URL           stdin lines to the server, the server's messages to stdout
   probe HOST PORTS      e.g. probe 127.0.0.1 22,80,8000-8100 [--concurrency N] [--timeout T]
 
