@@ -51,6 +51,36 @@ type TaggedSocket = Socket & { [kConnection]: Connection };
 
 let nextId = 1;
 
+/** What every connection of one listener has in common: held once, not once per connection. */
+interface Shared {
+  readonly role: 'server' | 'client';
+  readonly address: Address;
+  readonly owner: ConnectionOwner;
+  readonly limits: ConnectionLimits;
+  /** Datagram transports write each message as it comes (joining would merge datagrams). */
+  readonly batched: boolean;
+}
+const sharedByOwner = new WeakMap<ConnectionOwner, Shared[]>();
+function sharedFor(owner: ConnectionOwner, address: Address, role: 'server' | 'client', limits: ConnectionLimits): Shared {
+  let list = sharedByOwner.get(owner);
+  if (list === undefined) sharedByOwner.set(owner, (list = []));
+  for (const x of list) if (x.address === address && x.role === role && sameLimits(x.limits, limits)) return x;
+  const x: Shared = { role, address, owner, limits, batched: address.transport !== 'udp' };
+  // A handful per owner (one per listener); never a list that grows with connections.
+  if (list.length < 16) list.push(x);
+  return x;
+}
+function sameLimits(a: ConnectionLimits, b: ConnectionLimits): boolean {
+  if (a === b) return true;
+  for (const k of Object.keys(a) as (keyof ConnectionLimits)[]) if (a[k] !== b[k]) return false;
+  return Object.keys(a).length === Object.keys(b).length;
+}
+
+// Rarely set booleans, one field.
+const OWES_DRAIN = 1; // send() returned false: a 'drain' is owed
+const DRAIN_HOOKED = 2; // the socket's 'drain' is listened to
+const PEER_ENDED = 4;
+
 // Writes are queued per connection and flushed once the event loop has handled the input it
 // read in this round, as one socket.write per connection: sixteen replies to sixteen pipelined
 // requests, or ten chat lines from ten senders, leave in one buffer and one syscall.
@@ -69,17 +99,13 @@ const CONCAT_MAX = 64 * 1024;
 export class Connection extends EventEmitter<ConnectionEvents> implements ProtocolEvents {
   /** Unique in this process. */
   readonly id: number = nextId++;
-  readonly role: 'server' | 'client';
-  /** The address listened on (server side) or connected to (client side). */
-  readonly address: Address;
   // Made on first use: an idle connection that never needs them holds neither.
   private dataObject: Record<string, unknown> | null = null;
   private topicSet: Set<string> | null = null;
 
   /** @internal */ readonly socket: Socket;
   /** @internal */ readonly session: ProtocolSession;
-  private readonly owner: ConnectionOwner;
-  private readonly limits: ConnectionLimits;
+  private readonly shared: Shared;
   private state = State.Opening;
   private lastSeen: number;
   private pingSentAt = 0;
@@ -87,14 +113,9 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
   /** Bytes waiting for this round's flush: none, one buffer, or several. */
   private out: Buffer | Buffer[] | null = null;
   private outBytes = 0;
-  /** send() returned false: a 'drain' is owed. */
-  private owesDrain = false;
-  private drainHooked = false;
-  /** Datagram transports write each message as it comes (joining would merge datagrams). */
-  private readonly batched: boolean;
+  private flags = 0;
   private endInfo: CloseInfo | null = null;
   private socketError: Error | null = null;
-  private peerEnded = false;
   private inbox: Message[] | null = null;
   private waiter: ((r: IteratorResult<Message>) => void) | null = null;
   private closedInfo: CloseInfo | null = null;
@@ -103,11 +124,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
     limits: ConnectionLimits, protocolOptions: Readonly<Record<string, unknown>>) {
     super();
     this.socket = socket;
-    this.address = address;
-    this.role = role;
-    this.owner = owner;
-    this.limits = limits;
-    this.batched = address.transport !== 'udp';
+    this.shared = sharedFor(owner, address, role, limits);
     const now = Date.now(); // not sweeper.now: that is only fresh while the sweeper ticks
     this.lastSeen = now;
     this.deadline = limits.handshakeTimeout > 0 ? now + limits.handshakeTimeout : 0;
@@ -130,6 +147,20 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
   /** @internal Called by the owner once it has registered the connection. */
   start(): void {
     this.session.start();
+  }
+
+  get role(): 'server' | 'client' {
+    return this.shared.role;
+  }
+  /** The address listened on (server side) or connected to (client side). */
+  get address(): Address {
+    return this.shared.address;
+  }
+  private get owner(): ConnectionOwner {
+    return this.shared.owner;
+  }
+  private get limits(): ConnectionLimits {
+    return this.shared.limits;
   }
 
   get protocol(): ProtocolName {
@@ -273,7 +304,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
         `peer is not reading: over ${this.limits.maxBufferedAmount} bytes waiting to be sent`), 1008);
       return false;
     }
-    if (!this.batched) return socket.write(bytes);
+    if (!this.shared.batched) return socket.write(bytes);
     const out = this.out;
     if (out === null) {
       this.out = bytes;
@@ -290,11 +321,11 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
     // The same answer socket.write would give once these bytes reach it (over its high-water mark: wait for 'drain').
     if (socket.writableNeedDrain || socket.writableLength + this.outBytes >= socket.writableHighWaterMark) {
       // The socket's 'drain' is listened to from the first time it matters (one listener fewer per idle connection).
-      if (!this.drainHooked) {
-        this.drainHooked = true;
+      if ((this.flags & DRAIN_HOOKED) === 0) {
+        this.flags |= DRAIN_HOOKED;
         socket.on('drain', onSocketDrain);
       }
-      this.owesDrain = true;
+      this.flags |= OWES_DRAIN;
       return false;
     }
     return true;
@@ -319,8 +350,8 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
       ok = !socket.writableNeedDrain;
     }
     // send() said "wait for drain" but the socket took it all after all: say so, once.
-    if (ok && this.owesDrain && !socket.writableNeedDrain) {
-      this.owesDrain = false;
+    if (ok && (this.flags & OWES_DRAIN) !== 0 && !socket.writableNeedDrain) {
+      this.flags &= ~OWES_DRAIN;
       process.nextTick(emitDrain, this);
     }
   }
@@ -400,7 +431,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
 
   /** @internal */
   handleEnd(): void {
-    this.peerEnded = true;
+    this.flags |= PEER_ENDED;
     if (this.state === State.Open && this.session.finish) this.session.finish();
     if (this.protocol === 'ws') {
       // EOF without a close frame: nothing more will come.
@@ -427,7 +458,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
     if (this.endInfo) info = this.endInfo;
     else if (this.socketError) {
       info = { code: 1006, reason: this.socketError.message, error: new SwitchboardError((this.socketError as NodeJS.ErrnoException).code ?? 'ERR_CLOSED', this.socketError.message, { cause: this.socketError }) };
-    } else if (this.peerEnded && this.protocol !== 'ws') info = { code: 1000, reason: '' };
+    } else if ((this.flags & PEER_ENDED) !== 0 && this.protocol !== 'ws') info = { code: 1000, reason: '' };
     else info = { code: 1006, reason: 'connection closed without a close handshake' };
     this.closedInfo = info;
     if (this.topicSet !== null) {
@@ -479,7 +510,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
 
   /** @internal Emits 'drain' for users who wait on backpressure. */
   handleDrain(): void {
-    this.owesDrain = false;
+    this.flags &= ~OWES_DRAIN;
     this.emit('drain');
   }
 }

@@ -5,7 +5,11 @@
  */
 import { randomFillSync } from 'node:crypto';
 
-const WORD_THRESHOLD = 32;
+/**
+ * From this length the 32-bit word loop wins; below it the view it needs (a Uint32Array per
+ * call) costs more than it saves (64 B: 51 ns unrolled bytes vs 100 ns with the view).
+ */
+const WORD_THRESHOLD = 192;
 const maskBytes = new Uint8Array(4);
 const maskWord = new Uint32Array(maskBytes.buffer);
 
@@ -16,30 +20,42 @@ const maskWord = new Uint32Array(maskBytes.buffer);
 export function applyMask(buf: Uint8Array, start: number, end: number, mask: Uint8Array, maskAt: number, phase = 0): void {
   let i = start;
   let p = phase & 3;
-  const m0 = mask[maskAt]!, m1 = mask[maskAt + 1]!, m2 = mask[maskAt + 2]!, m3 = mask[maskAt + 3]!;
+  const a = mask[maskAt]!, b = mask[maskAt + 1]!, c = mask[maskAt + 2]!, d = mask[maskAt + 3]!;
   if (end - start >= WORD_THRESHOLD) {
     // Bytes until the address is aligned.
     while (((buf.byteOffset + i) & 3) !== 0) {
-      buf[i] ^= p === 0 ? m0 : p === 1 ? m1 : p === 2 ? m2 : m3;
+      buf[i] ^= p === 0 ? a : p === 1 ? b : p === 2 ? c : d;
       i++;
       p = (p + 1) & 3;
     }
     const words = (end - i) >>> 2;
-    if (words > 0) {
-      maskBytes[0] = p === 0 ? m0 : p === 1 ? m1 : p === 2 ? m2 : m3;
-      maskBytes[1] = p === 0 ? m1 : p === 1 ? m2 : p === 2 ? m3 : m0;
-      maskBytes[2] = p === 0 ? m2 : p === 1 ? m3 : p === 2 ? m0 : m1;
-      maskBytes[3] = p === 0 ? m3 : p === 1 ? m0 : p === 2 ? m1 : m2;
-      const w = maskWord[0]!;
-      const view = new Uint32Array(buf.buffer, buf.byteOffset + i, words);
-      for (let k = 0; k < words; k++) view[k] ^= w;
-      i += words << 2;
-      // p is unchanged: a multiple of 4 bytes went by.
-    }
+    maskBytes[0] = p === 0 ? a : p === 1 ? b : p === 2 ? c : d;
+    maskBytes[1] = p === 0 ? b : p === 1 ? c : p === 2 ? d : a;
+    maskBytes[2] = p === 0 ? c : p === 1 ? d : p === 2 ? a : b;
+    maskBytes[3] = p === 0 ? d : p === 1 ? a : p === 2 ? b : c;
+    const w = maskWord[0]!;
+    const view = new Uint32Array(buf.buffer, buf.byteOffset + i, words);
+    for (let k = 0; k < words; k++) view[k] ^= w;
+    i += words << 2;
+    // p is unchanged: a multiple of 4 bytes went by.
   }
-  for (; i < end; i++) {
-    buf[i] ^= p === 0 ? m0 : p === 1 ? m1 : p === 2 ? m2 : m3;
-    p = (p + 1) & 3;
+  // The mask rotated to the current phase, then four bytes per step.
+  const m0 = p === 0 ? a : p === 1 ? b : p === 2 ? c : d;
+  const m1 = p === 0 ? b : p === 1 ? c : p === 2 ? d : a;
+  const m2 = p === 0 ? c : p === 1 ? d : p === 2 ? a : b;
+  const m3 = p === 0 ? d : p === 1 ? a : p === 2 ? b : c;
+  for (; i + 4 <= end; i += 4) {
+    buf[i] ^= m0;
+    buf[i + 1] ^= m1;
+    buf[i + 2] ^= m2;
+    buf[i + 3] ^= m3;
+  }
+  if (i < end) {
+    buf[i] ^= m0;
+    if (++i < end) {
+      buf[i] ^= m1;
+      if (++i < end) buf[i] ^= m2;
+    }
   }
 }
 

@@ -257,13 +257,14 @@ export class Receiver {
       return;
     }
     if (opcode !== Opcode.CONTINUATION && this.fin) {
-      // The common case: a whole message in one frame.
+      // The common case: a whole message in one frame (one view serves the check and the sink).
+      const data = start === end ? EMPTY : buf.subarray(start, end);
       if (opcode === Opcode.TEXT && !this.rsv1) {
-        if (checked ? !this.utf8.complete : !isUtf8(buf.subarray(start, end))) {
+        if (checked ? !this.utf8.complete : !isUtf8(data)) {
           throw protocolError('invalid UTF-8 in a text message', 1007);
         }
       }
-      this.sink.onFrameMessage(opcode, start === end ? EMPTY : buf.subarray(start, end), this.rsv1);
+      this.sink.onFrameMessage(opcode, data, this.rsv1);
       return;
     }
     if (opcode !== Opcode.CONTINUATION) {

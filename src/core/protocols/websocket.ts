@@ -117,6 +117,43 @@ function resolveDeflate(v: WebSocketOptions['perMessageDeflate'], role: 'server'
   return o;
 }
 
+/** What the sessions of one listener (or one connect() call) share: held once, not per connection. */
+interface SessionConfig {
+  readonly isServer: boolean;
+  readonly opts: WebSocketOptions;
+  readonly deflateOpts: PerMessageDeflateOptions | null;
+  readonly maxBuffered: number;
+  readonly address: Address;
+  readonly maxMessageSize: number;
+}
+// Keyed by the listen address (one object per listener); the options object may be a fresh `{}`
+// per connection when none were given, so an empty one matches any other empty one.
+const configs = new WeakMap<Address, SessionConfig[]>();
+function isEmpty(o: object): boolean {
+  for (const _ in o) return false;
+  return true;
+}
+function configFor(ctx: SessionContext): SessionConfig {
+  const opts = ctx.options as WebSocketOptions;
+  const isServer = ctx.role === 'server';
+  let list = configs.get(ctx.address);
+  if (list === undefined) configs.set(ctx.address, (list = []));
+  for (const c of list) {
+    if (c.isServer === isServer && c.maxMessageSize === ctx.maxMessageSize && (c.opts === opts || isEmpty(c.opts) && isEmpty(opts))) return c;
+  }
+  const c: SessionConfig = {
+    isServer,
+    opts,
+    deflateOpts: resolveDeflate(opts.perMessageDeflate, ctx.role),
+    maxBuffered: Math.min(opts.maxBufferedBytes ?? ctx.maxMessageSize, ctx.maxMessageSize),
+    address: ctx.address,
+    maxMessageSize: ctx.maxMessageSize,
+  };
+  // A few per options object (one per listener); never a list that grows with connections.
+  if (list.length < 16) list.push(c);
+  return c;
+}
+
 export class WebSocketSession implements ProtocolSession, FrameSink {
   readonly shared: SharedEncoder;
   /** The agreed subprotocol ('' when none). */
@@ -125,14 +162,9 @@ export class WebSocketSession implements ProtocolSession, FrameSink {
   extensions = '';
 
   private state = State.Handshake;
-  private readonly isServer: boolean;
-  private readonly opts: WebSocketOptions;
-  private readonly deflateOpts: PerMessageDeflateOptions | null;
-  private readonly maxBuffered: number;
+  private readonly cfg: SessionConfig;
   // What is kept of the context (not the context itself: it is an object per connection).
-  private readonly address: Address;
   private readonly remoteAddress: string;
-  private readonly maxMessageSize: number;
   /** Made when the first frame bytes arrive: an idle connection holds no parser state. */
   private receiver: Receiver | null = null;
   private deflate: PerMessageDeflate | null = null;
@@ -148,15 +180,29 @@ export class WebSocketSession implements ProtocolSession, FrameSink {
   private requestInfo: WebSocketRequestInfo | undefined = undefined;
 
   constructor(private readonly events: ProtocolEvents, ctx: SessionContext) {
-    this.isServer = ctx.role === 'server';
-    this.address = ctx.address;
+    this.cfg = configFor(ctx);
     this.remoteAddress = ctx.remote.address;
-    this.maxMessageSize = ctx.maxMessageSize;
-    this.opts = ctx.options as WebSocketOptions;
-    this.deflateOpts = resolveDeflate(this.opts.perMessageDeflate, ctx.role);
-    this.maxBuffered = Math.min(this.opts.maxBufferedBytes ?? ctx.maxMessageSize, ctx.maxMessageSize);
     this.shared = this.isServer ? wsServerEncoder : new ClientEncoder();
     if (!this.isServer) this.key = newKey();
+  }
+
+  private get isServer(): boolean {
+    return this.cfg.isServer;
+  }
+  private get opts(): WebSocketOptions {
+    return this.cfg.opts;
+  }
+  private get deflateOpts(): PerMessageDeflateOptions | null {
+    return this.cfg.deflateOpts;
+  }
+  private get maxBuffered(): number {
+    return this.cfg.maxBuffered;
+  }
+  private get address(): Address {
+    return this.cfg.address;
+  }
+  private get maxMessageSize(): number {
+    return this.cfg.maxMessageSize;
   }
 
   /** Server: the upgrade (or plain HTTP) request, once read. */
