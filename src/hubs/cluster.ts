@@ -26,6 +26,12 @@ type ToPrimary =
   | { sbhub: 'pub'; topic: string; data: Message }
   | { sbhub: 'ping'; seq: number };
 type ToWorker = { sbhub: 'msg'; topic: string; data: Message } | { sbhub: 'pong'; seq: number };
+/**
+ * What crosses the channel: the messages of one event-loop round, in order, as one IPC message.
+ * One IPC message costs far more than its contents (a syscall and a serialization pass each
+ * side), so a chat round of a hundred publishes is one send, not a hundred.
+ */
+type Batch<T> = { sbhub: 'batch'; msgs: T[] };
 
 /** Messages handed to the IPC channel and not yet written; beyond this we drop rather than grow. */
 const DEFAULT_MAX_PENDING = 50_000;
@@ -48,7 +54,12 @@ export class ClusterHub implements Hub {
   private readonly maxPending: number;
   private readonly topicSet = new Set<string>();
   private listener: HubListener | null = null;
+  /** Messages handed to the channel and not yet written (counted per message, sent per batch). */
   private pending = 0;
+  /** The size of each batch in flight, oldest first (send callbacks come back in order). */
+  private readonly sentSizes: number[] = [];
+  /** This round's messages, not yet sent. */
+  private outbox: ToPrimary[] = [];
   private congestedLogged = false;
   private seq = 0;
   private readonly pongs = new Map<number, () => void>();
@@ -56,7 +67,7 @@ export class ClusterHub implements Hub {
   private readonly onIpc = (msg: unknown): void => this.receive(msg);
   // One callback for every send: counts what the channel still holds (no closure per message).
   private readonly onSent = (err: Error | null): void => {
-    this.pending--;
+    this.pending -= this.sentSizes.shift() ?? 0;
     if (err && !this.closed && !this.congestedLogged) {
       this.congestedLogged = true;
       this.log(`cluster hub: lost the channel to the primary (${err.message}); messages to other workers are dropped`);
@@ -77,6 +88,11 @@ export class ClusterHub implements Hub {
 
   private receive(raw: unknown): void {
     if (this.closed || typeof raw !== 'object' || raw === null) return;
+    const batch = raw as Partial<Batch<ToWorker>>;
+    if (batch.sbhub === 'batch' && Array.isArray(batch.msgs)) {
+      for (const m of batch.msgs) this.receive(m);
+      return;
+    }
     const msg = raw as Partial<ToWorker>;
     if (msg.sbhub === 'msg') {
       const topic = msg.topic as string;
@@ -92,7 +108,7 @@ export class ClusterHub implements Hub {
 
   private send(msg: ToPrimary): boolean {
     if (this.closed || !process.connected || process.send === undefined) return false;
-    if (this.pending >= this.maxPending) {
+    if (this.pending + this.outbox.length >= this.maxPending) {
       if (!this.congestedLogged) {
         this.congestedLogged = true;
         this.log(`cluster hub: ${this.pending} messages wait on the channel to the primary; dropping publishes until it drains`);
@@ -100,10 +116,23 @@ export class ClusterHub implements Hub {
       return false;
     }
     if (this.pending === 0) this.congestedLogged = false;
-    this.pending++;
-    process.send(msg, undefined, undefined, this.onSent);
+    if (this.outbox.push(msg) === 1) setImmediate(this.flush);
     return true;
   }
+
+  /** Sends this round's messages as one IPC message (order kept: it is one FIFO channel). */
+  private readonly flush = (): void => {
+    const msgs = this.outbox;
+    if (msgs.length === 0) return;
+    this.outbox = [];
+    if (!process.connected || process.send === undefined) {
+      this.dropped += msgs.length;
+      return;
+    }
+    this.pending += msgs.length;
+    this.sentSizes.push(msgs.length);
+    process.send({ sbhub: 'batch', msgs } satisfies Batch<ToPrimary>, undefined, undefined, this.onSent);
+  };
 
   setListener(listener: HubListener): void {
     this.listener = listener;
@@ -152,6 +181,7 @@ export class ClusterHub implements Hub {
   async close(): Promise<void> {
     if (this.closed) return;
     for (const topic of this.topicSet) this.send({ sbhub: 'unsub', topic });
+    this.flush();
     this.closed = true;
     this.topicSet.clear();
     this.listener = null;
@@ -180,7 +210,10 @@ export interface ClusterRelay {
 
 interface WorkerState {
   topics: Set<string>;
+  /** Relayed messages handed to this worker's channel and not yet written. */
   pending: number;
+  /** The size of each batch in flight to it, oldest first. */
+  sizes: number[];
   congestedLogged: boolean;
   onSent: (err: Error | null) => void;
 }
@@ -202,9 +235,10 @@ export function startClusterRelay(options: ClusterHubOptions = {}): ClusterRelay
       const created: WorkerState = {
         topics: new Set(),
         pending: 0,
+        sizes: [],
         congestedLogged: false,
         onSent: () => {
-          created.pending--;
+          created.pending -= created.sizes.shift() ?? 0;
         },
       };
       states.set(worker, created);
@@ -227,6 +261,9 @@ export function startClusterRelay(options: ClusterHubOptions = {}): ClusterRelay
     if (set.size === 0) subscribers.delete(topic);
   };
 
+  /** Relays owed to each worker while one incoming batch is handled; sent as one batch each. */
+  const outgoing = new Map<Worker, ToWorker[]>();
+
   const sendTo = (worker: Worker, msg: ToWorker): void => {
     const st = stateOf(worker);
     if (!worker.isConnected() || st.pending >= maxPending) {
@@ -239,12 +276,21 @@ export function startClusterRelay(options: ClusterHubOptions = {}): ClusterRelay
     }
     if (st.pending === 0) st.congestedLogged = false;
     st.pending++;
-    worker.send(msg, undefined, st.onSent);
+    let list = outgoing.get(worker);
+    if (list === undefined) outgoing.set(worker, (list = []));
+    list.push(msg);
   };
 
-  const onMessage = (worker: Worker, raw: unknown): void => {
-    if (typeof raw !== 'object' || raw === null) return;
-    const msg = raw as Partial<ToPrimary>;
+  const flushOutgoing = (): void => {
+    for (const [worker, msgs] of outgoing) {
+      const st = stateOf(worker);
+      st.sizes.push(msgs.length);
+      worker.send({ sbhub: 'batch', msgs } satisfies Batch<ToWorker>, undefined, st.onSent);
+    }
+    outgoing.clear();
+  };
+
+  const handle = (worker: Worker, msg: Partial<ToPrimary>): void => {
     switch (msg.sbhub) {
       case 'sub': {
         const topic = msg.topic as string;
@@ -272,6 +318,14 @@ export function startClusterRelay(options: ClusterHubOptions = {}): ClusterRelay
         sendTo(worker, { sbhub: 'pong', seq: msg.seq as number });
         break;
     }
+  };
+
+  const onMessage = (worker: Worker, raw: unknown): void => {
+    if (typeof raw !== 'object' || raw === null) return;
+    const batch = raw as Partial<Batch<ToPrimary>>;
+    if (batch.sbhub === 'batch' && Array.isArray(batch.msgs)) for (const m of batch.msgs) handle(worker, m);
+    else handle(worker, raw as Partial<ToPrimary>);
+    flushOutgoing();
   };
 
   cluster.on('message', onMessage);
