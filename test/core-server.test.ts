@@ -33,9 +33,9 @@ test('text, frame and raw round trips on one server; addresses report the bound 
   }
 });
 
-test('IPv6 and Unix socket round trips', { timeout: 5000 }, async () => {
-  const path = join(mkdtempSync(join(tmpdir(), 'sb-')), 's.sock');
-  const server = await echo(['text://[::1]:0', `unix+text://${path}`]);
+test('IPv6 and Unix socket round trips (lines, and WebSocket over a Unix socket)', { timeout: 5000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sb-'));
+  const server = await echo(['text://[::1]:0', `unix+text://${join(dir, 's.sock')}`, `unix+ws://${join(dir, 'ws.sock')}`]);
   try {
     for (const url of server.addresses) {
       const c = await connect(url);
