@@ -64,16 +64,12 @@ const sharedByOwner = new WeakMap<ConnectionOwner, Shared[]>();
 function sharedFor(owner: ConnectionOwner, address: Address, role: 'server' | 'client', limits: ConnectionLimits): Shared {
   let list = sharedByOwner.get(owner);
   if (list === undefined) sharedByOwner.set(owner, (list = []));
-  for (const x of list) if (x.address === address && x.role === role && sameLimits(x.limits, limits)) return x;
+  // Owners pass one limits object per listener (Server keeps its own and one for UDP peers).
+  for (const x of list) if (x.address === address && x.role === role && x.limits === limits) return x;
   const x: Shared = { role, address, owner, limits, batched: address.transport !== 'udp' };
   // A handful per owner (one per listener); never a list that grows with connections.
   if (list.length < 16) list.push(x);
   return x;
-}
-function sameLimits(a: ConnectionLimits, b: ConnectionLimits): boolean {
-  if (a === b) return true;
-  for (const k of Object.keys(a) as (keyof ConnectionLimits)[]) if (a[k] !== b[k]) return false;
-  return Object.keys(a).length === Object.keys(b).length;
 }
 
 // Rarely set booleans, one field.
@@ -451,7 +447,6 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
   /** @internal */
   handleClose(): void {
     if (this.state === State.Closed) return;
-    const wasOpen = this.state !== State.Opening || this.endInfo !== null;
     this.state = State.Closed;
     this.owner.sweeper.delete(this);
     let info: CloseInfo;
@@ -472,7 +467,8 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
       w({ value: undefined, done: true });
     }
     this.owner.connectionClosed(this);
-    if (info.error && this.listenerCount('error') > 0 && wasOpen) this.emit('error', info.error);
+    // Only a user who holds the connection can listen; without a listener the close info says it all.
+    if (info.error && this.listenerCount('error') > 0) this.emit('error', info.error);
     this.emit('close', info);
   }
 

@@ -68,6 +68,10 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
   readonly options: Readonly<ServerOptions>;
   private readonly listenAddresses: Address[];
   private readonly limits: ConnectionLimits;
+  /** UDP peers have no close: they are forgotten after udpPeerTimeout of quiet when idleTimeout is off. */
+  private readonly udpLimits: ConnectionLimits;
+  /** Handed to every connection's protocol session: one object, so sessions can share what derives from it. */
+  private readonly protocolOptions: Readonly<Record<string, unknown>>;
   private readonly maxConnections: number;
   private readonly maxAccepts: number;
   /** Connections turned away (server full) that are still closing: they do not count against the limit. */
@@ -104,6 +108,8 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
     this.maxAccepts = options.maxAccepts ?? Infinity;
     checkNonNegative('maxConnections', this.maxConnections);
     checkNonNegative('maxAccepts', this.maxAccepts);
+    this.udpLimits = this.limits.idleTimeout > 0 ? this.limits : { ...this.limits, idleTimeout: options.udpPeerTimeout ?? 60_000 };
+    this.protocolOptions = options.websocket ?? NO_OPTIONS;
     const l = this.limits;
     this.sweeper = new Sweeper(resolutionFor(l.idleTimeout, l.handshakeTimeout, l.heartbeatInterval, l.closeTimeout));
     if (options.hub !== undefined || inSwitchboardWorker()) this.useHub(createHub(options.hub));
@@ -153,7 +159,7 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
     }
     const keepAlive = this.options.keepAlive ?? 60_000;
     if (keepAlive > 0) socket.setKeepAlive(true, keepAlive);
-    this.admit(new Connection(socket, address, 'server', this, this.limits, this.options.websocket ?? {}));
+    this.admit(new Connection(socket, address, 'server', this, this.limits, this.protocolOptions));
   }
 
   /** A datagram from a new remote endpoint: it becomes a connection, forgotten after udpPeerTimeout of quiet. */
@@ -162,8 +168,7 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
       peer.destroy();
       return false;
     }
-    const limits = this.limits.idleTimeout > 0 ? this.limits : { ...this.limits, idleTimeout: this.options.udpPeerTimeout ?? 60_000 };
-    return this.admit(new Connection(asSocket(peer), address, 'server', this, limits, {}));
+    return this.admit(new Connection(asSocket(peer), address, 'server', this, this.udpLimits, NO_OPTIONS));
   }
 
   private admit(conn: Connection): boolean {
@@ -310,6 +315,7 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
 }
 
 const EMPTY: ReadonlySet<Connection> = new Set();
+const NO_OPTIONS: Readonly<Record<string, unknown>> = Object.freeze({});
 
 /** Writes one message to many connections, encoding it once per wire format. */
 export function deliver(conns: Iterable<Connection>, data: Message, except: Connection | undefined): number {

@@ -126,20 +126,16 @@ interface SessionConfig {
   readonly address: Address;
   readonly maxMessageSize: number;
 }
-// Keyed by the listen address (one object per listener); the options object may be a fresh `{}`
-// per connection when none were given, so an empty one matches any other empty one.
+// Keyed by the listen address (one object per listener); a Server hands every connection the
+// same options object, so identity finds the config.
 const configs = new WeakMap<Address, SessionConfig[]>();
-function isEmpty(o: object): boolean {
-  for (const _ in o) return false;
-  return true;
-}
 function configFor(ctx: SessionContext): SessionConfig {
   const opts = ctx.options as WebSocketOptions;
   const isServer = ctx.role === 'server';
   let list = configs.get(ctx.address);
   if (list === undefined) configs.set(ctx.address, (list = []));
   for (const c of list) {
-    if (c.isServer === isServer && c.maxMessageSize === ctx.maxMessageSize && (c.opts === opts || isEmpty(c.opts) && isEmpty(opts))) return c;
+    if (c.isServer === isServer && c.maxMessageSize === ctx.maxMessageSize && c.opts === opts) return c;
   }
   const c: SessionConfig = {
     isServer,
