@@ -241,10 +241,14 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
    * Returns the number of local connections it was written to.
    */
   publish(topic: string, data: Message, options: { except?: Connection } = {}): number {
-    const subs = this.topicMap.get(topic);
-    const n = subs ? deliver(subs, data, options.except) : 0;
+    const n = this.deliverLocal(topic, data, options.except);
     this.hub?.publish(topic, data);
     return n;
+  }
+
+  private deliverLocal(topic: string, data: Message, except: Connection | undefined): number {
+    const subs = this.topicMap.get(topic);
+    return subs ? deliver(subs, data, except) : 0;
   }
 
   /** Sends `data` to every open connection of this server (this process only). */
@@ -255,10 +259,8 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
   /** Sets the hub that carries publishes to and from other processes. */
   useHub(hub: Hub): void {
     this.hub = hub;
-    hub.setListener((topic, data) => {
-      const subs = this.topicMap.get(topic);
-      if (subs) deliver(subs, data, undefined);
-    });
+    // What other processes publish is delivered here only (never published on again).
+    hub.setListener((topic, data) => this.deliverLocal(topic, data, undefined));
     for (const topic of this.topicMap.keys()) hub.subscribe(topic);
   }
 
