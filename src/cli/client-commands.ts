@@ -20,11 +20,9 @@ export async function runSend(argv: string[]): Promise<number> {
     args: argv,
     allowPositionals: true,
     options: {
+      ...CONNECT_OPTIONS,
       'e': { type: 'boolean', short: 'e' },
       'quiet-time': { type: 'string' },
-      'timeout': { type: 'string' },
-      'ca': { type: 'string' },
-      'insecure': { type: 'boolean' },
     },
   });
   const [url, message] = positionals;
@@ -34,23 +32,16 @@ export async function runSend(argv: string[]): Promise<number> {
   }
   parseAddress(url); // a malformed URL is a usage error (exit 2), not a failed connection
   const quiet = values['quiet-time'] ? parseDuration(values['quiet-time'], '--quiet-time') : 1000;
-  const timeout = values.timeout ? parseDuration(values.timeout, '--timeout') : 5000;
   let payload: string | Buffer;
   if (message === undefined || message === '-') payload = await readStdin();
   else payload = values.e ? unescapeText(message) : message;
 
-  let conn: Connection;
-  try {
-    conn = await connect(url, { connectTimeout: timeout, tls: tlsOptions(values) });
-  } catch (err) {
-    console.error(`switchboard send: cannot connect to ${url}: ${(err as Error).message}`);
-    return 1;
-  }
-  // A text line loses its trailing newline here: the protocol adds one.
-  if (conn.protocol === 'line' && typeof payload === 'string') {
-    for (const line of payload.replace(/\r?\n$/, '').split(/\r?\n/)) conn.send(line);
-  } else if (conn.protocol === 'line') {
-    conn.send(payload.toString('utf8').replace(/\r?\n$/, ''));
+  const conn = await open('send', url, values);
+  if (conn === null) return 1;
+  // Each line goes as one message; the protocol adds the newline.
+  if (conn.protocol === 'line') {
+    const text = typeof payload === 'string' ? payload : payload.toString('utf8');
+    for (const line of text.replace(/\r?\n$/, '').split(/\r?\n/)) conn.send(line);
   } else conn.send(payload);
 
   let timer = setTimeout(() => conn.close(), quiet);
@@ -69,7 +60,7 @@ export async function runConnect(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { 'timeout': { type: 'string' }, 'ca': { type: 'string' }, 'insecure': { type: 'boolean' } },
+    options: CONNECT_OPTIONS,
   });
   const [url] = positionals;
   if (!url) {
@@ -77,13 +68,8 @@ export async function runConnect(argv: string[]): Promise<number> {
     return 2;
   }
   parseAddress(url);
-  let conn: Connection;
-  try {
-    conn = await connect(url, { connectTimeout: values.timeout ? parseDuration(values.timeout, '--timeout') : 5000, tls: tlsOptions(values) });
-  } catch (err) {
-    console.error(`switchboard connect: cannot connect to ${url}: ${(err as Error).message}`);
-    return 1;
-  }
+  const conn = await open('connect', url, values);
+  if (conn === null) return 1;
   console.error(`connected to ${url} (${conn.remote}); end input with Ctrl-D`);
   conn.on('message', (m) => printMessage(conn, m));
   if (conn.protocol === 'raw') {
@@ -99,6 +85,25 @@ export async function runConnect(argv: string[]): Promise<number> {
   process.stdin.unref?.();
   console.error(`connection closed (${info.code}${info.reason ? ' ' + info.reason : ''})`);
   return 0;
+}
+
+/** The options both client commands take: --timeout T, --ca FILE, --insecure. */
+const CONNECT_OPTIONS = {
+  'timeout': { type: 'string' },
+  'ca': { type: 'string' },
+  'insecure': { type: 'boolean' },
+} as const;
+
+/** Connects, or says why not on stderr and gives null (the command then exits 1). */
+async function open(command: string, url: string, values: { timeout?: string; ca?: string; insecure?: boolean }): Promise<Connection | null> {
+  // Bad option values throw here, before the try: they are usage errors (exit 2), not failed connections.
+  const options = { connectTimeout: values.timeout ? parseDuration(values.timeout, '--timeout') : 5000, tls: tlsOptions(values) };
+  try {
+    return await connect(url, options);
+  } catch (err) {
+    console.error(`switchboard ${command}: cannot connect to ${url}: ${(err as Error).message}`);
+    return null;
+  }
 }
 
 /** --ca FILE trusts that certificate authority; --insecure accepts any certificate (testing only). */
