@@ -52,7 +52,7 @@ export async function connect(url: string, options: ConnectOptions = {}): Promis
       (c) => { opened = true; resolve(c); },
       (c) => {
         if (opened) return;
-        const info = c.closedInfoForClient();
+        const info = c.closeInfo ?? { code: 1006, reason: 'closed' };
         reject(info.error ?? new SwitchboardError('ERR_HANDSHAKE', `${url}: connection closed before it opened (${info.code} ${info.reason})`));
       },
     );

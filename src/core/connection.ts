@@ -277,9 +277,9 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
     };
   }
 
-  /** @internal The close info, once closed (connect() uses it to say why a handshake failed). */
-  closedInfoForClient(): CloseInfo {
-    return this.closedInfo ?? { code: 1006, reason: 'not closed' };
+  /** How the connection ended; null while it is not closed. */
+  get closeInfo(): CloseInfo | null {
+    return this.closedInfo;
   }
 
   /** Resolves with the close info once the connection is fully closed. */

@@ -545,4 +545,3 @@ function requestInfoOf(head: ParsedHead, remoteAddress: string): WebSocketReques
 
 export const websocketFactory: ProtocolFactory = (events, ctx) => new WebSocketSession(events, ctx);
 
-export { isValidCloseCode };
