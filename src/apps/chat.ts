@@ -16,9 +16,11 @@ export const CHAT_DEFAULT = ['text://127.0.0.1:9999', 'ws://127.0.0.1:8080'];
 /** The browser page, served at "/" of every ws:// listener (read once, at first use). */
 let page: Buffer | null = null;
 function chatPage(): Buffer {
-  // src/apps/chat.ts and dist/src/apps/chat.js both find the repository's public/ folder.
-  const root = new URL(import.meta.url.includes('/dist/src/') ? '../../../' : '../../', import.meta.url);
-  page ??= readFileSync(new URL('public/chat.html', root));
+  if (page === null) {
+    // src/apps/chat.ts and dist/src/apps/chat.js both find the repository's public/ folder.
+    const root = new URL(import.meta.url.includes('/dist/src/') ? '../../../' : '../../', import.meta.url);
+    page = readFileSync(new URL('public/chat.html', root));
+  }
   return page;
 }
 export const CHAT_BANNER = '欢迎来到ti-chat聊天室!发言注意遵守当地法律法规! (welcome to ti-chat; /nick NAME, /who, /help)';
