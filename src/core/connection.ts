@@ -9,6 +9,7 @@ import type { Address, ProtocolName } from '../address.js';
 import type { CloseInfo, Message, ProtocolEvents, ProtocolSession } from '../codec/types.js';
 import { SwitchboardError } from '../errors.js';
 import { protocolFactories } from './protocols.js';
+import { batch, NativeSocket } from '../transport/native.js';
 import type { Sweeper } from './sweeper.js';
 
 export interface ConnectionLimits {
@@ -124,11 +125,14 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
     const now = Date.now(); // not sweeper.now: that is only fresh while the sweeper ticks
     this.lastSeen = now;
     this.deadline = limits.handshakeTimeout > 0 ? now + limits.handshakeTimeout : 0;
-    (socket as TaggedSocket)[kConnection] = this;
-    socket.on('data', onSocketData);
-    socket.on('end', onSocketEnd);
-    socket.on('error', onSocketError);
-    socket.on('close', onSocketClose);
+    if (socket instanceof NativeSocket) socket.sink = this; // events come as direct calls
+    else {
+      (socket as TaggedSocket)[kConnection] = this;
+      socket.on('data', onSocketData);
+      socket.on('end', onSocketEnd);
+      socket.on('error', onSocketError);
+      socket.on('close', onSocketClose);
+    }
     this.session = protocolFactories[address.protocol](this, {
       role,
       address,
@@ -307,9 +311,11 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
       queued.push(this);
       if (!flushScheduled) {
         flushScheduled = true;
-        // setImmediate, not nextTick: after every socket read in this poll round, so writes to one
-        // connection caused by many reads (chat fan-out) join too. It adds no wait for I/O.
-        setImmediate(flushQueued);
+        // Once every socket read in this poll round is handled, so writes to one connection caused
+        // by many reads (chat fan-out) join too: right after the native transport's batch, or else
+        // setImmediate (not nextTick), which runs after the poll phase and adds no wait for I/O.
+        if (batch.active) batch.afterBatch = flushQueued;
+        else setImmediate(flushQueued);
       }
     } else if (Array.isArray(out)) out.push(bytes);
     else this.out = [out, bytes];
@@ -319,7 +325,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
       // The socket's 'drain' is listened to from the first time it matters (one listener fewer per idle connection).
       if ((this.flags & DRAIN_HOOKED) === 0) {
         this.flags |= DRAIN_HOOKED;
-        socket.on('drain', onSocketDrain);
+        if (!(socket instanceof NativeSocket)) socket.on('drain', onSocketDrain);
       }
       this.flags |= OWES_DRAIN;
       return false;

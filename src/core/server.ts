@@ -4,13 +4,13 @@
  * them to other processes.
  */
 import { EventEmitter } from 'node:events';
-import type net from 'node:net';
+import net from 'node:net';
 import { formatHostPort, parseAddress, type Address } from '../address.js';
 import type { Message } from '../codec/types.js';
 import { SwitchboardError } from '../errors.js';
 import type { Hub } from '../hubs/types.js';
 import { createHub, inSwitchboardWorker } from '../hubs/index.js';
-import { createStreamServer, listenStream, type TlsServerOptions } from '../transport/index.js';
+import { createStreamServer, listenStream, type StreamListener, type TlsServerOptions } from '../transport/index.js';
 import { asSocket, bindUdp, MAX_UDP_PAYLOAD, type PeerSocket } from '../transport/udp.js';
 import { Connection, type ConnectionLimits, type ConnectionOwner, type TopicOwner } from './connection.js';
 import { resolutionFor, Sweeper } from './sweeper.js';
@@ -35,6 +35,12 @@ export interface ServerOptions extends Partial<ConnectionLimits> {
   keepAlive?: number;
   /** Listen backlog. */
   backlog?: number;
+  /**
+   * Plain tcp:// listeners (text, frame, ws) use switchboard's native transport when it is built
+   * (less memory per connection, reads batched per event-loop round); false: always node:net.
+   * SWITCHBOARD_NATIVE=0 in the environment turns it off for the whole process.
+   */
+  native?: boolean;
   /** udp://: forget a remote endpoint after this many quiet ms when idleTimeout is off (default 60000). */
   udpPeerTimeout?: number;
 }
@@ -76,7 +82,7 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
   private readonly maxAccepts: number;
   /** Connections turned away (server full) that are still closing: they do not count against the limit. */
   private readonly refusing = new Set<Connection>();
-  private readonly netServers: net.Server[] = [];
+  private readonly netServers: StreamListener[] = [];
   private readonly udpClosers: (() => Promise<void>)[] = [];
   private readonly bound: string[] = [];
   private readonly topicMap = new Map<string, Set<Connection>>();
@@ -135,8 +141,9 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
           this.bound.push(`udp://${formatHostPort(address.host, a.port)}`);
           continue;
         }
-        const srv = createStreamServer(address, { tls: this.options.tls, backlog: this.options.backlog }, (socket) => this.accept(socket, address));
-        srv.on('error', (err) => this.emitError(err));
+        const srv = createStreamServer(address, { tls: this.options.tls, backlog: this.options.backlog, native: this.options.native },
+          (socket) => this.accept(socket, address));
+        if (srv instanceof net.Server) srv.on('error', (err) => this.emitError(err));
         this.netServers.push(srv);
         await listenStream(srv, address, { backlog: this.options.backlog });
         this.bound.push(boundUrl(address, srv));
@@ -345,7 +352,7 @@ export function deliver(conns: Iterable<Connection>, data: Message, except: Conn
   return n;
 }
 
-function boundUrl(address: Address, srv: net.Server): string {
+function boundUrl(address: Address, srv: StreamListener): string {
   if (address.transport === 'unix') return address.url;
   const a = srv.address();
   const port = a && typeof a === 'object' ? a.port : address.port;

@@ -7,6 +7,7 @@ import tls from 'node:tls';
 import { existsSync, unlinkSync } from 'node:fs';
 import type { Address } from '../address.js';
 import { SwitchboardError } from '../errors.js';
+import { NativeListener, type NativeSocket, useNative } from './native.js';
 
 export type TlsServerOptions = tls.TlsOptions;
 export type TlsClientOptions = tls.ConnectionOptions;
@@ -14,10 +15,18 @@ export type TlsClientOptions = tls.ConnectionOptions;
 export interface ListenOptions {
   tls?: TlsServerOptions;
   backlog?: number;
+  /** false: accept plain TCP with node:net even where the native transport is built. */
+  native?: boolean;
 }
 
-/** Creates a stream server for a tcp/tls/unix address; `onSocket` gets each accepted socket. */
-export function createStreamServer(address: Address, options: ListenOptions, onSocket: (socket: net.Socket) => void): net.Server {
+/** A listening socket: node:net's, or the native transport's for plain TCP. */
+export type StreamListener = net.Server | NativeListener;
+
+/**
+ * Creates a stream server for a tcp/tls/unix address; `onSocket` gets each accepted socket (a
+ * NativeSocket, typed as the subset of net.Socket it provides, when the native transport serves).
+ */
+export function createStreamServer(address: Address, options: ListenOptions, onSocket: (socket: net.Socket) => void): StreamListener {
   if (address.transport === 'tls') {
     if (!options.tls || (!options.tls.cert && !options.tls.pfx && !options.tls.SNICallback)) {
       throw new SwitchboardError('ERR_INVALID_OPTION', `${address.url}: a TLS listener needs a certificate (options.tls.cert and .key, or .pfx)`);
@@ -25,11 +34,13 @@ export function createStreamServer(address: Address, options: ListenOptions, onS
     // allowHalfOpen: a peer that half-closes (shutdown(SHUT_WR)) can still be answered.
     return tls.createServer({ ...options.tls, allowHalfOpen: true, noDelay: true }, onSocket);
   }
+  if (useNative(address.transport, options.native)) return new NativeListener(onSocket as unknown as (s: NativeSocket) => void);
   return net.createServer({ allowHalfOpen: true, noDelay: true }, onSocket);
 }
 
 /** Listens; resolves once bound. A stale Unix socket file (nobody listening) is removed first. */
-export async function listenStream(server: net.Server, address: Address, options: ListenOptions): Promise<void> {
+export async function listenStream(server: StreamListener, address: Address, options: ListenOptions): Promise<void> {
+  if (server instanceof NativeListener) return server.listen(address.host, address.port, options.backlog);
   if (address.transport === 'unix') {
     const path = address.socketPath!;
     if (existsSync(path) && !(await isSocketLive(path))) unlinkSync(path);

@@ -1,0 +1,536 @@
+/*
+ * switchboard's native TCP transport: accept, read and write on libuv directly, with Node-API
+ * as the only interface to JavaScript.
+ *
+ * Why it exists: a net.Socket costs ~3.7 KiB of memory and ~1 µs of stream machinery per
+ * message before any protocol work. Here a connection is one malloc'd struct (a uv_tcp_t and
+ * a few fields), and reads are batched: every read of one event-loop round is copied into one
+ * shared slab and described by a record in one shared Int32Array, and JavaScript is called
+ * once per round (from a uv_check handle, right after the poll phase) to handle them all.
+ *
+ * Records are four int32s: [type, slot, a, b]. A slot is a connection's small-integer id; it
+ * is reused only after that connection's CLOSE record has been delivered.
+ *   ACCEPT slot listener -   DATA slot offset length   EOF slot - -
+ *   ERROR slot uvcode -      DRAIN slot - -            CLOSE slot - -
+ *
+ * Writes: write() tries the syscall at once (uv_try_write); what the kernel does not take is
+ * copied and queued with uv_write, and write() returns the bytes still queued. DRAIN is
+ * recorded when that queue empties.
+ */
+#define NAPI_VERSION 8
+#include <node_api.h>
+#include <uv.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { EV_ACCEPT = 1, EV_DATA = 2, EV_EOF = 3, EV_ERROR = 4, EV_DRAIN = 5, EV_CLOSE = 6 };
+enum { F_CLOSING = 1, F_EOF = 2, F_SHUT = 4, F_SHUT_SENT = 8, F_READING = 16 };
+
+/* Each read gets at most this much of the slab; a round is dispatched early when less is left. */
+#define MAX_READ (64 * 1024)
+
+typedef struct state state_t;
+
+typedef struct {
+  uv_tcp_t tcp; /* first: a uv handle pointer is a conn pointer */
+  state_t *st;
+  uint32_t slot;
+  uint32_t flags;
+  size_t pending; /* bytes queued in uv_write requests */
+} conn_t;
+
+typedef struct {
+  uv_tcp_t tcp;
+  state_t *st;
+  int32_t id;
+} listener_t;
+
+typedef struct {
+  uv_write_t req;
+  size_t len;
+  char data[];
+} write_req_t;
+
+struct state {
+  napi_env env;
+  uv_loop_t *loop;
+  uv_check_t check;
+  napi_ref dispatch_ref;
+  napi_ref slab_ref;
+  napi_ref events_ref;
+  napi_async_context actx;
+  char *slab;
+  size_t slab_size;
+  size_t slab_used;
+  int32_t *events;
+  uint32_t ev_cap; /* records */
+  uint32_t ev_count;
+  int dispatching;
+  conn_t **conns;
+  uint32_t conns_cap;
+  uint32_t *free_slots;
+  uint32_t nfree;
+  uint32_t next_slot;
+  listener_t **listeners;
+  uint32_t listeners_cap;
+};
+
+/* ---- calling JavaScript ---- */
+
+static void dispatch(state_t *st) {
+  if (st->ev_count == 0 || st->dispatching) return;
+  napi_env env = st->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  st->dispatching = 1;
+  napi_value fn, recv, argv[1], result;
+  napi_get_reference_value(env, st->dispatch_ref, &fn);
+  napi_get_global(env, &recv);
+  napi_create_uint32(env, st->ev_count, &argv[0]);
+  /* make_callback, not call_function: it runs the nextTick and microtask queues afterwards,
+     as Node does after its own I/O callbacks. */
+  napi_status s = napi_make_callback(env, st->actx, recv, fn, 1, argv, &result);
+  st->ev_count = 0;
+  st->slab_used = 0;
+  st->dispatching = 0;
+  if (s == napi_pending_exception) {
+    napi_value exc;
+    napi_get_and_clear_last_exception(env, &exc);
+    napi_fatal_exception(env, exc);
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+static void push(state_t *st, int32_t type, uint32_t slot, int32_t a, int32_t b) {
+  int32_t *r = st->events + 4 * st->ev_count++;
+  r[0] = type;
+  r[1] = (int32_t)slot;
+  r[2] = a;
+  r[3] = b;
+  if (st->ev_count >= st->ev_cap) dispatch(st);
+}
+
+static void on_check(uv_check_t *h) {
+  dispatch((state_t *)h->data);
+}
+
+/* ---- connections ---- */
+
+static conn_t *conn_of(state_t *st, napi_env env, napi_callback_info info, size_t *argc, napi_value *argv) {
+  napi_get_cb_info(env, info, argc, argv, NULL, NULL);
+  uint32_t slot;
+  if (napi_get_value_uint32(env, argv[0], &slot) != napi_ok || slot >= st->conns_cap) return NULL;
+  conn_t *c = st->conns[slot];
+  return c != NULL && (c->flags & F_CLOSING) == 0 ? c : NULL;
+}
+
+static void on_close(uv_handle_t *h) {
+  conn_t *c = (conn_t *)h;
+  state_t *st = c->st;
+  st->conns[c->slot] = NULL;
+  st->free_slots[st->nfree++] = c->slot;
+  push(st, EV_CLOSE, c->slot, 0, 0);
+  free(c);
+  /* Close callbacks run after the check phase: deliver now, not one loop round later. */
+  dispatch(st);
+}
+
+static void conn_close(conn_t *c) {
+  if (c->flags & F_CLOSING) return;
+  c->flags |= F_CLOSING;
+  uv_close((uv_handle_t *)&c->tcp, on_close);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  (void)suggested;
+  state_t *st = ((conn_t *)h)->st;
+  size_t left = st->slab_size - st->slab_used;
+  buf->base = st->slab + st->slab_used;
+  buf->len = left < MAX_READ ? left : MAX_READ;
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  conn_t *c = (conn_t *)s;
+  state_t *st = c->st;
+  if (nread > 0) {
+    int32_t off = (int32_t)(buf->base - st->slab);
+    int32_t *last = st->ev_count > 0 ? st->events + 4 * (st->ev_count - 1) : NULL;
+    /* A connection read twice in a row in one round (a large message): one record. */
+    if (last != NULL && last[0] == EV_DATA && last[1] == (int32_t)c->slot && last[2] + last[3] == off) {
+      last[3] += (int32_t)nread;
+    } else {
+      push(st, EV_DATA, c->slot, off, (int32_t)nread);
+    }
+    st->slab_used += (size_t)nread;
+    if (st->slab_size - st->slab_used < MAX_READ) dispatch(st);
+    return;
+  }
+  if (nread == 0) return;
+  if (nread == UV_EOF) {
+    c->flags |= F_EOF;
+    c->flags &= ~F_READING;
+    uv_read_stop(s);
+    push(st, EV_EOF, c->slot, 0, 0);
+    if (c->flags & F_SHUT) conn_close(c);
+    return;
+  }
+  push(st, EV_ERROR, c->slot, (int32_t)nread, 0);
+  conn_close(c);
+}
+
+static void on_connection(uv_stream_t *server, int status) {
+  listener_t *l = (listener_t *)server;
+  state_t *st = l->st;
+  if (status < 0) return; /* EMFILE and the like: libuv has already dropped the pending peer */
+  conn_t *c = calloc(1, sizeof(conn_t));
+  if (c == NULL) return;
+  c->st = st;
+  uv_tcp_init(st->loop, &c->tcp);
+  if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+    c->flags = F_CLOSING;
+    uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
+    return;
+  }
+  if (st->nfree > 0) c->slot = st->free_slots[--st->nfree];
+  else {
+    if (st->next_slot == st->conns_cap) {
+      uint32_t cap = st->conns_cap * 2;
+      conn_t **conns = realloc(st->conns, cap * sizeof(conn_t *));
+      uint32_t *fs = conns ? realloc(st->free_slots, cap * sizeof(uint32_t)) : NULL;
+      if (conns) st->conns = conns;
+      if (fs == NULL) {
+        c->flags = F_CLOSING;
+        uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
+        return;
+      }
+      st->free_slots = fs;
+      memset(st->conns + st->conns_cap, 0, (cap - st->conns_cap) * sizeof(conn_t *));
+      st->conns_cap = cap;
+    }
+    c->slot = st->next_slot++;
+  }
+  st->conns[c->slot] = c;
+  uv_tcp_nodelay(&c->tcp, 1);
+  push(st, EV_ACCEPT, c->slot, l->id, 0);
+  c->flags |= F_READING;
+  uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
+static void on_write(uv_write_t *req, int status) {
+  write_req_t *w = (write_req_t *)req;
+  conn_t *c = (conn_t *)req->handle;
+  c->pending -= w->len;
+  free(w);
+  if (c->flags & F_CLOSING) return;
+  if (status < 0) {
+    push(c->st, EV_ERROR, c->slot, status, 0);
+    conn_close(c);
+  } else if (c->pending == 0) {
+    push(c->st, EV_DRAIN, c->slot, 0, 0);
+  }
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status) {
+  conn_t *c = (conn_t *)req->handle;
+  free(req);
+  if (c->flags & F_CLOSING) return;
+  c->flags |= F_SHUT;
+  if (status < 0 || (c->flags & F_EOF)) conn_close(c);
+}
+
+/* ---- functions for JavaScript ---- */
+
+static state_t *state_of(napi_env env) {
+  void *d = NULL;
+  napi_get_instance_data(env, &d);
+  return d;
+}
+
+static napi_value int_value(napi_env env, int64_t v) {
+  napi_value r;
+  napi_create_int64(env, v, &r);
+  return r;
+}
+
+static napi_value throw_bad(napi_env env, const char *what) {
+  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", what);
+  return NULL;
+}
+
+/* init(dispatch, slab: Buffer, events: Int32Array) */
+static napi_value js_init(napi_env env, napi_callback_info info) {
+  state_t *st = state_of(env);
+  size_t argc = 3;
+  napi_value argv[3];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 3 || st->dispatch_ref != NULL) return throw_bad(env, "init(dispatch, slab, events) once");
+  void *slab;
+  size_t slab_len;
+  if (napi_get_buffer_info(env, argv[1], &slab, &slab_len) != napi_ok) return throw_bad(env, "slab must be a Buffer");
+  napi_typedarray_type t;
+  size_t ev_len;
+  void *ev;
+  if (napi_get_typedarray_info(env, argv[2], &t, &ev_len, &ev, NULL, NULL) != napi_ok || t != napi_int32_array || ev_len < 16) {
+    return throw_bad(env, "events must be an Int32Array");
+  }
+  if (slab_len < 2 * MAX_READ) return throw_bad(env, "slab too small");
+  napi_create_reference(env, argv[0], 1, &st->dispatch_ref);
+  napi_create_reference(env, argv[1], 1, &st->slab_ref);
+  napi_create_reference(env, argv[2], 1, &st->events_ref);
+  st->slab = slab;
+  st->slab_size = slab_len;
+  st->events = ev;
+  st->ev_cap = (uint32_t)(ev_len / 4);
+  napi_value resource, name;
+  napi_create_object(env, &resource);
+  napi_create_string_utf8(env, "switchboard.tcp", NAPI_AUTO_LENGTH, &name);
+  napi_async_init(env, resource, name, &st->actx);
+  uv_check_init(st->loop, &st->check);
+  st->check.data = st;
+  uv_check_start(&st->check, on_check);
+  uv_unref((uv_handle_t *)&st->check); /* never what keeps a process alive */
+  return NULL;
+}
+
+/* listen(ip, port, backlog, ipv6Only) -> [listenerId, boundPort] or a negative uv error code */
+static napi_value js_listen(napi_env env, napi_callback_info info) {
+  state_t *st = state_of(env);
+  size_t argc = 4;
+  napi_value argv[4];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  char ip[64];
+  size_t iplen;
+  uint32_t port, backlog;
+  bool v6only;
+  if (argc < 4 || napi_get_value_string_utf8(env, argv[0], ip, sizeof ip, &iplen) != napi_ok ||
+      napi_get_value_uint32(env, argv[1], &port) != napi_ok || napi_get_value_uint32(env, argv[2], &backlog) != napi_ok ||
+      napi_get_value_bool(env, argv[3], &v6only) != napi_ok || port > 65535) {
+    return throw_bad(env, "listen(ip, port, backlog, ipv6Only)");
+  }
+  struct sockaddr_storage addr;
+  int is6 = strchr(ip, ':') != NULL;
+  int r = is6 ? uv_ip6_addr(ip, (int)port, (struct sockaddr_in6 *)&addr) : uv_ip4_addr(ip, (int)port, (struct sockaddr_in *)&addr);
+  if (r != 0) return int_value(env, r);
+  listener_t *l = calloc(1, sizeof(listener_t));
+  if (l == NULL) return int_value(env, UV_ENOMEM);
+  l->st = st;
+  uv_tcp_init(st->loop, &l->tcp);
+  r = uv_tcp_bind(&l->tcp, (struct sockaddr *)&addr, is6 && v6only ? UV_TCP_IPV6ONLY : 0);
+  if (r == 0) r = uv_listen((uv_stream_t *)&l->tcp, (int)backlog, on_connection);
+  if (r != 0) {
+    uv_close((uv_handle_t *)&l->tcp, (uv_close_cb)free);
+    return int_value(env, r);
+  }
+  uint32_t id = 0;
+  while (id < st->listeners_cap && st->listeners[id] != NULL) id++;
+  if (id == st->listeners_cap) {
+    uint32_t cap = st->listeners_cap ? st->listeners_cap * 2 : 4;
+    listener_t **ls = realloc(st->listeners, cap * sizeof(listener_t *));
+    if (ls == NULL) {
+      uv_close((uv_handle_t *)&l->tcp, (uv_close_cb)free);
+      return int_value(env, UV_ENOMEM);
+    }
+    memset(ls + st->listeners_cap, 0, (cap - st->listeners_cap) * sizeof(listener_t *));
+    st->listeners = ls;
+    st->listeners_cap = cap;
+  }
+  l->id = (int32_t)id;
+  st->listeners[id] = l;
+  struct sockaddr_storage bound;
+  int blen = sizeof bound;
+  uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&bound, &blen);
+  int bport = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port : ((struct sockaddr_in *)&bound)->sin_port);
+  napi_value out;
+  napi_create_array_with_length(env, 2, &out);
+  napi_set_element(env, out, 0, int_value(env, id));
+  napi_set_element(env, out, 1, int_value(env, bport));
+  return out;
+}
+
+/* unlisten(listenerId): stops accepting; connections already accepted are not touched. */
+static napi_value js_unlisten(napi_env env, napi_callback_info info) {
+  state_t *st = state_of(env);
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  uint32_t id;
+  if (argc < 1 || napi_get_value_uint32(env, argv[0], &id) != napi_ok) return throw_bad(env, "unlisten(id)");
+  if (id < st->listeners_cap && st->listeners[id] != NULL) {
+    uv_close((uv_handle_t *)&st->listeners[id]->tcp, (uv_close_cb)free);
+    st->listeners[id] = NULL;
+  }
+  return NULL;
+}
+
+/* write(slot, buffer) -> bytes still queued (>= 0), or a negative uv error code */
+static napi_value js_write(napi_env env, napi_callback_info info) {
+  state_t *st = state_of(env);
+  size_t argc = 2;
+  napi_value argv[2];
+  conn_t *c = conn_of(st, env, info, &argc, argv);
+  if (c == NULL) return int_value(env, UV_EPIPE);
+  char *data;
+  size_t len;
+  if (napi_get_buffer_info(env, argv[1], (void **)&data, &len) != napi_ok) return throw_bad(env, "write(slot, buffer)");
+  if (c->flags & F_SHUT_SENT) return int_value(env, UV_EPIPE);
+  size_t done = 0;
+  if (c->pending == 0 && len > 0) {
+    uv_buf_t b = uv_buf_init(data, (unsigned int)len);
+    int r = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    if (r >= 0) done = (size_t)r;
+    else if (r != UV_EAGAIN && r != UV_ENOSYS) return int_value(env, r);
+  }
+  if (done < len) {
+    size_t rest = len - done;
+    write_req_t *w = malloc(sizeof(write_req_t) + rest);
+    if (w == NULL) return int_value(env, UV_ENOMEM);
+    memcpy(w->data, data + done, rest);
+    w->len = rest;
+    uv_buf_t b = uv_buf_init(w->data, (unsigned int)rest);
+    int r = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+    if (r != 0) {
+      free(w);
+      return int_value(env, r);
+    }
+    c->pending += rest;
+  }
+  return int_value(env, (int64_t)c->pending);
+}
+
+/* end(slot): half-close once the queued writes are out; the handle closes when the peer has ended too. */
+static napi_value js_end(napi_env env, napi_callback_info info) {
+  state_t *st = state_of(env);
+  size_t argc = 1;
+  napi_value argv[1];
+  conn_t *c = conn_of(st, env, info, &argc, argv);
+  if (c == NULL || (c->flags & F_SHUT_SENT)) return NULL;
+  c->flags |= F_SHUT_SENT;
+  uv_shutdown_t *req = malloc(sizeof(uv_shutdown_t));
+  if (req == NULL || uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+    free(req);
+    conn_close(c);
+  }
+  return NULL;
+}
+
+/* close(slot): closes at once; queued writes are dropped. CLOSE follows. */
+static napi_value js_close(napi_env env, napi_callback_info info) {
+  state_t *st = state_of(env);
+  size_t argc = 1;
+  napi_value argv[1];
+  conn_t *c = conn_of(st, env, info, &argc, argv);
+  if (c != NULL) conn_close(c);
+  return NULL;
+}
+
+/* pause(slot) / resume(slot): stop and restart reading (backpressure). */
+static napi_value js_pause(napi_env env, napi_callback_info info) {
+  state_t *st = state_of(env);
+  size_t argc = 1;
+  napi_value argv[1];
+  conn_t *c = conn_of(st, env, info, &argc, argv);
+  if (c != NULL && (c->flags & F_READING)) {
+    c->flags &= ~F_READING;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+  }
+  return NULL;
+}
+
+static napi_value js_resume(napi_env env, napi_callback_info info) {
+  state_t *st = state_of(env);
+  size_t argc = 1;
+  napi_value argv[1];
+  conn_t *c = conn_of(st, env, info, &argc, argv);
+  if (c != NULL && !(c->flags & (F_READING | F_EOF))) {
+    c->flags |= F_READING;
+    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+  }
+  return NULL;
+}
+
+/* keepalive(slot, enable, delaySeconds) */
+static napi_value js_keepalive(napi_env env, napi_callback_info info) {
+  state_t *st = state_of(env);
+  size_t argc = 3;
+  napi_value argv[3];
+  conn_t *c = conn_of(st, env, info, &argc, argv);
+  bool on;
+  uint32_t delay;
+  if (c != NULL && argc >= 3 && napi_get_value_bool(env, argv[1], &on) == napi_ok && napi_get_value_uint32(env, argv[2], &delay) == napi_ok) {
+    uv_tcp_keepalive(&c->tcp, on ? 1 : 0, delay > 0 ? delay : 1);
+  }
+  return NULL;
+}
+
+/* address(slot, peer: boolean) -> [ip, port, family] or undefined */
+static napi_value js_address(napi_env env, napi_callback_info info) {
+  state_t *st = state_of(env);
+  size_t argc = 2;
+  napi_value argv[2];
+  conn_t *c = conn_of(st, env, info, &argc, argv);
+  bool peer = true;
+  if (c == NULL || argc < 2 || napi_get_value_bool(env, argv[1], &peer) != napi_ok) return NULL;
+  struct sockaddr_storage a;
+  int alen = sizeof a;
+  int r = peer ? uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&a, &alen) : uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&a, &alen);
+  if (r != 0) return NULL;
+  char ip[64] = "";
+  int port, six = a.ss_family == AF_INET6;
+  if (six) {
+    uv_ip6_name((struct sockaddr_in6 *)&a, ip, sizeof ip);
+    port = ntohs(((struct sockaddr_in6 *)&a)->sin6_port);
+  } else {
+    uv_ip4_name((struct sockaddr_in *)&a, ip, sizeof ip);
+    port = ntohs(((struct sockaddr_in *)&a)->sin_port);
+  }
+  napi_value out, s, fam;
+  napi_create_array_with_length(env, 3, &out);
+  napi_create_string_utf8(env, ip, NAPI_AUTO_LENGTH, &s);
+  napi_create_string_utf8(env, six ? "IPv6" : "IPv4", NAPI_AUTO_LENGTH, &fam);
+  napi_set_element(env, out, 0, s);
+  napi_set_element(env, out, 1, int_value(env, port));
+  napi_set_element(env, out, 2, fam);
+  return out;
+}
+
+/* ---- module ---- */
+
+static void cleanup(void *arg) {
+  state_t *st = arg;
+  /* The environment is going away (a worker thread ends): stop calling into it. */
+  if (st->dispatch_ref != NULL) uv_check_stop(&st->check);
+  st->dispatching = 1;
+}
+
+static void finalize_state(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  /* The handles may still be closing on the loop; the struct is small and lives as long as the env. */
+  (void)data;
+}
+
+NAPI_MODULE_INIT() {
+  state_t *st = calloc(1, sizeof(state_t));
+  if (st == NULL) return NULL;
+  st->env = env;
+  napi_get_uv_event_loop(env, &st->loop);
+  st->conns_cap = 1024;
+  st->conns = calloc(st->conns_cap, sizeof(conn_t *));
+  st->free_slots = malloc(st->conns_cap * sizeof(uint32_t));
+  napi_set_instance_data(env, st, finalize_state, NULL);
+  napi_add_env_cleanup_hook(env, cleanup, st);
+  napi_property_descriptor props[] = {
+    { "init", NULL, js_init, NULL, NULL, NULL, napi_default, NULL },
+    { "listen", NULL, js_listen, NULL, NULL, NULL, napi_default, NULL },
+    { "unlisten", NULL, js_unlisten, NULL, NULL, NULL, napi_default, NULL },
+    { "write", NULL, js_write, NULL, NULL, NULL, napi_default, NULL },
+    { "end", NULL, js_end, NULL, NULL, NULL, napi_default, NULL },
+    { "close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL },
+    { "pause", NULL, js_pause, NULL, NULL, NULL, napi_default, NULL },
+    { "resume", NULL, js_resume, NULL, NULL, NULL, napi_default, NULL },
+    { "keepalive", NULL, js_keepalive, NULL, NULL, NULL, napi_default, NULL },
+    { "address", NULL, js_address, NULL, NULL, NULL, napi_default, NULL },
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  return exports;
+}

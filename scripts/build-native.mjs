@@ -1,0 +1,36 @@
+#!/usr/bin/env node
+// Builds the optional native TCP transport (native/tcp.c) into build/switchboard_tcp.node with the
+// system C compiler and Node's own headers. Without a compiler or headers switchboard still works:
+// it falls back to node:net, so a failed build is reported and is not an error (pass --strict to
+// make it one, as the tests do through `npm run build:native -- --strict`).
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const strict = process.argv.includes('--strict');
+const out = path.join(root, 'build', 'switchboard_tcp.node');
+
+// Node's headers: beside the node binary (official tarballs, Debian's /usr), or npm's nodedir.
+const candidates = [
+  process.env.npm_config_nodedir && path.join(process.env.npm_config_nodedir, 'include', 'node'),
+  path.resolve(path.dirname(process.execPath), '..', 'include', 'node'),
+].filter(Boolean);
+const include = candidates.find((dir) => existsSync(path.join(dir, 'node_api.h')) && existsSync(path.join(dir, 'uv.h')));
+
+function giveUp(why) {
+  console.error(`switchboard: native transport not built (${why}); node:net will be used instead.`);
+  process.exit(strict ? 1 : 0);
+}
+
+if (!include) giveUp(`Node's headers not found in ${candidates.join(' or ')}`);
+mkdirSync(path.dirname(out), { recursive: true });
+const cc = process.env.CC || 'cc';
+try {
+  execFileSync(cc, ['-O2', '-fPIC', '-shared', '-Wall', '-Wextra', '-std=gnu11', `-I${include}`,
+    '-o', out, path.join(root, 'native', 'tcp.c')], { stdio: 'inherit' });
+} catch (err) {
+  giveUp(`${cc} failed: ${err.message.split('\n')[0]}`);
+}
+console.log(`switchboard: native transport built: ${path.relative(root, out)}`);

@@ -1,0 +1,305 @@
+/**
+ * The native TCP transport (native/tcp.c) seen from JavaScript: a listener and a socket with
+ * the few members Connection uses, driven by one batch of events per event-loop round.
+ *
+ * A NativeSocket is a small object (a slot number and a few fields) where a net.Socket is a
+ * Duplex stream with its own buffers and state; events go straight to the Connection (its
+ * SocketSink) instead of through an EventEmitter. When the addon is not built, or
+ * SWITCHBOARD_NATIVE=0 is set, `native` is null and transport/index.ts uses node:net.
+ */
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { lookup } from 'node:dns/promises';
+import { getSystemErrorMap } from 'node:util';
+import cluster from 'node:cluster';
+import { fileURLToPath } from 'node:url';
+import type { AddressInfo } from 'node:net';
+
+interface Addon {
+  init(dispatch: (n: number) => void, slab: Buffer, events: Int32Array): void;
+  listen(ip: string, port: number, backlog: number, ipv6Only: boolean): [number, number] | number;
+  unlisten(id: number): void;
+  write(slot: number, bytes: Buffer): number;
+  end(slot: number): void;
+  close(slot: number): void;
+  pause(slot: number): void;
+  resume(slot: number): void;
+  keepalive(slot: number, enable: boolean, delaySeconds: number): void;
+  address(slot: number, peer: boolean): [string, number, string] | undefined;
+}
+
+/** What a NativeSocket reports to (Connection implements it). */
+export interface SocketSink {
+  handleData(chunk: Buffer): void;
+  handleEnd(): void;
+  handleError(err: Error): void;
+  handleClose(): void;
+  handleDrain(): void;
+}
+
+const EV_ACCEPT = 1, EV_DATA = 2, EV_EOF = 3, EV_ERROR = 4, EV_DRAIN = 5, EV_CLOSE = 6;
+/** Reads of one round land here (the addon gives each read at most 64 KiB and dispatches early when full). */
+const SLAB_SIZE = 1024 * 1024;
+const MAX_EVENTS = 8192;
+/** As net.Socket's default: write() says "wait for drain" from this many queued bytes. */
+const HIGH_WATER_MARK = 16 * 1024;
+
+function load(): Addon | null {
+  if (process.env.SWITCHBOARD_NATIVE === '0') return null;
+  // src/transport/ under tsx, dist/src/transport/ once built: build/ is at the package root.
+  for (const rel of ['../../build/switchboard_tcp.node', '../../../build/switchboard_tcp.node']) {
+    const file = fileURLToPath(new URL(rel, import.meta.url));
+    if (!existsSync(file)) continue;
+    try {
+      return createRequire(import.meta.url)(file) as Addon;
+    } catch (err) {
+      process.emitWarning(`switchboard: native transport could not be loaded (${(err as Error).message}); using node:net`);
+      return null;
+    }
+  }
+  return null;
+}
+
+const addon = load();
+
+/** True when accepted TCP connections use the native transport. */
+export const nativeAvailable = addon !== null;
+
+const sockets: (NativeSocket | undefined)[] = [];
+const listeners: (NativeListener | undefined)[] = [];
+let slab: Buffer;
+let events: Int32Array;
+let initialized = false;
+
+/**
+ * Set while a batch is being handled. Writers (Connection) that want to send once the whole
+ * batch is handled register `afterBatch` instead of waiting for setImmediate.
+ */
+export const batch: { active: boolean; afterBatch: (() => void) | null } = { active: false, afterBatch: null };
+
+function ensureInit(a: Addon): void {
+  if (initialized) return;
+  initialized = true;
+  slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+  events = new Int32Array(MAX_EVENTS * 4);
+  a.init(dispatch, slab, events);
+}
+
+function dispatch(n: number): void {
+  batch.active = true;
+  for (let i = 0, p = 0; i < n; i++, p += 4) {
+    const type = events[p]!;
+    const slot = events[p + 1]!;
+    try {
+      if (type === EV_DATA) {
+        const s = sockets[slot];
+        if (s === undefined || s.destroyed) continue;
+        const off = events[p + 2]!;
+        const len = events[p + 3]!;
+        // A copy: the slab is reused next round, and codecs and users may keep what they get.
+        const chunk = Buffer.allocUnsafe(len);
+        slab.copy(chunk, 0, off, off + len);
+        s.sink?.handleData(chunk);
+      } else if (type === EV_ACCEPT) {
+        const socket = new NativeSocket(slot);
+        sockets[slot] = socket;
+        const l = listeners[events[p + 2]!];
+        if (l === undefined) socket.destroy();
+        else l.onSocket(socket);
+      } else if (type === EV_CLOSE) {
+        const s = sockets[slot];
+        sockets[slot] = undefined;
+        if (s !== undefined) s.closed();
+      } else {
+        const s = sockets[slot];
+        if (s === undefined) continue;
+        if (type === EV_EOF) s.sink?.handleEnd();
+        else if (type === EV_DRAIN) s.drained();
+        else if (type === EV_ERROR) s.failed(events[p + 2]!, 'read');
+      }
+    } catch (err) {
+      // One handler's throw must not lose the rest of the batch: it surfaces as uncaught, after.
+      process.nextTick(rethrow, err);
+    }
+  }
+  batch.active = false;
+  const after = batch.afterBatch;
+  if (after !== null) {
+    batch.afterBatch = null;
+    after();
+  }
+}
+
+function rethrow(err: unknown): never {
+  throw err;
+}
+
+let errorMap: Map<number, [string, string]> | undefined;
+/** An Error shaped as node:net makes them: "listen EADDRINUSE: address already in use 127.0.0.1:80". */
+function uvError(code: number, syscall: string, where?: string): NodeJS.ErrnoException {
+  const [name, text] = (errorMap ??= getSystemErrorMap()).get(code) ?? ['UNKNOWN', 'unknown error'];
+  const err: NodeJS.ErrnoException = new Error(`${syscall} ${name}: ${text}${where ? ` ${where}` : ''}`);
+  err.code = name;
+  err.errno = code;
+  err.syscall = syscall;
+  return err;
+}
+
+/** The members of net.Socket that Connection and Server use, over a native slot. */
+export class NativeSocket {
+  sink: SocketSink | null = null;
+  destroyed = false;
+  /** Bytes the addon still holds, as of the last write or drain. */
+  writableLength = 0;
+  readonly writableHighWaterMark = HIGH_WATER_MARK;
+  private paused = false;
+  private ended = false;
+  private remote: [string, number, string] | undefined;
+  private local: [string, number, string] | undefined;
+
+  constructor(readonly slot: number) {}
+
+  get writableNeedDrain(): boolean {
+    return this.writableLength >= HIGH_WATER_MARK;
+  }
+  get remoteAddress(): string | undefined {
+    return this.peer()?.[0];
+  }
+  get remotePort(): number | undefined {
+    return this.peer()?.[1];
+  }
+  get remoteFamily(): string | undefined {
+    return this.peer()?.[2];
+  }
+  get localAddress(): string | undefined {
+    return (this.local ??= this.destroyed ? undefined : addon!.address(this.slot, false))?.[0];
+  }
+  get localPort(): number | undefined {
+    return (this.local ??= this.destroyed ? undefined : addon!.address(this.slot, false))?.[1];
+  }
+  private peer(): [string, number, string] | undefined {
+    return (this.remote ??= this.destroyed ? undefined : addon!.address(this.slot, true));
+  }
+
+  write(bytes: Buffer): boolean {
+    if (this.destroyed || this.ended) return false;
+    const r = addon!.write(this.slot, bytes);
+    if (r < 0) {
+      this.failed(r, 'write');
+      return false;
+    }
+    this.writableLength = r;
+    return r < HIGH_WATER_MARK;
+  }
+
+  /** Half-closes once queued bytes are out. */
+  end(): this {
+    if (!this.destroyed && !this.ended) {
+      this.ended = true;
+      addon!.end(this.slot);
+    }
+    return this;
+  }
+
+  destroy(): this {
+    if (!this.destroyed) {
+      this.destroyed = true;
+      addon!.close(this.slot);
+    }
+    return this;
+  }
+
+  pause(): this {
+    if (!this.paused && !this.destroyed) {
+      this.paused = true;
+      addon!.pause(this.slot);
+    }
+    return this;
+  }
+  resume(): this {
+    if (this.paused && !this.destroyed) {
+      this.paused = false;
+      addon!.resume(this.slot);
+    }
+    return this;
+  }
+  isPaused(): boolean {
+    return this.paused;
+  }
+  setKeepAlive(enable = false, initialDelay = 0): this {
+    if (!this.destroyed) addon!.keepalive(this.slot, enable, Math.max(1, Math.floor(initialDelay / 1000)));
+    return this;
+  }
+  setNoDelay(): this {
+    return this; // every accepted connection already has TCP_NODELAY
+  }
+  cork(): void {}
+  uncork(): void {}
+
+  /** @internal The addon's write queue emptied. */
+  drained(): void {
+    const owed = this.writableLength >= HIGH_WATER_MARK;
+    this.writableLength = 0;
+    if (owed) this.sink?.handleDrain();
+  }
+  /** @internal A read or write failed: the connection is closing. */
+  failed(code: number, syscall: string): void {
+    this.sink?.handleError(uvError(code, syscall));
+    this.destroy();
+  }
+  /** @internal The handle is closed and its slot free. */
+  closed(): void {
+    this.destroyed = true;
+    this.sink?.handleClose();
+  }
+}
+
+/** A listening native socket with the part of net.Server's shape that Server uses. */
+export class NativeListener {
+  private id = -1;
+  private port = 0;
+  private host = '';
+  private family = 'IPv4';
+
+  constructor(readonly onSocket: (socket: NativeSocket) => void) {}
+
+  async listen(host: string, port: number, backlog = 511): Promise<void> {
+    const a = addon!;
+    ensureInit(a);
+    const ip = (await lookup(host)).address;
+    const r = a.listen(ip, port, backlog, false);
+    const where = ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
+    if (typeof r === 'number') throw Object.assign(uvError(r, 'listen', where), { address: ip, port });
+    [this.id, this.port] = r;
+    this.host = ip;
+    this.family = ip.includes(':') ? 'IPv6' : 'IPv4';
+    listeners[this.id] = this;
+  }
+
+  address(): AddressInfo | null {
+    return this.id < 0 ? null : { address: this.host, family: this.family, port: this.port };
+  }
+
+  /** Stops accepting. Connections already accepted are left to their owner, as net.Server does. */
+  close(callback?: () => void): void {
+    if (this.id >= 0) {
+      addon!.unlisten(this.id);
+      listeners[this.id] = undefined;
+      this.id = -1;
+    }
+    if (callback) setImmediate(callback);
+  }
+
+  on(): this {
+    return this; // errors after listen() reach Server through its connections, not the listener
+  }
+}
+
+/**
+ * Whether accepted connections on this address should use the native transport: plain TCP
+ * (TLS and Unix sockets stay on node:net), and not in a cluster worker, whose listening socket
+ * the primary shares through node:net.
+ */
+export function useNative(transport: string, option: boolean | undefined): boolean {
+  return addon !== null && option !== false && transport === 'tcp' && !cluster.isWorker;
+}
