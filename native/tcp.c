@@ -66,6 +66,7 @@ struct state {
   uint32_t ev_cap; /* records */
   uint32_t ev_count;
   int dispatching;
+  int dead; /* the environment is gone: record and call nothing */
   conn_t **conns;
   uint32_t conns_cap;
   uint32_t *free_slots;
@@ -78,7 +79,7 @@ struct state {
 /* ---- calling JavaScript ---- */
 
 static void dispatch(state_t *st) {
-  if (st->ev_count == 0 || st->dispatching) return;
+  if (st->ev_count == 0 || st->dispatching || st->dead) return;
   napi_env env = st->env;
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
@@ -102,6 +103,7 @@ static void dispatch(state_t *st) {
 }
 
 static void push(state_t *st, int32_t type, uint32_t slot, int32_t a, int32_t b) {
+  if (st->dead) return;
   int32_t *r = st->events + 4 * st->ev_count++;
   r[0] = type;
   r[1] = (int32_t)slot;
@@ -362,6 +364,43 @@ static napi_value js_unlisten(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* Writes bufs: what the kernel takes now, then the rest copied into one queued uv_write. */
+static int64_t write_bufs(conn_t *c, uv_buf_t *bufs, unsigned int nbufs) {
+  if (c->flags & F_SHUT_SENT) return UV_EPIPE;
+  size_t total = 0, done = 0;
+  for (unsigned int i = 0; i < nbufs; i++) total += bufs[i].len;
+  if (c->pending == 0 && total > 0) {
+    int r = uv_try_write((uv_stream_t *)&c->tcp, bufs, nbufs); /* one write or writev syscall */
+    if (r >= 0) done = (size_t)r;
+    else if (r != UV_EAGAIN && r != UV_ENOSYS) return r;
+  }
+  if (done < total) {
+    size_t rest = total - done;
+    write_req_t *w = malloc(sizeof(write_req_t) + rest);
+    if (w == NULL) return UV_ENOMEM;
+    size_t at = 0, skip = done;
+    for (unsigned int i = 0; i < nbufs; i++) {
+      size_t len = bufs[i].len;
+      if (skip >= len) {
+        skip -= len;
+        continue;
+      }
+      memcpy(w->data + at, bufs[i].base + skip, len - skip);
+      at += len - skip;
+      skip = 0;
+    }
+    w->len = rest;
+    uv_buf_t b = uv_buf_init(w->data, (unsigned int)rest);
+    int r = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+    if (r != 0) {
+      free(w);
+      return r;
+    }
+    c->pending += rest;
+  }
+  return (int64_t)c->pending;
+}
+
 /* write(slot, buffer) -> bytes still queued (>= 0), or a negative uv error code */
 static napi_value js_write(napi_env env, napi_callback_info info) {
   state_t *st = state_of(env);
@@ -369,32 +408,40 @@ static napi_value js_write(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   conn_t *c = conn_of(st, env, info, &argc, argv);
   if (c == NULL) return int_value(env, UV_EPIPE);
-  char *data;
+  void *data;
   size_t len;
-  if (napi_get_buffer_info(env, argv[1], (void **)&data, &len) != napi_ok) return throw_bad(env, "write(slot, buffer)");
-  if (c->flags & F_SHUT_SENT) return int_value(env, UV_EPIPE);
-  size_t done = 0;
-  if (c->pending == 0 && len > 0) {
-    uv_buf_t b = uv_buf_init(data, (unsigned int)len);
-    int r = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-    if (r >= 0) done = (size_t)r;
-    else if (r != UV_EAGAIN && r != UV_ENOSYS) return int_value(env, r);
-  }
-  if (done < len) {
-    size_t rest = len - done;
-    write_req_t *w = malloc(sizeof(write_req_t) + rest);
-    if (w == NULL) return int_value(env, UV_ENOMEM);
-    memcpy(w->data, data + done, rest);
-    w->len = rest;
-    uv_buf_t b = uv_buf_init(w->data, (unsigned int)rest);
-    int r = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
-    if (r != 0) {
-      free(w);
-      return int_value(env, r);
+  if (napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok) return throw_bad(env, "write(slot, buffer)");
+  uv_buf_t b = uv_buf_init(data, (unsigned int)len);
+  return int_value(env, write_bufs(c, &b, 1));
+}
+
+/* writev(slot, buffers[]) -> as write(); the buffers leave in one writev where the kernel takes them */
+static napi_value js_writev(napi_env env, napi_callback_info info) {
+  state_t *st = state_of(env);
+  size_t argc = 2;
+  napi_value argv[2];
+  conn_t *c = conn_of(st, env, info, &argc, argv);
+  if (c == NULL) return int_value(env, UV_EPIPE);
+  uint32_t n;
+  if (napi_get_array_length(env, argv[1], &n) != napi_ok) return throw_bad(env, "writev(slot, buffers)");
+  uv_buf_t stack[64];
+  uv_buf_t *bufs = n <= 64 ? stack : malloc(n * sizeof(uv_buf_t));
+  if (bufs == NULL) return int_value(env, UV_ENOMEM);
+  int64_t r = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value el;
+    void *data;
+    size_t len;
+    if (napi_get_element(env, argv[1], i, &el) != napi_ok || napi_get_buffer_info(env, el, &data, &len) != napi_ok) {
+      r = -1;
+      break;
     }
-    c->pending += rest;
+    bufs[i] = uv_buf_init(data, (unsigned int)len);
   }
-  return int_value(env, (int64_t)c->pending);
+  if (r == 0) r = write_bufs(c, bufs, n);
+  if (bufs != stack) free(bufs);
+  if (r == -1) return throw_bad(env, "writev(slot, buffers)");
+  return int_value(env, r);
 }
 
 /* end(slot): half-close once the queued writes are out; the handle closes when the peer has ended too. */
@@ -499,7 +546,7 @@ static void cleanup(void *arg) {
   state_t *st = arg;
   /* The environment is going away (a worker thread ends): stop calling into it. */
   if (st->dispatch_ref != NULL) uv_check_stop(&st->check);
-  st->dispatching = 1;
+  st->dead = 1;
 }
 
 static void finalize_state(napi_env env, void *data, void *hint) {
@@ -524,6 +571,7 @@ NAPI_MODULE_INIT() {
     { "listen", NULL, js_listen, NULL, NULL, NULL, napi_default, NULL },
     { "unlisten", NULL, js_unlisten, NULL, NULL, NULL, napi_default, NULL },
     { "write", NULL, js_write, NULL, NULL, NULL, napi_default, NULL },
+    { "writev", NULL, js_writev, NULL, NULL, NULL, napi_default, NULL },
     { "end", NULL, js_end, NULL, NULL, NULL, napi_default, NULL },
     { "close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL },
     { "pause", NULL, js_pause, NULL, NULL, NULL, napi_default, NULL },

@@ -209,6 +209,36 @@ test('a 24 MB stream arrives whole and in order across many reads and batches', 
   }
 });
 
+test('many sends in one round (over 64 KiB, one writev) arrive whole and in order, also when the kernel takes only part', { timeout: 10000 }, async () => {
+  let conn: Connection | undefined;
+  const server = await serve('frame://127.0.0.1:0', {}, (c) => { conn = c; });
+  try {
+    const peer = await dial(server.addresses[0]!);
+    peer.pause(); // the first rounds fill the kernel's buffers: later writev calls are partial and queue the rest
+    await waitFor(() => conn !== undefined);
+    const want: Buffer[] = [];
+    for (let round = 0; round < 40; round++) {
+      for (let i = 0; i < 50; i++) {
+        const m = Buffer.alloc(4096 + i, (round * 50 + i) & 0xff);
+        m.writeUInt32BE(round * 50 + i, 0);
+        want.push(m);
+        conn!.send(m);
+      }
+      await new Promise((r) => setImmediate(r));
+    }
+    const expected = Buffer.concat(want.map((m) => { const h = Buffer.alloc(4); h.writeUInt32BE(m.length); return Buffer.concat([h, m]); }));
+    const parts: Buffer[] = [];
+    let got = 0;
+    peer.on('data', (d: Buffer) => { parts.push(d); got += d.length; });
+    peer.resume();
+    await waitFor(() => got >= expected.length, 8000, `all ${expected.length} bytes (got ${got})`);
+    assert.ok(Buffer.concat(parts).equals(expected), 'frames differ or are out of order');
+    peer.destroy();
+  } finally {
+    await server.close();
+  }
+});
+
 test('async iteration that lags pauses reading and resumes it; nothing is lost or reordered', { timeout: 10000 }, async () => {
   const lines: string[] = [];
   const server = await serve('text://127.0.0.1:0', {}, (c) => {

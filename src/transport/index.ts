@@ -1,6 +1,7 @@
 /**
- * Transports: Node's net and tls sockets behind two functions. They know addresses and
- * sockets, nothing about messages. (UDP lives in transport/udp.ts: datagrams have no stream.)
+ * Transports: Node's net and tls sockets, and the native TCP transport (transport/native.ts)
+ * for plain TCP listeners, behind two functions. They know addresses and sockets, nothing about
+ * messages. (UDP lives in transport/udp.ts: datagrams have no stream.)
  */
 import net from 'node:net';
 import tls from 'node:tls';

@@ -20,6 +20,7 @@ interface Addon {
   listen(ip: string, port: number, backlog: number, ipv6Only: boolean): [number, number] | number;
   unlisten(id: number): void;
   write(slot: number, bytes: Buffer): number;
+  writev(slot: number, chunks: Buffer[]): number;
   end(slot: number): void;
   close(slot: number): void;
   pause(slot: number): void;
@@ -154,6 +155,8 @@ export class NativeSocket {
   readonly writableHighWaterMark = HIGH_WATER_MARK;
   private paused = false;
   private ended = false;
+  /** Writes collected between cork() and uncork(), to leave in one writev. */
+  private corked: Buffer[] | null = null;
   private remote: [string, number, string] | undefined;
   private local: [string, number, string] | undefined;
 
@@ -183,7 +186,14 @@ export class NativeSocket {
 
   write(bytes: Buffer): boolean {
     if (this.destroyed || this.ended) return false;
-    const r = addon!.write(this.slot, bytes);
+    if (this.corked !== null) {
+      this.corked.push(bytes);
+      return true;
+    }
+    return this.wrote(addon!.write(this.slot, bytes));
+  }
+
+  private wrote(r: number): boolean {
     if (r < 0) {
       this.failed(r, 'write');
       return false;
@@ -233,8 +243,14 @@ export class NativeSocket {
   setNoDelay(): this {
     return this; // every accepted connection already has TCP_NODELAY
   }
-  cork(): void {}
-  uncork(): void {}
+  cork(): void {
+    this.corked ??= [];
+  }
+  uncork(): void {
+    const chunks = this.corked;
+    this.corked = null;
+    if (chunks !== null && chunks.length > 0 && !this.destroyed) this.wrote(addon!.writev(this.slot, chunks));
+  }
 
   /** @internal The addon's write queue emptied. */
   drained(): void {
