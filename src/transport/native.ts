@@ -147,45 +147,59 @@ function uvError(code: number, syscall: string, where?: string): NodeJS.ErrnoExc
 }
 
 /** The members of net.Socket that Connection and Server use, over a native slot. */
+// NativeSocket flags (one field, not three booleans: this object exists once per connection).
+const DESTROYED = 1, PAUSED = 2, ENDED = 4;
+/** The last peer address string made: clients from one host share one string, not one each. */
+let lastIp = '';
+
 export class NativeSocket {
   sink: SocketSink | null = null;
-  destroyed = false;
   /** Bytes the addon still holds, as of the last write or drain. */
   writableLength = 0;
-  readonly writableHighWaterMark = HIGH_WATER_MARK;
-  private paused = false;
-  private ended = false;
+  private flags = 0;
   /** Writes collected between cork() and uncork(), to leave in one writev. */
   private corked: Buffer[] | null = null;
-  private remote: [string, number, string] | undefined;
-  private local: [string, number, string] | undefined;
+  /** The peer's address, read from the addon on first use and kept (it still answers after close). */
+  private ip: string | undefined = undefined;
+  private port = -1;
 
   constructor(readonly slot: number) {}
 
+  get destroyed(): boolean {
+    return (this.flags & DESTROYED) !== 0;
+  }
+  get writableHighWaterMark(): number {
+    return HIGH_WATER_MARK;
+  }
   get writableNeedDrain(): boolean {
     return this.writableLength >= HIGH_WATER_MARK;
   }
   get remoteAddress(): string | undefined {
-    return this.peer()?.[0];
+    if (this.port < 0) this.peer();
+    return this.ip;
   }
   get remotePort(): number | undefined {
-    return this.peer()?.[1];
+    if (this.port < 0) this.peer();
+    return this.ip === undefined ? undefined : this.port;
   }
   get remoteFamily(): string | undefined {
-    return this.peer()?.[2];
+    const ip = this.remoteAddress;
+    return ip === undefined ? undefined : ip.includes(':') ? 'IPv6' : 'IPv4';
   }
   get localAddress(): string | undefined {
-    return (this.local ??= this.destroyed ? undefined : addon!.address(this.slot, false))?.[0];
+    return this.destroyed ? undefined : addon!.address(this.slot, false)?.[0];
   }
   get localPort(): number | undefined {
-    return (this.local ??= this.destroyed ? undefined : addon!.address(this.slot, false))?.[1];
+    return this.destroyed ? undefined : addon!.address(this.slot, false)?.[1];
   }
-  private peer(): [string, number, string] | undefined {
-    return (this.remote ??= this.destroyed ? undefined : addon!.address(this.slot, true));
+  private peer(): void {
+    const a = this.destroyed ? undefined : addon!.address(this.slot, true);
+    this.port = a === undefined ? 0 : a[1];
+    if (a !== undefined) this.ip = a[0] === lastIp ? lastIp : (lastIp = a[0]);
   }
 
   write(bytes: Buffer): boolean {
-    if (this.destroyed || this.ended) return false;
+    if ((this.flags & (DESTROYED | ENDED)) !== 0) return false;
     if (this.corked !== null) {
       this.corked.push(bytes);
       return true;
@@ -204,8 +218,8 @@ export class NativeSocket {
 
   /** Half-closes once queued bytes are out. */
   end(): this {
-    if (!this.destroyed && !this.ended) {
-      this.ended = true;
+    if ((this.flags & (DESTROYED | ENDED)) === 0) {
+      this.flags |= ENDED;
       addon!.end(this.slot);
     }
     return this;
@@ -213,28 +227,28 @@ export class NativeSocket {
 
   destroy(): this {
     if (!this.destroyed) {
-      this.destroyed = true;
+      this.flags |= DESTROYED;
       addon!.close(this.slot);
     }
     return this;
   }
 
   pause(): this {
-    if (!this.paused && !this.destroyed) {
-      this.paused = true;
+    if ((this.flags & (PAUSED | DESTROYED)) === 0) {
+      this.flags |= PAUSED;
       addon!.pause(this.slot);
     }
     return this;
   }
   resume(): this {
-    if (this.paused && !this.destroyed) {
-      this.paused = false;
+    if ((this.flags & (PAUSED | DESTROYED)) === PAUSED) {
+      this.flags &= ~PAUSED;
       addon!.resume(this.slot);
     }
     return this;
   }
   isPaused(): boolean {
-    return this.paused;
+    return (this.flags & PAUSED) !== 0;
   }
   setKeepAlive(enable = false, initialDelay = 0): this {
     if (!this.destroyed) addon!.keepalive(this.slot, enable, Math.max(1, Math.floor(initialDelay / 1000)));
@@ -265,7 +279,7 @@ export class NativeSocket {
   }
   /** @internal The handle is closed and its slot free. */
   closed(): void {
-    this.destroyed = true;
+    this.flags |= DESTROYED;
     this.sink?.handleClose();
   }
 }
