@@ -28,7 +28,9 @@ if (!include) giveUp(`Node's headers not found in ${candidates.join(' or ')}`);
 mkdirSync(path.dirname(out), { recursive: true });
 const cc = process.env.CC || 'cc';
 try {
-  execFileSync(cc, ['-O2', '-fPIC', '-shared', '-Wall', '-Wextra', '-std=gnu11', `-I${include}`,
+  // Node-API and libuv symbols come from the node binary at load time (macOS must be told so).
+  const lazy = process.platform === 'darwin' ? ['-undefined', 'dynamic_lookup'] : [];
+  execFileSync(cc, ['-O2', '-fPIC', '-shared', '-Wall', '-Wextra', '-std=gnu11', `-I${include}`, ...lazy,
     '-o', out, path.join(root, 'native', 'tcp.c')], { stdio: 'inherit' });
 } catch (err) {
   giveUp(`${cc} failed: ${err.message.split('\n')[0]}`);

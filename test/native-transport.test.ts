@@ -239,6 +239,41 @@ test('many sends in one round (over 64 KiB, one writev) arrive whole and in orde
   }
 });
 
+test('chaos: peers that reset at random moments while the server broadcasts large messages', { timeout: 20000 }, async () => {
+  // Seeded, so a failure repeats: write errors, cancelled queued writes and slot reuse under churn.
+  let seed = 12345;
+  const rand = (): number => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+  const server = await serve('ws://127.0.0.1:0', { maxBufferedAmount: 1024 * 1024 }, (c) => c.on('message', (m) => c.send(m)));
+  const big = Buffer.alloc(48 * 1024, 7);
+  const pump = setInterval(() => server.broadcast(big), 2);
+  try {
+    const { default: WebSocket } = await import('ws');
+    for (let wave = 0; wave < 6; wave++) {
+      await Promise.all(Array.from({ length: 40 }, async () => {
+        const ws = new WebSocket(server.addresses[0]!);
+        ws.on('error', () => {});
+        await new Promise((r) => { ws.once('open', r); ws.once('close', r); });
+        if (rand() < 0.5) ws.send(Buffer.alloc(Math.floor(rand() * 200_000)));
+        await new Promise((r) => setTimeout(r, rand() * 30));
+        const how = rand();
+        if (how < 0.4) (ws as unknown as { _socket: net.Socket })._socket?.resetAndDestroy();
+        else if (how < 0.7) ws.terminate();
+        else ws.close();
+      }));
+    }
+    clearInterval(pump);
+    await waitFor(() => server.connections.size === 0, 8000, 'every connection closed');
+    // Still serving.
+    const s = await dial(server.addresses[0]!.replace('ws://', 'http://'));
+    s.write('GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n');
+    assert.match(String(await new Promise<Buffer>((r) => s.once('data', r))), /^HTTP\/1\.1 (404|426)/);
+    s.destroy();
+  } finally {
+    clearInterval(pump);
+    await server.close();
+  }
+});
+
 test('async iteration that lags pauses reading and resumes it; nothing is lost or reordered', { timeout: 10000 }, async () => {
   const lines: string[] = [];
   const server = await serve('text://127.0.0.1:0', {}, (c) => {
