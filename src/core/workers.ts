@@ -179,7 +179,9 @@ function runPrimary(n: number, options: RunWorkersOptions): Promise<WorkersHandl
       return stopping;
     }
     for (const w of workers) {
-      if (w.isConnected()) w.send({ sbworker: 'stop' } satisfies Control);
+      // A worker on its way out (one that failed to start) may close the channel under this send:
+      // with a callback the EPIPE comes here instead of as an 'error' that would crash the primary.
+      if (w.isConnected()) w.send({ sbworker: 'stop' } satisfies Control, undefined, () => {});
       const t = setTimeout(() => {
         log(`workers: worker ${slotOf.get(w)?.index ?? '?'} did not stop within ${stopTimeout} ms; killing it`);
         w.process.kill('SIGKILL');
