@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Server, connect, type Connection } from '../src/index.js';
@@ -242,4 +243,24 @@ test('connect: refused connections reject with ECONNREFUSED', { timeout: 5000 },
   const url = server.addresses[0]!;
   await server.close();
   await assert.rejects(connect(url), { code: 'ECONNREFUSED' });
+});
+
+test('listen backlog: 4096 by default (capped by somaxconn), or the backlog option, on native and node:net listeners', { timeout: 5000 }, async () => {
+  const somaxconn = Number(readFileSync('/proc/sys/net/core/somaxconn', 'utf8'));
+  // For a listening socket, ss's Send-Q column is the backlog the kernel applies.
+  const backlogOf = (url: string): number => {
+    const row = execFileSync('ss', ['-Hltn', `sport = :${portOf(url)}`], { encoding: 'utf8' }).trim().split(/\s+/);
+    return Number(row[2]);
+  };
+  for (const native of [true, false]) {
+    const byDefault = await echo('ws://127.0.0.1:0', { native });
+    const chosen = await echo('text://127.0.0.1:0', { native, backlog: 100 });
+    try {
+      assert.equal(backlogOf(byDefault.addresses[0]!), Math.min(4096, somaxconn), `default backlog (native: ${native})`);
+      assert.equal(backlogOf(chosen.addresses[0]!), 100, `backlog option (native: ${native})`);
+    } finally {
+      await byDefault.close();
+      await chosen.close();
+    }
+  }
 });

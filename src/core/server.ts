@@ -33,7 +33,10 @@ export interface ServerOptions extends Partial<ConnectionLimits> {
   hub?: Hub | string;
   /** TCP keep-alive probe delay in ms, to notice peers that vanished (default 60000; 0: off). */
   keepAlive?: number;
-  /** Listen backlog. */
+  /**
+   * Connections the kernel may hold accepted before the server takes them (default 4096, capped by
+   * the kernel's somaxconn). Node's 511 makes a burst of a thousand connects wait a second for SYN retries.
+   */
   backlog?: number;
   /**
    * Plain tcp:// listeners (text, frame, ws) use switchboard's native transport when it is built
@@ -55,6 +58,9 @@ export interface ServerEvents {
   error: [err: Error];
   close: [];
 }
+
+/** The listen backlog when none is given (see ServerOptions.backlog). */
+const DEFAULT_BACKLOG = 4096;
 
 export const DEFAULT_LIMITS: ConnectionLimits = {
   idleTimeout: 0,
@@ -145,7 +151,7 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
           (socket) => this.accept(socket, address));
         if (srv instanceof net.Server) srv.on('error', (err) => this.emitError(err));
         this.netServers.push(srv);
-        await listenStream(srv, address, { backlog: this.options.backlog });
+        await listenStream(srv, address, { backlog: this.options.backlog ?? DEFAULT_BACKLOG });
         this.bound.push(boundUrl(address, srv));
       }
     } catch (err) {
