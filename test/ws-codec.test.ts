@@ -99,15 +99,20 @@ describe('ws codec: framing (Autobahn 1.x)', () => {
     assert.equal(parseFrames(b)[0]!.masked, true);
   });
 
-  it('word-at-a-time masking equals byte masking at every alignment and phase', T, () => {
-    const mask = Buffer.from([0x12, 0x34, 0x56, 0x78]);
-    for (let start = 0; start < 5; start++) {
-      for (let phase = 0; phase < 4; phase++) {
-        const data = Buffer.from(Array.from({ length: 300 }, (_, i) => i & 0xff));
-        const expect = Buffer.from(data);
-        for (let i = start; i < 290; i++) expect[i]! ^= mask[(i - start + phase) & 3]!;
-        applyMask(data, start, 290, mask, 0, phase);
-        assert.deepEqual(data, expect);
+  it('masking equals byte-by-byte masking at every alignment, phase and tail length, on every path (bytes, words, native)', T, () => {
+    const mask = Buffer.from([0x12, 0x34, 0x56, 0x78, 0x9a]);
+    const lengths = [0, 1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 63, 64, 127, 128, 129, 191, 192, 193, 255, 256, 257];
+    for (let n = 1017; n <= 1031; n++) lengths.push(n);
+    for (const length of lengths) {
+      for (let start = 0; start < 9; start++) {
+        for (let phase = 0; phase < 4; phase++) {
+          const maskAt = (start + phase) % 2; // the mask read from an odd offset too
+          const data = Buffer.from(Array.from({ length: length + 20 }, (_, i) => (i * 7) & 0xff));
+          const expect = Buffer.from(data);
+          for (let i = start; i < start + length; i++) expect[i]! ^= mask[maskAt + ((i - start + phase) & 3)]!;
+          applyMask(data, start, start + length, mask, maskAt, phase);
+          assert.deepEqual(data, expect, `length ${length}, start ${start}, phase ${phase}`);
+        }
       }
     }
   });

@@ -5,29 +5,13 @@
  * A NativeSocket is a small object (a slot number and a few fields) where a net.Socket is a
  * Duplex stream with its own buffers and state; events go straight to the Connection (its
  * SocketSink) instead of through an EventEmitter. When the addon is not built, or
- * SWITCHBOARD_NATIVE=0 is set, `native` is null and transport/index.ts uses node:net.
+ * SWITCHBOARD_NATIVE=0 is set, `addon` is null and transport/index.ts uses node:net.
  */
-import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
 import { lookup } from 'node:dns/promises';
 import { getSystemErrorMap } from 'node:util';
 import cluster from 'node:cluster';
-import { fileURLToPath } from 'node:url';
 import type { AddressInfo } from 'node:net';
-
-interface Addon {
-  init(dispatch: (n: number) => void, slab: Buffer, events: Int32Array): void;
-  listen(ip: string, port: number, backlog: number, ipv6Only: boolean): [number, number] | number;
-  unlisten(id: number): void;
-  write(slot: number, bytes: Buffer): number;
-  writev(slot: number, chunks: Buffer[]): number;
-  end(slot: number): void;
-  close(slot: number): void;
-  pause(slot: number): void;
-  resume(slot: number): void;
-  keepalive(slot: number, enable: boolean, delaySeconds: number): void;
-  address(slot: number, peer: boolean): [string, number, string] | undefined;
-}
+import { addon, type Addon } from '../addon.js';
 
 /** What a NativeSocket reports to (Connection implements it). */
 export interface SocketSink {
@@ -44,24 +28,6 @@ const SLAB_SIZE = 1024 * 1024;
 const MAX_EVENTS = 8192;
 /** As net.Socket's default: write() says "wait for drain" from this many queued bytes. */
 const HIGH_WATER_MARK = 16 * 1024;
-
-function load(): Addon | null {
-  if (process.env.SWITCHBOARD_NATIVE === '0') return null;
-  // src/transport/ under tsx, dist/src/transport/ once built: build/ is at the package root.
-  for (const rel of ['../../build/switchboard_tcp.node', '../../../build/switchboard_tcp.node']) {
-    const file = fileURLToPath(new URL(rel, import.meta.url));
-    if (!existsSync(file)) continue;
-    try {
-      return createRequire(import.meta.url)(file) as Addon;
-    } catch (err) {
-      process.emitWarning(`switchboard: native transport could not be loaded (${(err as Error).message}); using node:net`);
-      return null;
-    }
-  }
-  return null;
-}
-
-const addon = load();
 
 /** True when accepted TCP connections use the native transport. */
 export const nativeAvailable = addon !== null;
