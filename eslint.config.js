@@ -7,6 +7,8 @@ export default tseslint.config(
   { ignores: ['dist/', 'node_modules/', 'bench/out/', '.scratch/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
+  // The Bun reference servers of the benchmark run under Bun.
+  { files: ['bench/servers/bun-*.js'], languageOptions: { globals: { Bun: 'readonly', Response: 'readonly' } } },
   {
     languageOptions: {
       globals: {

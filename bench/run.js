@@ -4,14 +4,16 @@
 //   node bench/run.js --only ws-echo-64-16,line-echo-16   [--runs N] [--slow-secs N (slow-reader length, default 30)]
 //   node bench/run.js --profile [NAME] CPU profile of switchboard's server under load (default ws-echo-64-16)
 //   node bench/run.js --list
+//   add --bun to run Bun (Bun.serve, uWebSockets inside) beside ws in the WebSocket load scenarios, as a reference
 // Servers run pinned to core 1, the native load generator (sockload) and this harness on core 0.
 // Results: stdout, bench/out/results.md, bench/out/results.svg, bench/out/results.json.
 import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import os from 'node:os';
+import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SCENARIOS } from './scenarios.js';
-import { buildSockload, pinSelf, startServer, runSockload, startIdle, startNodeLoad, sleep, SERVER_CORE, LOAD_CORE } from './lib/procs.js';
+import { buildSockload, ensureBun, pinSelf, startServer, runSockload, startIdle, startNodeLoad, sleep, SERVER_CORE, LOAD_CORE } from './lib/procs.js';
 import { openSlowReaders } from './lib/slowreader.js';
 import { scenarioSummary, markdown, svg, fmt } from './lib/report.js';
 import { profileServer } from './lib/profile.js';
@@ -22,7 +24,7 @@ const outDir = path.join(benchDir, 'out');
 const serversDir = path.join(benchDir, 'servers');
 
 function parseArgs(argv) {
-  const o = { quick: false, only: null, runs: null, profile: false, list: false };
+  const o = { quick: false, only: null, runs: null, profile: false, list: false, bun: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--quick') o.quick = true;
@@ -35,6 +37,7 @@ function parseArgs(argv) {
       if (argv[i + 1] && !argv[i + 1].startsWith('--')) o.profileScenario = argv[++i];
     }
     else if (a === '--list') o.list = true;
+    else if (a === '--bun') o.bun = true;
     else { console.error(`unknown option ${a} (see the top of bench/run.js)`); process.exit(2); }
   }
   return o;
@@ -67,8 +70,8 @@ function dropStderr(r) {
   return rest;
 }
 
-async function runLoad(sc, file) {
-  const server = await startServer(path.join(serversDir, file), { env: sc.env });
+async function runLoad(sc, file, label) {
+  const server = await startServer(path.join(serversDir, file), { env: sc.env, runtime: label === 'bun' ? bun : null });
   try {
     const r = await runSockload(sockload, ['-p', String(server.port), ...sc.args, '-t', String(cfg.secs), '-w', String(cfg.warm),
       '-S', String(server.pid), '-C', String(SERVER_CORE)], { timeoutMs: (cfg.secs + cfg.warm + 90) * 1000 });
@@ -184,7 +187,7 @@ async function runOne(sc, label) {
   const file = sc.servers[label];
   try {
     if (label === 'switchboard' && !sbAvailable) throw new Error('dist/src/index.js not built (run `npm run build`)');
-    if (sc.kind === 'load') return await runLoad(sc, file);
+    if (sc.kind === 'load') return await runLoad(sc, file, label);
     if (sc.kind === 'idle') return await runIdleLike(sc, file, opts.quick ? sc.quickConns : sc.conns);
     if (sc.kind === 'maxconn') return await runIdleLike(sc, file, sc.conns);
     if (sc.kind === 'slow') return await runSlow(sc, file);
@@ -215,6 +218,15 @@ try {
   console.error(`bench: ${e.message}`);
   process.exit(1);
 }
+let bun = null;
+if (opts.bun) {
+  try {
+    bun = ensureBun(outDir);
+  } catch (e) {
+    console.error(`bench: --bun: Bun could not be installed (${e.message.split('\n')[0]})`);
+    process.exit(1);
+  }
+}
 const sbAvailable = existsSync(path.join(repoRoot, 'dist/src/index.js'));
 if (!sbAvailable) log('bench: dist/src/index.js is missing, switchboard servers will be reported as failed (run `npm run build`)');
 
@@ -229,12 +241,13 @@ const selected = SCENARIOS.filter((sc) => (opts.only ? opts.only.some((n) => sc.
 if (opts.only && selected.length === 0) { console.error(`no scenario matches ${opts.only.join(',')} (see --list)`); process.exit(2); }
 
 const meta = { date: new Date().toISOString().replace('T', ' ').slice(0, 16) + ' UTC', machine: machine(), node: process.version,
-  runsEach: cfg.runs, quick: opts.quick, serverCore: SERVER_CORE, loadCore: LOAD_CORE };
+  runsEach: cfg.runs, quick: opts.quick, serverCore: SERVER_CORE, loadCore: LOAD_CORE,
+  ...(bun !== null ? { bun: execFileSync(bun, ['--version'], { encoding: 'utf8' }).trim() } : {}) };
 log(`bench: ${selected.length} scenario(s), ${cfg.runs} run(s) each, ${meta.machine}, node ${meta.node}`);
 const started = Date.now();
 const all = [];
 for (const sc of selected) {
-  const labels = Object.keys(sc.servers);
+  const labels = Object.keys(sc.servers).filter((l) => l !== 'bun' || bun !== null);
   const runs = Object.fromEntries(labels.map((l) => [l, []]));
   const reps = sc.runs ? Math.min(sc.runs, cfg.runs) : cfg.runs;
   for (let rep = 0; rep < reps; rep++) {

@@ -57,8 +57,32 @@ class LineReader {
   }
 }
 
-export async function startServer(serverFile, { nodeArgs = [], env = {} } = {}) {
-  const child = spawn('taskset', ['-c', String(SERVER_CORE), process.execPath, '--expose-gc', ...nodeArgs, serverFile, '0'], {
+/**
+ * Bun for the --bun reference column: $BUN if set, else the binary npm installs into bench/out/bun from the
+ * registry's @oven/bun-<platform>-<arch> package (pinned, so reruns compare the same Bun).
+ */
+export const BUN_VERSION = '1.4.5';
+export function ensureBun(outDir) {
+  if (process.env.BUN) return process.env.BUN;
+  let baseline = '';
+  try {
+    // Bun's default x64 build needs AVX2; the "baseline" build runs without it.
+    if (process.arch === 'x64' && !/\bavx2\b/.test(readFileSync('/proc/cpuinfo', 'utf8'))) baseline = '-baseline';
+  } catch { /* not Linux: take the default build */ }
+  const pkg = `@oven/bun-${process.platform}-${process.arch}${baseline}`;
+  const dir = path.join(outDir, 'bun');
+  const bin = path.join(dir, 'node_modules', pkg, 'bin', 'bun');
+  if (!existsSync(bin)) {
+    mkdirSync(dir, { recursive: true });
+    execFileSync('npm', ['install', '--prefix', dir, '--no-audit', '--no-fund', `${pkg}@${BUN_VERSION}`], { stdio: 'inherit' });
+  }
+  return bin;
+}
+
+/** Start a bench server pinned to the server core (under node, or under `runtime`, e.g. Bun) and wait for its port. */
+export async function startServer(serverFile, { nodeArgs = [], env = {}, runtime = null } = {}) {
+  const command = runtime === null ? [process.execPath, '--expose-gc', ...nodeArgs] : [runtime];
+  const child = spawn('taskset', ['-c', String(SERVER_CORE), ...command, serverFile, '0'], {
     stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env },
   });
   let stderr = '';
@@ -70,7 +94,7 @@ export async function startServer(serverFile, { nodeArgs = [], env = {} } = {}) 
   const line = await Promise.race([reader.next('LISTEN ', 15000, `${path.basename(serverFile)} to listen`), early]);
   early.catch(() => {});
   return {
-    pid: child.pid, // taskset execs node, so this is the node process itself
+    pid: child.pid, // taskset execs the runtime, so this is the server process itself
     port: Number(line.split(' ')[1]),
     stderr: () => stderr,
     async memory() {

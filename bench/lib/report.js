@@ -1,7 +1,7 @@
 // Summaries, the markdown table and a hand-written SVG bar chart of the same figures.
 
-export const LABELS = ['switchboard', 'ws', 'net'];
-const COLORS = { switchboard: '#2b6cb0', ws: '#8a8a8a', net: '#c27c0e' };
+export const LABELS = ['switchboard', 'ws', 'net', 'bun'];
+const COLORS = { switchboard: '#2b6cb0', ws: '#8a8a8a', net: '#c27c0e', bun: '#6b46c1' };
 
 export function median(xs) {
   const s = [...xs].sort((a, b) => a - b);
@@ -84,13 +84,18 @@ export function markdown(summaries, meta) {
     `server pinned to core ${meta.serverCore}, load generator (sockload) on core ${meta.loadCore}`, '');
   lines.push('Figures: median (min–max). † = runs that were client-bound (server CPU < 95%, the figure is a lower bound for ' +
     'that server), ‡ = noisy runs (other processes > 10% CPU). Ratio = switchboard vs the baseline (for memory: baseline / switchboard).', '');
-  lines.push('| Scenario | unit | switchboard | ws | net | ratio | target | verdict |');
-  lines.push('|---|---|---|---|---|---|---|---|');
+  // Bun (--bun) is a reference, not a baseline: its column and its ratio appear only when it ran.
+  const withBun = summaries.some((s) => s.per.bun);
+  if (withBun) lines.push(`Bun ${meta.bun ?? ''} (Bun.serve, whose WebSocket server is uWebSockets) ran as a reference; "vs bun" = switchboard / Bun.`, '');
+  lines.push(`| Scenario | unit | switchboard | ws | net |${withBun ? ' bun | vs bun |' : ''} ratio | target | verdict |`);
+  lines.push(`|---|---|---|---|---|${withBun ? '---|---|' : ''}---|---|---|`);
   for (const s of summaries) {
     const sc = s.scenario;
     const ratio = s.ratio === null ? '–' : `${s.ratio.toFixed(2)}x vs ${sc.baseline}`;
+    const sb = s.per.switchboard?.median;
+    const vsBun = s.per.bun && sb > 0 && s.per.bun.median > 0 ? `${(sb / s.per.bun.median).toFixed(2)}x` : '–';
     lines.push(`| ${sc.title} | ${sc.unit} | ${cell(s.per.switchboard, sc.unit)} | ${cell(s.per.ws, sc.unit)} | ` +
-      `${cell(s.per.net, sc.unit)} | ${ratio} | ${targetText(sc)} | ${s.verdict} |`);
+      `${cell(s.per.net, sc.unit)} |${withBun ? ` ${cell(s.per.bun, sc.unit)} | ${vsBun} |` : ''} ${ratio} | ${targetText(sc)} | ${s.verdict} |`);
   }
   const notes = [];
   for (const s of summaries) {
@@ -138,7 +143,7 @@ export function svg(summaries, meta) {
   const height = y + 10;
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif">\n` +
     `<rect width="100%" height="100%" fill="#fff"/>\n` +
-    `<text x="10" y="22" font-size="15" font-weight="bold">switchboard vs ws vs node:net${meta.quick ? ' (quick run)' : ''}</text>\n` +
+    `<text x="10" y="22" font-size="15" font-weight="bold">switchboard vs ws vs node:net${summaries.some((s) => s.per.bun) ? ' (and Bun)' : ''}${meta.quick ? ' (quick run)' : ''}</text>\n` +
     `<text x="10" y="40" font-size="11" fill="#555">${esc(`${meta.machine} · node ${meta.node} · median of ${meta.runsEach}, line = min–max · ${meta.date}`)}</text>\n` +
     parts.join('\n') + '\n</svg>\n';
 }

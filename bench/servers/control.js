@@ -7,7 +7,7 @@ export function ready(port, countConnections) {
     if (typeof globalThis.gc === 'function') {
       globalThis.gc();
       globalThis.gc();
-    }
+    } else globalThis.Bun?.gc(true); // the Bun reference servers
     const m = process.memoryUsage();
     const report = { rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external,
       arrayBuffers: m.arrayBuffers, conns: countConnections() };
