@@ -124,7 +124,9 @@ export function svg(summaries, meta) {
     const top = Math.max(...present.map((l) => s.per[l].median), 1e-9);
     const groupH = present.length * (barH + gap);
     const sub = s.ratio === null ? '' : ` · ${s.ratio.toFixed(2)}x ${s.scenario.baseline}`;
-    parts.push(`<text x="10" y="${y + groupH / 2 - 2}" font-size="12" font-weight="bold">${esc(s.scenario.title)}</text>`);
+    // Titles longer than the label column would run under the bars.
+    const title = s.scenario.title.length > 46 ? `${s.scenario.title.slice(0, 45)}…` : s.scenario.title;
+    parts.push(`<text x="10" y="${y + groupH / 2 - 2}" font-size="12" font-weight="bold"><title>${esc(s.scenario.title)}</title>${esc(title)}</text>`);
     parts.push(`<text x="10" y="${y + groupH / 2 + 12}" font-size="11" fill="#555">${esc(s.scenario.unit)}${s.scenario.better === 'lower' ? ' (lower is better)' : ''}${esc(sub)} · ${esc(s.verdict)}</text>`);
     present.forEach((l, i) => {
       const p = s.per[l];
