@@ -264,3 +264,85 @@ test('listen backlog: 4096 by default (capped by somaxconn), or the backlog opti
     }
   }
 });
+
+test('text sent in one round is joined and encoded once: order kept, text and bytes mixed, UTF-8, bufferedAmount in bytes', { timeout: 5000 }, async () => {
+  const amounts: number[] = [];
+  const server = new Server({ listen: ['text://127.0.0.1:0', 'tcp://127.0.0.1:0'] });
+  server.on('connection', (c) => {
+    if (c.address.protocol === 'line') {
+      // One synchronous burst: all of it waits for the same flush.
+      for (const m of ['héllo', Buffer.from('raw'), '测试', '', 'end']) c.send(m);
+      amounts.push(c.bufferedAmount);
+    } else {
+      c.send('ab');
+      c.send(Buffer.from('cd'));
+      c.send('é!');
+    }
+  });
+  await server.listen();
+  try {
+    const text = await connect(server.addresses[0]!);
+    const lines: unknown[] = [];
+    for await (const line of text) {
+      lines.push(line);
+      if (line === 'end') break;
+    }
+    assert.deepEqual(lines, ['héllo', 'raw', '测试', '', 'end']);
+    // héllo\n 7 + raw\n 4 + 测试\n 7 + \n 1 + end\n 4
+    assert.deepEqual(amounts, [23]);
+
+    const raw = await connect(server.addresses[1]!);
+    let got = Buffer.alloc(0);
+    for await (const chunk of raw) {
+      got = Buffer.concat([got, chunk as Buffer]);
+      if (got.length >= 7) break;
+    }
+    assert.equal(got.toString('utf8'), 'abcdé!');
+  } finally {
+    await server.close();
+  }
+});
+
+test('joined text and the limits: a long burst arrives whole and in order, send() turns false past the high-water mark, the drop ceiling counts exact bytes', { timeout: 10000 }, async () => {
+  const results: { falseAt: number; drained: Promise<void> }[] = [];
+  const kept: boolean[] = [];
+  const burst = new Server({ listen: 'text://127.0.0.1:0' });
+  burst.on('connection', (c) => {
+    // 3000 lines of 21 bytes (63 KB) in one round: past the text join size and past the 16 KiB high-water mark.
+    let falseAt = -1;
+    for (let i = 0; i < 3000; i++) if (!c.send(`line ${String(i).padStart(15, '0')}`) && falseAt < 0) falseAt = i;
+    results.push({ falseAt, drained: new Promise((r) => c.once('drain', () => r())) });
+  });
+  // maxBufferedAmount 1000: one round may queue 4000 bytes. Lines of 49 é (2 bytes each), a digit and the newline are
+  // 100 bytes, so exactly 40 fit (counted as 50 UTF-16 units each, 80 would seem to fit) and the rest are dropped.
+  const ceiling = new Server({ listen: 'text://127.0.0.1:0', maxBufferedAmount: 1000, bufferPolicy: 'drop' });
+  ceiling.on('connection', (c) => {
+    for (let i = 0; i < 60; i++) kept.push(c.send('é'.repeat(49) + String(i % 10)));
+    c.send('late'); // dropped too: the ceiling holds for the whole round
+  });
+  await burst.listen();
+  await ceiling.listen();
+  try {
+    const a = await connect(burst.addresses[0]!);
+    let n = 0;
+    for await (const line of a) {
+      assert.equal(line, `line ${String(n).padStart(15, '0')}`);
+      if (++n === 3000) break;
+    }
+    const [{ falseAt, drained }] = results;
+    // 16 KiB / 21 bytes: the 781st line (index 780) reaches the high-water mark.
+    assert.equal(falseAt, 780);
+    await drained;
+
+    const b = await connect(ceiling.addresses[0]!);
+    const got: unknown[] = [];
+    const it = b[Symbol.asyncIterator]();
+    for (let i = 0; i < 40; i++) got.push((await it.next()).value);
+    assert.deepEqual(got, Array.from({ length: 40 }, (_, i) => 'é'.repeat(49) + String(i % 10)));
+    assert.deepEqual(kept.slice(0, 41), [...Array(40).fill(true), false]);
+    assert.ok(kept.slice(40).every((k) => !k), 'every line past the ceiling is refused');
+  } finally {
+    await burst.close();
+    await ceiling.close();
+  }
+});

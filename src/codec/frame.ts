@@ -3,7 +3,7 @@ import { ProtocolError } from '../errors.js';
 import { SimpleSession } from './simple-session.js';
 import type { Message, ProtocolEvents, SharedEncoder } from './types.js';
 
-export const frameEncoder: SharedEncoder = {
+export const frameEncoder = {
   key: 'frame',
   encode(data: Message): Buffer {
     if (typeof data === 'string') {
@@ -18,7 +18,7 @@ export const frameEncoder: SharedEncoder = {
     data.copy(out, 4);
     return out;
   },
-};
+} satisfies SharedEncoder;
 
 /** Pure frame splitter with a bound on frame size. */
 export class FrameDecoder {

@@ -4,7 +4,8 @@ import type { Message, ProtocolEvents, SharedEncoder } from './types.js';
 
 export const rawEncoder: SharedEncoder = {
   key: 'raw',
-  encode: (data: Message) => (typeof data === 'string' ? Buffer.from(data, 'utf8') : data),
+  // A string is already wire text (its UTF-8 bytes): core joins a round's text and encodes it once.
+  encode: (data: Message) => data,
 };
 
 export class RawSession extends SimpleSession {

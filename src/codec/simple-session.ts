@@ -4,7 +4,7 @@
  * which ends the connection, after `errorReply` where the protocol has a way to say why.
  */
 import { ProtocolError } from '../errors.js';
-import type { Message, ProtocolEvents, ProtocolSession, SharedEncoder } from './types.js';
+import { wireBytes, type Message, type ProtocolEvents, type ProtocolSession, type SharedEncoder, type Wire } from './types.js';
 
 const NO_CLOSE_MESSAGE = { bytes: null, awaitsPeer: false } as const;
 
@@ -38,7 +38,7 @@ export abstract class SimpleSession implements ProtocolSession {
     }
   }
 
-  encode(data: Message): Buffer {
+  encode(data: Message): Wire {
     return this.shared.encode(data);
   }
 
@@ -47,6 +47,6 @@ export abstract class SimpleSession implements ProtocolSession {
   }
 
   refuse(reason: string): Buffer {
-    return this.shared.encode(reason);
+    return wireBytes(this.shared.encode(reason));
   }
 }

@@ -38,12 +38,24 @@ export interface ProtocolEvents {
 }
 
 /**
+ * What goes on the wire: bytes, or text whose UTF-8 encoding is the bytes. Text lets core join
+ * the text a connection is sent in one event-loop round and encode it once (one allocation and
+ * one UTF-8 write per flush instead of one per message).
+ */
+export type Wire = Buffer | string;
+
+/** The bytes of a Wire. */
+export function wireBytes(wire: Wire): Buffer {
+  return typeof wire === 'string' ? Buffer.from(wire, 'utf8') : wire;
+}
+
+/**
  * Encodes a message to bytes that are the same for every session with the same `key`,
  * so a broadcast encodes once per wire format and writes those bytes to every receiver.
  */
 export interface SharedEncoder {
   readonly key: string;
-  encode(data: Message): Buffer;
+  encode(data: Message): Wire;
 }
 
 export interface ProtocolSession {
@@ -55,7 +67,7 @@ export interface ProtocolSession {
   /** Feed bytes from the peer; events fire synchronously from inside this call (or later, for async hooks). */
   receive(chunk: Buffer): void;
   /** Bytes for one message to this peer alone (may use per-connection state such as a compression context). */
-  encode(data: Message): Buffer;
+  encode(data: Message): Wire;
   /** The encoder that broadcasts use; sessions that can share bytes return the same object. */
   readonly shared: SharedEncoder;
   /**

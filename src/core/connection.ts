@@ -6,7 +6,7 @@
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import type { Address, ProtocolName } from '../address.js';
-import type { CloseInfo, Message, ProtocolEvents, ProtocolSession } from '../codec/types.js';
+import { wireBytes, type CloseInfo, type Message, type ProtocolEvents, type ProtocolSession, type Wire } from '../codec/types.js';
 import { SwitchboardError } from '../errors.js';
 import { protocolFactories } from './protocols.js';
 import { batch, NativeSocket } from '../transport/native.js';
@@ -90,6 +90,15 @@ function flushQueued(): void {
   queued = [];
   for (let i = 0; i < list.length; i++) list[i]!.flush();
 }
+/** The UTF-8 size of a message being queued: exact, or for text its upper bound (3 bytes per UTF-16 unit). */
+function sizeOf(wire: Wire | null, exact: boolean): number {
+  if (wire === null) return 0;
+  if (typeof wire !== 'string') return wire.length;
+  return exact ? Buffer.byteLength(wire, 'utf8') : wire.length * 3;
+}
+
+/** Text queued in one round is joined up to this many UTF-16 units, then encoded and queued as bytes. */
+const TEXT_JOIN_MAX = 4096;
 /** Up to this many queued bytes are joined into one buffer; beyond, the copy costs more than writev saves. */
 const CONCAT_MAX = 64 * 1024;
 
@@ -107,8 +116,9 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
   private lastSeen: number;
   private pingSentAt = 0;
   private deadline: number;
-  /** Bytes waiting for this round's flush: none, one buffer, or several. */
-  private out: Buffer | Buffer[] | null = null;
+  /** What waits for this round's flush: nothing, one buffer, text (joined, encoded at the flush), or several buffers. */
+  private out: Wire | Buffer[] | null = null;
+  /** Bytes of `out` when it is bytes; text is measured only when a limit may be near (see queuedBytes). */
   private outBytes = 0;
   private flags = 0;
   private endInfo: CloseInfo | null = null;
@@ -200,7 +210,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
   }
   /** Bytes accepted by send() and not yet handed to the kernel. */
   get bufferedAmount(): number {
-    return this.socket.writableLength + this.outBytes;
+    return this.socket.writableLength + this.queuedBytes(true);
   }
   get isOpen(): boolean {
     return this.state === State.Open;
@@ -217,7 +227,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
     if (this.state !== State.Open) return false;
     // Under the 'drop' policy decide before encoding: a compressed frame that was encoded and
     // then dropped would leave the peer's inflate context out of step with ours.
-    if (this.limits.bufferPolicy === 'drop' && this.overBound(0)) return false;
+    if (this.limits.bufferPolicy === 'drop' && this.overBound(null)) return false;
     return this.write(this.session.encode(data));
   }
 
@@ -294,20 +304,21 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
 
   // ---- internal: writing ----
 
-  /** @internal Writes already-encoded bytes (a broadcast's shared frame). */
-  write(bytes: Buffer, force = false): boolean {
+  /** @internal Writes an encoded message (a broadcast's shared frame or text). */
+  write(wire: Wire, force = false): boolean {
     const socket = this.socket;
     if (socket.destroyed) return false;
-    if (!force && this.overBound(bytes.length)) {
+    if (!force && this.overBound(wire)) {
       if (this.limits.bufferPolicy === 'drop') return false;
       this.fail(new SwitchboardError('ERR_BUFFER_FULL',
         `peer is not reading: over ${this.limits.maxBufferedAmount} bytes waiting to be sent`), 1008);
       return false;
     }
-    if (!this.shared.batched) return socket.write(bytes);
+    if (!this.shared.batched) return socket.write(wireBytes(wire));
     const out = this.out;
     if (out === null) {
-      this.out = bytes;
+      this.out = wire;
+      if (typeof wire !== 'string') this.outBytes = wire.length;
       queued.push(this);
       if (!flushScheduled) {
         flushScheduled = true;
@@ -317,11 +328,30 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
         if (batch.active) batch.afterBatch = flushQueued;
         else setImmediate(flushQueued);
       }
-    } else if (Array.isArray(out)) out.push(bytes);
-    else this.out = [out, bytes];
-    this.outBytes += bytes.length;
+    } else if (typeof out === 'string' && typeof wire === 'string') {
+      this.out = out + wire; // a rope: no copy until the flush
+      // Past a few KiB the joined text becomes bytes, so that a limit check never measures a long rope over and over.
+      if (this.out.length > TEXT_JOIN_MAX) {
+        const bytes = Buffer.from(this.out, 'utf8');
+        this.out = bytes;
+        this.outBytes = bytes.length;
+      }
+    } else {
+      // Text and bytes mixed: from here on, bytes.
+      const bytes = wireBytes(wire);
+      if (typeof out === 'string') {
+        const head = Buffer.from(out, 'utf8');
+        this.out = [head, bytes];
+        this.outBytes = head.length + bytes.length;
+      } else {
+        if (Array.isArray(out)) out.push(bytes);
+        else this.out = [out, bytes];
+        this.outBytes += bytes.length;
+      }
+    }
     // The same answer socket.write would give once these bytes reach it (over its high-water mark: wait for 'drain').
-    if (socket.writableNeedDrain || socket.writableLength + this.outBytes >= socket.writableHighWaterMark) {
+    const hwm = socket.writableHighWaterMark - socket.writableLength;
+    if (socket.writableNeedDrain || (this.queuedBytes(false) >= hwm && this.queuedBytes(true) >= hwm)) {
       // The socket's 'drain' is listened to from the first time it matters (one listener fewer per idle connection).
       if ((this.flags & DRAIN_HOOKED) === 0) {
         this.flags |= DRAIN_HOOKED;
@@ -333,7 +363,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
     return true;
   }
 
-  /** @internal Hands this round's queued bytes to the socket: one buffer, one write. */
+  /** @internal Hands this round's queued bytes to the socket: one buffer (text encoded once), one write. */
   flush(): void {
     const out = this.out;
     if (out === null) return;
@@ -343,7 +373,8 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
     const socket = this.socket;
     if (socket.destroyed) return;
     let ok: boolean;
-    if (!Array.isArray(out)) ok = socket.write(out);
+    if (typeof out === 'string') ok = socket.write(Buffer.from(out, 'utf8'));
+    else if (!Array.isArray(out)) ok = socket.write(out);
     else if (n <= CONCAT_MAX) ok = socket.write(Buffer.concat(out, n));
     else {
       socket.cork();
@@ -363,10 +394,24 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
    * queued in this round does not count against a reader that keeps up; a hard ceiling of four
    * times the bound stops a single runaway round.
    */
-  private overBound(adding: number): boolean {
+  private overBound(adding: Wire | null): boolean {
     const max = this.limits.maxBufferedAmount;
     const sent = this.socket.writableLength;
-    return sent > max || sent + this.outBytes + adding > 4 * max;
+    if (sent > max) return true;
+    // Text at its upper bound first; measured only when that bound is over.
+    if (sent + this.queuedBytes(false) + sizeOf(adding, false) <= 4 * max) return false;
+    return sent + this.queuedBytes(true) + sizeOf(adding, true) > 4 * max;
+  }
+
+  /**
+   * Bytes waiting for this round's flush. Text (queued as one joined string) is counted exactly
+   * only when asked: measuring it per message cost 13% of line echo. Otherwise its upper bound,
+   * 3 bytes per UTF-16 unit, which is enough to tell that a limit is far.
+   */
+  private queuedBytes(exact: boolean): number {
+    const out = this.out;
+    if (typeof out !== 'string') return this.outBytes;
+    return exact ? Buffer.byteLength(out, 'utf8') : out.length * 3;
   }
 
   private endSocket(): void {

@@ -6,7 +6,7 @@
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { formatHostPort, parseAddress, type Address } from '../address.js';
-import type { Message } from '../codec/types.js';
+import { wireBytes, type Message } from '../codec/types.js';
 import { SwitchboardError } from '../errors.js';
 import type { Hub } from '../hubs/types.js';
 import { createHub, inSwitchboardWorker } from '../hubs/index.js';
@@ -341,15 +341,16 @@ export function deliver(conns: Iterable<Connection>, data: Message, except: Conn
   for (const conn of conns) {
     if (conn === except || !conn.isOpen) continue;
     const enc = conn.session.shared;
+    // Bytes, not text, even where the encoder gives text: encoded once here, not once per receiver.
     let out: Buffer;
     if (enc.key === key) out = bytes!;
     else if (key === null) {
       key = enc.key;
-      out = bytes = enc.encode(data);
+      out = bytes = wireBytes(enc.encode(data));
     } else {
       others ??= new Map();
       let b = others.get(enc.key);
-      if (!b) others.set(enc.key, (b = enc.encode(data)));
+      if (!b) others.set(enc.key, (b = wireBytes(enc.encode(data))));
       out = b;
     }
     conn.write(out);
