@@ -20,8 +20,10 @@
 #define NAPI_VERSION 8
 #include <node_api.h>
 #include <uv.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 enum { EV_ACCEPT = 1, EV_DATA = 2, EV_EOF = 3, EV_ERROR = 4, EV_DRAIN = 5, EV_CLOSE = 6 };
 enum { F_CLOSING = 1, F_EOF = 2, F_SHUT = 4, F_SHUT_SENT = 8, F_READING = 16 };
@@ -294,20 +296,23 @@ static napi_value js_init(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* listen(ip, port, backlog, ipv6Only) -> [listenerId, boundPort] or a negative uv error code */
+/* listen(ip, port, backlog, ipv6Only, reusePort) -> [listenerId, boundPort] or a negative uv error code.
+   reusePort: SO_REUSEPORT, so that several processes (cluster workers) listen on one port and the
+   kernel spreads the connections among them. */
 static napi_value js_listen(napi_env env, napi_callback_info info) {
   state_t *st = state_of(env);
-  size_t argc = 4;
-  napi_value argv[4];
+  size_t argc = 5;
+  napi_value argv[5];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   char ip[64];
   size_t iplen;
   uint32_t port, backlog;
-  bool v6only;
-  if (argc < 4 || napi_get_value_string_utf8(env, argv[0], ip, sizeof ip, &iplen) != napi_ok ||
+  bool v6only, reuseport;
+  if (argc < 5 || napi_get_value_string_utf8(env, argv[0], ip, sizeof ip, &iplen) != napi_ok ||
       napi_get_value_uint32(env, argv[1], &port) != napi_ok || napi_get_value_uint32(env, argv[2], &backlog) != napi_ok ||
-      napi_get_value_bool(env, argv[3], &v6only) != napi_ok || port > 65535) {
-    return throw_bad(env, "listen(ip, port, backlog, ipv6Only)");
+      napi_get_value_bool(env, argv[3], &v6only) != napi_ok || napi_get_value_bool(env, argv[4], &reuseport) != napi_ok ||
+      port > 65535) {
+    return throw_bad(env, "listen(ip, port, backlog, ipv6Only, reusePort)");
   }
   struct sockaddr_storage addr;
   int is6 = strchr(ip, ':') != NULL;
@@ -316,8 +321,23 @@ static napi_value js_listen(napi_env env, napi_callback_info info) {
   listener_t *l = calloc(1, sizeof(listener_t));
   if (l == NULL) return int_value(env, UV_ENOMEM);
   l->st = st;
-  uv_tcp_init(st->loop, &l->tcp);
-  r = uv_tcp_bind(&l->tcp, (struct sockaddr *)&addr, is6 && v6only ? UV_TCP_IPV6ONLY : 0);
+  /* The socket is made now (not at bind) so that SO_REUSEPORT can be set before binding. */
+  r = uv_tcp_init_ex(st->loop, &l->tcp, is6 ? AF_INET6 : AF_INET);
+  if (r != 0) {
+    free(l);
+    return int_value(env, r);
+  }
+  if (reuseport) {
+#ifdef SO_REUSEPORT
+    uv_os_fd_t fd;
+    int one = 1;
+    r = uv_fileno((uv_handle_t *)&l->tcp, &fd);
+    if (r == 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) r = uv_translate_sys_error(errno);
+#else
+    r = UV_ENOTSUP;
+#endif
+  }
+  if (r == 0) r = uv_tcp_bind(&l->tcp, (struct sockaddr *)&addr, is6 && v6only ? UV_TCP_IPV6ONLY : 0);
   if (r == 0) r = uv_listen((uv_stream_t *)&l->tcp, (int)backlog, on_connection);
   if (r != 0) {
     uv_close((uv_handle_t *)&l->tcp, (uv_close_cb)free);

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 export interface Addon {
   // The TCP transport (see transport/native.ts).
   init(dispatch: (n: number) => void, slab: Buffer, events: Int32Array): void;
-  listen(ip: string, port: number, backlog: number, ipv6Only: boolean): [number, number] | number;
+  listen(ip: string, port: number, backlog: number, ipv6Only: boolean, reusePort: boolean): [number, number] | number;
   unlisten(id: number): void;
   write(slot: number, bytes: Buffer): number;
   writev(slot: number, chunks: Buffer[]): number;

@@ -1,9 +1,10 @@
 /** The chat room across processes: two servers sharing a real Redis, and --workers on one port. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import WebSocket from 'ws';
+import { nativeAvailable } from '../src/transport/native.js';
 import { RawPeer, portOf, waitFor } from './helpers.js';
 import { RedisProcess, freePort } from './hub-support.js';
 
@@ -91,16 +92,30 @@ test('--workers 2: clients on different workers share one room, no Redis', { tim
   const W = serveChat(['--workers', '2', '--listen', `text://127.0.0.1:${port}`]);
   try {
     await waitFor(() => /2 workers started/.test(W.output()), 15000, 'workers');
+    // Native transport: each worker listens on the port itself (SO_REUSEPORT); node:net: the primary's one socket.
+    const listening = execFileSync('ss', ['-Hltn', `sport = :${port}`], { encoding: 'utf8' }).trim().split('\n').length;
+    assert.equal(listening, nativeAvailable ? 2 : 1, 'listening sockets on the port');
+    // Which worker took which client: the workers log "[wN] [chat] + 127.0.0.1:PORT connected".
+    const workerOf = async (p: RawPeer): Promise<string> => {
+      const logged = new RegExp(`\\[(w\\d)\\] \\[chat\\] \\+ 127\\.0\\.0\\.1:${p.socket.localPort} `);
+      await waitFor(() => logged.test(W.output()), 5000, 'the connect log');
+      return logged.exec(W.output())![1]!;
+    };
+    // Four clients, both workers among them. Who takes a connection is the kernel's choice (SO_REUSEPORT
+    // hashes the addresses) or the primary's (round robin): clients are tried until both workers have one.
     const peers: RawPeer[] = [];
-    for (let i = 0; i < 4; i++) {
+    const seen = new Set<string>();
+    for (let tries = 0; peers.length < 4 && tries < 40; tries++) {
       const p = await RawPeer.connect(port);
       await p.until((t) => t.includes('you are'));
-      peers.push(p);
+      const w = await workerOf(p);
+      if (peers.length < 3 || seen.size === 2 || !seen.has(w)) {
+        peers.push(p);
+        seen.add(w);
+      } else p.destroy();
     }
-    // Which worker took which client: the workers log "[wN] [chat] + 127.0.0.1:PORT connected".
-    await waitFor(() => peers.every((p) => W.output().includes(`:${p.socket.localPort} connected`)), 5000, 'connect logs');
-    const workerOf = (p: RawPeer): string => new RegExp(`\\[(w\\d)\\] \\[chat\\] \\+ 127\\.0\\.0\\.1:${p.socket.localPort} `).exec(W.output())![1]!;
-    assert.equal(new Set(peers.map(workerOf)).size, 2, 'the clients landed on both workers');
+    assert.equal(peers.length, 4);
+    assert.equal(seen.size, 2, 'the clients landed on both workers');
 
     peers.forEach((p, i) => p.write(`/nick p${i}\n`));
     for (const p of peers) await p.until((t) => t.includes('you are now'));

@@ -35,7 +35,7 @@ export function createStreamServer(address: Address, options: ListenOptions, onS
     // allowHalfOpen: a peer that half-closes (shutdown(SHUT_WR)) can still be answered.
     return tls.createServer({ ...options.tls, allowHalfOpen: true, noDelay: true }, onSocket);
   }
-  if (useNative(address.transport, options.native)) return new NativeListener(onSocket as unknown as (s: NativeSocket) => void);
+  if (useNative(address, options.native)) return new NativeListener(onSocket as unknown as (s: NativeSocket) => void);
   return net.createServer({ allowHalfOpen: true, noDelay: true }, onSocket);
 }
 

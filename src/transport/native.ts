@@ -12,6 +12,7 @@ import { getSystemErrorMap } from 'node:util';
 import cluster from 'node:cluster';
 import type { AddressInfo } from 'node:net';
 import { addon, type Addon } from '../addon.js';
+import type { Address } from '../address.js';
 
 /** What a NativeSocket reports to (Connection implements it). */
 export interface SocketSink {
@@ -263,7 +264,8 @@ export class NativeListener {
     const a = addon!;
     ensureInit(a);
     const ip = (await lookup(host)).address;
-    const r = a.listen(ip, port, backlog, false);
+    // In a cluster worker every worker listens on the port itself (see useNative).
+    const r = a.listen(ip, port, backlog, false, cluster.isWorker);
     const where = ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
     if (typeof r === 'number') throw Object.assign(uvError(r, 'listen', where), { address: ip, port });
     [this.id, this.port] = r;
@@ -293,9 +295,12 @@ export class NativeListener {
 
 /**
  * Whether accepted connections on this address should use the native transport: plain TCP
- * (TLS and Unix sockets stay on node:net), and not in a cluster worker, whose listening socket
- * the primary shares through node:net.
+ * (TLS and Unix sockets stay on node:net). In a cluster worker on Linux each worker listens on
+ * the port itself with SO_REUSEPORT and the kernel spreads connections among them; elsewhere,
+ * and for port 0 (each worker would get a port of its own), the workers share the primary's
+ * listening socket through node:net, as cluster does.
  */
-export function useNative(transport: string, option: boolean | undefined): boolean {
-  return addon !== null && option !== false && transport === 'tcp' && !cluster.isWorker;
+export function useNative(address: Address, option: boolean | undefined): boolean {
+  if (addon === null || option === false || address.transport !== 'tcp') return false;
+  return !cluster.isWorker || (process.platform === 'linux' && address.port !== 0);
 }
