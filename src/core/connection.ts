@@ -332,7 +332,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
       this.out = out + wire; // a rope: no copy until the flush
       // Past a few KiB the joined text becomes bytes, so that a limit check never measures a long rope over and over.
       if (this.out.length > TEXT_JOIN_MAX) {
-        const bytes = Buffer.from(this.out, 'utf8');
+        const bytes = wireBytes(this.out);
         this.out = bytes;
         this.outBytes = bytes.length;
       }
@@ -340,7 +340,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
       // Text and bytes mixed: from here on, bytes.
       const bytes = wireBytes(wire);
       if (typeof out === 'string') {
-        const head = Buffer.from(out, 'utf8');
+        const head = wireBytes(out);
         this.out = [head, bytes];
         this.outBytes = head.length + bytes.length;
       } else {
@@ -373,8 +373,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
     const socket = this.socket;
     if (socket.destroyed) return;
     let ok: boolean;
-    if (typeof out === 'string') ok = socket.write(Buffer.from(out, 'utf8'));
-    else if (!Array.isArray(out)) ok = socket.write(out);
+    if (!Array.isArray(out)) ok = socket.write(wireBytes(out));
     else if (n <= CONCAT_MAX) ok = socket.write(Buffer.concat(out, n));
     else {
       socket.cork();
@@ -410,8 +409,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
    */
   private queuedBytes(exact: boolean): number {
     const out = this.out;
-    if (typeof out !== 'string') return this.outBytes;
-    return exact ? Buffer.byteLength(out, 'utf8') : out.length * 3;
+    return typeof out === 'string' ? sizeOf(out, exact) : this.outBytes;
   }
 
   private endSocket(): void {
