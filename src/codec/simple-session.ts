@@ -33,7 +33,7 @@ export abstract class SimpleSession implements ProtocolSession {
       if (!(err instanceof ProtocolError)) throw err;
       this.ended = true;
       const reply = this.errorReply(err);
-      if (reply) this.events.onWrite(reply);
+      if (reply) this.events.onWrite(reply, true);
       this.events.onEnd({ code: err.closeCode, reason: err.message, error: err });
     }
   }

@@ -25,8 +25,12 @@ export interface ProtocolEvents {
   onOpen(): void;
   /** One whole message from the peer. */
   onMessage(data: Message): void;
-  /** Bytes the protocol itself must send: a handshake answer, a pong, a close echo, an HTTP reply. */
-  onWrite(bytes: Buffer): void;
+  /**
+   * Bytes the protocol itself must send: a handshake answer, a pong, a close echo, an HTTP reply.
+   * `last` marks the bytes that go with the end (a close echo, an error's close frame or reply):
+   * core sends them after the application's answers to the messages that came before them.
+   */
+  onWrite(bytes: Buffer, last?: boolean): void;
   /**
    * The protocol is finished with this connection: the peer closed it cleanly, or it broke a rule
    * (then `info.error` is set; any error reply was already passed to onWrite). Core flushes

@@ -27,6 +27,11 @@ export interface ConnectionLimits {
   maxBufferedAmount: number;
   /** 'close': drop the slow reader (default); 'drop': drop the message and keep the connection. */
   bufferPolicy: 'close' | 'drop';
+  /**
+   * How long more than maxBufferedAmount may stay waiting before the peer counts as a slow reader
+   * (a burst that drains in time is not one). Past four times the bound the policy applies at once.
+   */
+  drainTimeout: number;
 }
 
 /** Who holds a connection: a Server, or the client side of connect(). */
@@ -77,6 +82,8 @@ function sharedFor(owner: ConnectionOwner, address: Address, role: 'server' | 'c
 const OWES_DRAIN = 1; // send() returned false: a 'drain' is owed
 const DRAIN_HOOKED = 2; // the socket's 'drain' is listened to
 const PEER_ENDED = 4;
+const FAULTED = 8; // ended for a fault (a limit, bad input): its further input is not handled
+const INBOX_FLUSH_SCHEDULED = 16;
 
 // Writes are queued per connection and flushed once the event loop has handled the input it
 // read in this round, as one socket.write per connection: sixteen replies to sixteen pipelined
@@ -123,9 +130,15 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
   private flags = 0;
   private endInfo: CloseInfo | null = null;
   private socketError: Error | null = null;
+  /** Messages no listener or iterator has taken yet (they wait for the first one, in order). */
   private inbox: Message[] | null = null;
+  private iterating = false;
   private waiter: ((r: IteratorResult<Message>) => void) | null = null;
   private closedInfo: CloseInfo | null = null;
+  /** The protocol's end (and its last bytes), held back until the messages before it have been handled. */
+  private heldEnd: { info: CloseInfo | null; bytes: Buffer | null } | null = null;
+  /** Since when more than maxBufferedAmount waits (0: it does not). */
+  private overSince = 0;
 
   constructor(socket: Socket, address: Address, role: 'server' | 'client', owner: ConnectionOwner,
     limits: ConnectionLimits, protocolOptions: Readonly<Record<string, unknown>>) {
@@ -227,7 +240,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
     if (this.state !== State.Open) return false;
     // Under the 'drop' policy decide before encoding: a compressed frame that was encoded and
     // then dropped would leave the peer's inflate context out of step with ours.
-    if (this.limits.bufferPolicy === 'drop' && this.overBound(null)) return false;
+    if (this.limits.bufferPolicy === 'drop' && this.dropsNow()) return false;
     return this.write(this.session.encode(data));
   }
 
@@ -272,6 +285,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
 
   /** Async iteration over incoming messages; ends when the connection closes. Breaking out closes it. */
   [Symbol.asyncIterator](): AsyncIterator<Message> {
+    this.iterating = true;
     this.inbox ??= [];
     return {
       next: () => {
@@ -281,6 +295,8 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
           if (inbox.length < INBOX_HIGH_WATER / 2 && this.socket.isPaused()) this.socket.resume();
           return Promise.resolve({ value, done: false });
         }
+        // Everything before the protocol's end was handled (replies included): now it may end.
+        if (this.heldEnd !== null) this.releaseEnd();
         if (this.state === State.Closed) return Promise.resolve({ value: undefined, done: true });
         return new Promise((resolve) => { this.waiter = resolve; });
       },
@@ -302,18 +318,48 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
     return new Promise((resolve) => this.once('close', resolve));
   }
 
+  // Messages that arrived before the first 'message' listener (the first WebSocket frame comes in
+  // the same read as the 101 answer, before `await connect()` returns) go to it, in order, once
+  // the code that attached it has run.
+  override on<K extends keyof ConnectionEvents>(event: K, listener: (...args: ConnectionEvents[K]) => void): this {
+    super.on(event, listener as never);
+    if (event === 'message') this.scheduleInbox();
+    return this;
+  }
+  override addListener<K extends keyof ConnectionEvents>(event: K, listener: (...args: ConnectionEvents[K]) => void): this {
+    return this.on(event, listener);
+  }
+  override once<K extends keyof ConnectionEvents>(event: K, listener: (...args: ConnectionEvents[K]) => void): this {
+    super.once(event, listener as never);
+    if (event === 'message') this.scheduleInbox();
+    return this;
+  }
+
+  private scheduleInbox(): void {
+    if (this.inbox === null || this.iterating || (this.flags & INBOX_FLUSH_SCHEDULED) !== 0) return;
+    this.flags |= INBOX_FLUSH_SCHEDULED;
+    process.nextTick(flushInbox, this);
+  }
+
+  /** @internal Hands held messages to the listeners, then lets a held protocol end happen. */
+  deliverInbox(): void {
+    this.flags &= ~INBOX_FLUSH_SCHEDULED;
+    const inbox = this.inbox;
+    if (inbox === null || this.iterating) return;
+    while (inbox.length > 0 && this.listenerCount('message') > 0) this.emit('message', inbox.shift()!);
+    if (inbox.length > 0) return;
+    this.inbox = null;
+    if (this.socket.isPaused()) this.socket.resume();
+    if (this.heldEnd !== null) this.releaseEnd();
+  }
+
   // ---- internal: writing ----
 
   /** @internal Writes an encoded message (a broadcast's shared frame or text). */
   write(wire: Wire, force = false): boolean {
     const socket = this.socket;
     if (socket.destroyed) return false;
-    if (!force && this.overBound(wire)) {
-      if (this.limits.bufferPolicy === 'drop') return false;
-      this.fail(new SwitchboardError('ERR_BUFFER_FULL',
-        `peer is not reading: over ${this.limits.maxBufferedAmount} bytes waiting to be sent`), 1008);
-      return false;
-    }
+    if (!force && !this.mayQueue(wire)) return false;
     if (!this.shared.batched) return socket.write(wireBytes(wire));
     const out = this.out;
     if (out === null) {
@@ -389,17 +435,53 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
   }
 
   /**
-   * The bound is on what earlier rounds left unsent (the kernel would not take it), so a burst
-   * queued in this round does not count against a reader that keeps up; a hard ceiling of four
-   * times the bound stops a single runaway round.
+   * The send-buffer rule. What earlier rounds left unsent (the kernel would not take it) is held
+   * against the bound; a burst queued in this round is not, up to a ceiling of four times the
+   * bound. Whatever its size, one message is taken when what waits is under the bound (the bound
+   * is for peers that do not read, not for big messages). Past the bound, 'drop' drops the
+   * message. 'close' takes it and starts a clock: a peer whose buffer is not back under the bound
+   * within drainTimeout is a slow reader (see sweep); past the ceiling, it is one at once.
    */
-  private overBound(adding: Wire | null): boolean {
+  private mayQueue(adding: Wire): boolean {
     const max = this.limits.maxBufferedAmount;
-    const sent = this.socket.writableLength;
-    if (sent > max) return true;
+    const unsent = this.socket.writableLength;
     // Text at its upper bound first; measured only when that bound is over.
-    if (sent + this.queuedBytes(false) + sizeOf(adding, false) <= 4 * max) return false;
-    return sent + this.queuedBytes(true) + sizeOf(adding, true) > 4 * max;
+    if (unsent <= max && unsent + this.queuedBytes(false) + sizeOf(adding, false) <= 4 * max) return true;
+    const waiting = unsent + this.queuedBytes(true);
+    if (waiting <= max) return true;
+    const overCeiling = waiting + sizeOf(adding, true) > 4 * max;
+    if (this.limits.bufferPolicy === 'drop') return unsent <= max && !overCeiling;
+    if (overCeiling) {
+      this.slowReader(`over ${4 * max} bytes waiting to be sent`);
+      return false;
+    }
+    if (unsent > max && this.overSince === 0) this.overSince = this.owner.sweeper.now;
+    return true;
+  }
+
+  /** Under the 'drop' policy, whether the next message would be dropped (decided before encoding it). */
+  private dropsNow(): boolean {
+    const max = this.limits.maxBufferedAmount;
+    const unsent = this.socket.writableLength;
+    if (unsent <= max && unsent + this.queuedBytes(false) <= 4 * max) return false;
+    const waiting = unsent + this.queuedBytes(true);
+    return waiting > max && (unsent > max || waiting >= 4 * max);
+  }
+
+  /**
+   * Drops a peer that does not read: what this round queued is discarded (the peer is not
+   * reading it), and a protocol that has a close message (WebSocket 1008) sends it after what the
+   * kernel already holds; the socket is destroyed after closeTimeout if the peer never reads it.
+   */
+  private slowReader(why: string): void {
+    if (this.state >= State.Closing) return;
+    const err = new SwitchboardError('ERR_BUFFER_FULL', `peer is not reading: ${why}`);
+    this.endInfo = { code: 1008, reason: err.message, error: err };
+    this.flags |= FAULTED;
+    this.out = null;
+    this.outBytes = 0;
+    this.overSince = 0;
+    this.close(1008, 'peer is not reading');
   }
 
   /**
@@ -424,7 +506,16 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
   private fail(error: SwitchboardError, code: number): void {
     if (!this.endInfo) this.endInfo = { code, reason: error.message, error };
     this.state = State.Closing;
+    this.flags |= FAULTED;
     this.socket.destroy();
+  }
+
+  /** The protocol's end, once the messages before it have been handled (see onEnd). */
+  private releaseEnd(): void {
+    const held = this.heldEnd!;
+    this.heldEnd = null;
+    if (held.bytes !== null) this.write(held.bytes, true);
+    if (held.info !== null) this.onEnd(held.info);
   }
 
   // ---- ProtocolEvents ----
@@ -437,8 +528,9 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
   }
 
   onMessage(data: Message): void {
-    // Messages that arrive while closing are still delivered (a peer may answer before its close).
-    if (this.state === State.Opening || this.state === State.Closed) return;
+    // Messages that arrive while closing are still delivered (a peer may answer before its close),
+    // but not once the connection is ending for a fault: its input is no longer handled.
+    if (this.state === State.Opening || this.state === State.Closed || (this.flags & FAULTED) !== 0) return;
     // emit() says whether anyone listened: no separate listenerCount() per message.
     if (this.inbox === null && this.emit('message', data)) return;
     if (this.waiter) {
@@ -447,16 +539,31 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
       w({ value: data, done: false });
       return;
     }
-    // Nobody is listening yet: keep it for async iteration, and stop reading once enough waits.
+    // Nobody is listening yet: keep it for the first listener or iterator, and stop reading once enough waits.
     (this.inbox ??= []).push(data);
     if (this.inbox.length >= INBOX_HIGH_WATER) this.socket.pause();
   }
 
-  onWrite(bytes: Buffer): void {
-    this.write(bytes, true);
+  onWrite(bytes: Buffer, last = false): void {
+    // The protocol's last bytes (a close echo, an error's close frame) wait with its end for the
+    // messages before them, so that the application's replies to those go first.
+    if (last && this.inbox !== null && this.inbox.length > 0) {
+      (this.heldEnd ??= { info: null, bytes: null }).bytes = bytes;
+      return;
+    }
+    // Bytes the protocol answers with on its own (pongs) count against the send buffer like
+    // messages: a peer that pings and never reads is a slow reader. Handshakes and close frames do not.
+    if (this.state === State.Open && !last) this.write(bytes);
+    else this.write(bytes, true);
   }
 
   onEnd(info: CloseInfo): void {
+    if (this.heldEnd !== null || (this.inbox !== null && this.inbox.length > 0 && this.state === State.Open)) {
+      // Held: messages before the end wait for a listener. They get closeTimeout to be taken.
+      (this.heldEnd ??= { info: null, bytes: null }).info = info;
+      this.deadline = this.owner.sweeper.now + this.limits.closeTimeout;
+      return;
+    }
     if (!this.endInfo || this.state !== State.Closing) this.endInfo = info;
     if (this.state < State.Closing) {
       this.state = State.Closing;
@@ -479,6 +586,8 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
     this.flags |= PEER_ENDED;
     if (this.state === State.Open && this.session.finish) this.session.finish();
     if (this.protocol === 'ws') {
+      // A held end (messages before it wait for a listener) plays out first; the peer can still read.
+      if (this.heldEnd !== null) return;
       // EOF without a close frame: nothing more will come.
       if (this.state !== State.Closing) this.socket.destroy();
       else this.endSocket();
@@ -524,7 +633,10 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
   /** @internal Timer checks, called by the owner's Sweeper. */
   sweep(now: number): void {
     if (this.deadline !== 0 && now >= this.deadline) {
-      if (this.state === State.Opening) {
+      if (this.heldEnd !== null) {
+        this.deadline = 0;
+        this.releaseEnd();
+      } else if (this.state === State.Opening) {
         this.fail(new SwitchboardError('ERR_HANDSHAKE_TIMEOUT', `handshake not completed within ${this.limits.handshakeTimeout} ms`), 1002);
       } else {
         this.socket.destroy();
@@ -532,6 +644,13 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
       return;
     }
     if (this.state !== State.Open) return;
+    if (this.overSince !== 0) {
+      if (this.bufferedAmount <= this.limits.maxBufferedAmount) this.overSince = 0;
+      else if (now - this.overSince >= this.limits.drainTimeout) {
+        this.slowReader(`over ${this.limits.maxBufferedAmount} bytes waiting to be sent for ${this.limits.drainTimeout} ms`);
+        return;
+      }
+    }
     const quiet = now - this.lastSeen;
     if (this.limits.idleTimeout > 0 && quiet >= this.limits.idleTimeout) {
       const err = new SwitchboardError('ERR_IDLE_TIMEOUT', `nothing received for ${this.limits.idleTimeout} ms`);
@@ -564,6 +683,10 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
 export interface TopicOwner {
   addSubscriber(topic: string, conn: Connection): void;
   removeSubscriber(topic: string, conn: Connection): void;
+}
+
+function flushInbox(conn: Connection): void {
+  conn.deliverInbox();
 }
 
 function emitDrain(conn: Connection): void {

@@ -70,6 +70,7 @@ export const DEFAULT_LIMITS: ConnectionLimits = {
   maxMessageSize: 1024 * 1024,
   maxBufferedAmount: 4 * 1024 * 1024,
   bufferPolicy: 'close',
+  drainTimeout: 10_000,
 };
 
 export class Server extends EventEmitter<ServerEvents> implements ConnectionOwner, TopicOwner {
@@ -113,7 +114,7 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
     // The WebSocket option of the same name is honoured when the general one is not given.
     const wsHandshake = (options.websocket as { handshakeTimeout?: number } | undefined)?.handshakeTimeout;
     if (options.handshakeTimeout === undefined && wsHandshake !== undefined) this.limits.handshakeTimeout = wsHandshake;
-    for (const key of ['idleTimeout', 'handshakeTimeout', 'heartbeatInterval', 'closeTimeout', 'maxMessageSize', 'maxBufferedAmount'] as const) {
+    for (const key of ['idleTimeout', 'handshakeTimeout', 'heartbeatInterval', 'closeTimeout', 'maxMessageSize', 'maxBufferedAmount', 'drainTimeout'] as const) {
       checkNonNegative(key, this.limits[key]);
     }
     this.maxConnections = options.maxConnections ?? 10_000;
@@ -123,7 +124,7 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
     this.udpLimits = this.limits.idleTimeout > 0 ? this.limits : { ...this.limits, idleTimeout: options.udpPeerTimeout ?? 60_000 };
     this.protocolOptions = options.websocket ?? NO_OPTIONS;
     const l = this.limits;
-    this.sweeper = new Sweeper(resolutionFor(l.idleTimeout, l.handshakeTimeout, l.heartbeatInterval, l.closeTimeout));
+    this.sweeper = new Sweeper(resolutionFor(l.idleTimeout, l.handshakeTimeout, l.heartbeatInterval, l.closeTimeout, l.drainTimeout));
     if (options.hub !== undefined || inSwitchboardWorker()) this.useHub(createHub(options.hub));
   }
 

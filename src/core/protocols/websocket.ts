@@ -469,12 +469,12 @@ export class WebSocketSession implements ProtocolSession, FrameSink {
       reason = payload.toString('utf8', 2);
     }
     // Answer with the same code (an empty close with an empty one), then we are done.
-    if (this.state === State.Open) this.events.onWrite(encodeClose(code, '', !this.isServer));
+    if (this.state === State.Open) this.events.onWrite(encodeClose(code, '', !this.isServer), true);
     this.end({ code: code ?? CloseCode.NO_STATUS, reason });
   }
 
   private fail(err: ProtocolError): void {
-    if (this.state === State.Open) this.events.onWrite(encodeClose(err.closeCode, err.message, !this.isServer));
+    if (this.state === State.Open) this.events.onWrite(encodeClose(err.closeCode, err.message, !this.isServer), true);
     this.end({ code: err.closeCode, reason: err.message, error: err });
   }
 
