@@ -184,3 +184,39 @@ test('ping flood: a client that pings and never reads is dropped with its pongs 
     await server.close();
   }
 });
+
+test('a connection dropped as a slow reader in the middle of a pipelined chunk handles none of the rest', { timeout: 20000 }, async () => {
+  const max = 64 * 1024;
+  const server = new Server({ listen: 'text://127.0.0.1:0', maxBufferedAmount: max, closeTimeout: 300 });
+  let handled = 0;
+  let handledAfterDrop = 0;
+  let closed: CloseInfo | null = null;
+  server.on('connection', (c) => {
+    c.on('message', () => {
+      if (!c.isOpen) handledAfterDrop++;
+      handled++;
+      c.send('y'.repeat(16 * 1024)); // like /who in a big room: each request costs a big reply
+    });
+    c.on('close', (i) => { closed = i; });
+  });
+  await server.listen();
+  try {
+    const s = net.connect(Number(server.addresses[0]!.split(':').pop()), '127.0.0.1');
+    s.on('error', () => {});
+    await new Promise((r) => s.once('connect', r));
+    s.pause(); // never reads
+    // Far more requests than the kernel buffers and the ceiling can answer, many per read.
+    const chunk = Buffer.from('/who\n'.repeat(4000));
+    for (let i = 0; i < 20 && !s.destroyed; i++) {
+      s.write(chunk);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await waitFor(() => closed !== null, 10000, 'dropped');
+    assert.equal(closed!.error?.code, 'ERR_BUFFER_FULL');
+    assert.equal(handledAfterDrop, 0, 'no request handled once the connection was dropped');
+    assert.ok(handled < 80000, `stopped early (${handled} handled)`);
+    s.destroy();
+  } finally {
+    await server.close();
+  }
+});
