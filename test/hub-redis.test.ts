@@ -5,12 +5,13 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import type { Message } from '../src/codec/types.js';
 import { createHub } from '../src/hubs/index.js';
-import { RedisHub } from '../src/hubs/redis.js';
-import { exitOf, LineReader, RedisProcess, spawnTs, waitFor } from './hub-support.js';
+import { RedisHub, type RedisHubOptions } from '../src/hubs/redis.js';
+import { exitOf, freePort, LineReader, RedisProcess, spawnTs, waitFor } from './hub-support.js';
 
 let redis: RedisProcess;
 let prefixes = 0;
@@ -21,8 +22,8 @@ interface Received {
   data: Message;
 }
 
-function hubWithInbox(url: string, prefix: string, logs: string[] = []): { hub: RedisHub; inbox: Received[] } {
-  const hub = new RedisHub(url, { prefix, log: (m) => logs.push(m), maxRetryDelay: 100 });
+function hubWithInbox(url: string, prefix: string, logs: string[] = [], options: RedisHubOptions = {}): { hub: RedisHub; inbox: Received[] } {
+  const hub = new RedisHub(url, { prefix, log: (m) => logs.push(m), maxRetryDelay: 100, ...options });
   const inbox: Received[] = [];
   hub.setListener((topic, data) => inbox.push({ topic, data }));
   return { hub, inbox };
@@ -161,22 +162,134 @@ describe('redis hub', () => {
         assert.equal(back.length, 1, `one recovery line: ${JSON.stringify(logs)}`);
         assert.equal(logs.length, 2, `nothing else logged: ${JSON.stringify(logs)}`);
       }
+      // The recovery line counts what this outage dropped, in the outage line's words.
+      assert.equal(logsA[1], `redis hub: connection to ${own.url} is back; 0 topic(s) resubscribed, ` +
+        'delivery across processes resumes (1 message(s) dropped while it was down)');
+      assert.equal(logsB[1], `redis hub: connection to ${own.url} is back; 2 topic(s) resubscribed, ` +
+        'delivery across processes resumes (0 message(s) dropped while it was down)');
     } finally {
       await Promise.all([a.hub.close(), b.hub.close()]);
       await own.stop();
     }
   });
 
-  it('ready() rejects with ERR_HUB when redis is unreachable, and close() leaves nothing running', { timeout: 5000 }, async () => {
+  it('checks its bounds: a limit that is not a positive number is ERR_INVALID_OPTION', () => {
+    for (const bad of [{ maxPendingPublishes: 0 }, { maxPendingBytes: -1 }, { answerTimeout: Number.NaN }]) {
+      assert.throws(() => createHub(redis.url, { log: () => undefined, ...bad }), (err: Error & { code?: string }) =>
+        err.code === 'ERR_INVALID_OPTION' && err.message.includes(Object.keys(bad)[0]!));
+    }
+  });
+
+  it('ready() rejects with ERR_HUB when redis is unreachable, saying so once, and close() leaves nothing running', { timeout: 5000 }, async () => {
     const dead = await RedisProcess.start();
     await dead.stop();
     const logs: string[] = [];
-    const hub = new RedisHub(dead.url, { log: (m) => logs.push(m), readyTimeout: 300, maxRetryDelay: 50 });
+    const hub = new RedisHub(dead.url, { log: (m) => logs.push(m), readyTimeout: 1000, maxRetryDelay: 50 });
     hub.publish('x', 'dropped');
-    await assert.rejects(hub.ready(), (err: Error & { code?: string }) => err.code === 'ERR_HUB' && err.message.includes(dead.url));
+    const err = await hub.ready().then(() => null, (e: unknown) => e as Error & { code?: string });
     await hub.close();
-    assert.equal(logs.filter((l) => l.includes('cannot reach')).length, 1, JSON.stringify(logs));
+    assert.equal(err?.code, 'ERR_HUB');
+    assert.equal(err.message,
+      `redis hub: cannot reach ${dead.url}: connect ECONNREFUSED 127.0.0.1:${dead.port} (tried for 1000 ms; is redis running there?)`);
+    // The rejection is the one report: no "retrying" line before it that it would contradict.
+    assert.deepEqual(logs, []);
     // If close() left a reconnect timer, this test file's process would not exit and the runner would time out.
+  });
+
+  it('without a ready() caller, an unreachable redis is logged once after readyTimeout, and its arrival once', { timeout: 8000 }, async () => {
+    const late = new RedisProcess(await freePort());
+    const logs: string[] = [];
+    const hub = new RedisHub(late.url, { log: (m) => logs.push(m), readyTimeout: 1000, maxRetryDelay: 50 });
+    try {
+      hub.subscribe('room');
+      await waitFor(() => logs.length >= 1, 'the start-up line');
+      assert.deepEqual(logs, [
+        `redis hub: cannot reach ${late.url}: connect ECONNREFUSED 127.0.0.1:${late.port}; retrying; ` +
+          'until then only local subscribers get messages and publishes to other processes are dropped',
+      ]);
+      hub.publish('room', 'dropped');
+      await late.start();
+      await waitFor(() => logs.length >= 2, 'the arrival line');
+      assert.deepEqual(logs.slice(1), [
+        `redis hub: connected to ${late.url}; 1 topic(s) subscribed, delivery across processes starts (1 message(s) dropped before)`,
+      ]);
+    } finally {
+      await hub.close();
+      await late.stop();
+    }
+  });
+
+  it('the command line says once that redis cannot be reached and exits 1', { timeout: 20000 }, async () => {
+    const port = await freePort();
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', 'echo', '--listen', 'tcp://127.0.0.1:0',
+      '--hub', `redis://127.0.0.1:${port}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exit = await exitOf(child, 15000);
+    assert.deepEqual(exit, { code: 1, signal: null });
+    assert.equal(stderr, `switchboard: redis hub: cannot reach redis://127.0.0.1:${port}: connect ECONNREFUSED 127.0.0.1:${port} ` +
+      '(tried for 5000 ms; is redis running there?)\n');
+    assert.equal(stdout, '');
+  });
+
+  it('bounds what waits for a redis that hangs (SIGSTOP): drops with a count, logs once, resumes on SIGCONT', { timeout: 30000 }, async () => {
+    const own = await RedisProcess.start();
+    const prefix = uniquePrefix();
+    const logsA: string[] = [];
+    const logsB: string[] = [];
+    const maxPendingBytes = 1024 * 1024;
+    const a = new RedisHub(own.url, { prefix, log: (m) => logsA.push(m), maxRetryDelay: 100, answerTimeout: 500, maxPendingBytes });
+    const b = hubWithInbox(own.url, prefix, logsB, { answerTimeout: 500 });
+    try {
+      b.hub.subscribe('room');
+      await Promise.all([a.ready(), b.hub.ready()]);
+      a.publish('room', 'before');
+      await waitFor(() => b.inbox.length === 1, 'delivery before the hang');
+
+      const memory = (): number => process.memoryUsage().heapUsed + process.memoryUsage().external;
+      const base = memory();
+      own.pause();
+      const N = 200_000;
+      const payload = 'x'.repeat(1024);
+      let peak = 0;
+      let peakPending = 0;
+      for (let i = 0; i < N; i++) {
+        a.publish('room', payload);
+        if (i % 1000 === 999) {
+          peak = Math.max(peak, memory() - base);
+          peakPending = Math.max(peakPending, a.pendingBytes);
+          await new Promise((r) => setImmediate(r));
+        }
+      }
+      // Unbounded, 200k publishes of 1 KiB hold over 200 MB waiting for Redis; bounded, about 1 MiB.
+      assert.ok(peak < 64 * 1024 * 1024, `memory grew by ${peak} bytes while redis hung`);
+      assert.ok(peakPending <= maxPendingBytes, `pending ${peakPending} bytes`);
+      const sent = N - a.dropped;
+      assert.ok(a.dropped > N - 2000, `dropped ${a.dropped} of ${N}`);
+      assert.ok(sent > 0);
+      assert.equal(logsA.length, 1, JSON.stringify(logsA));
+      assert.match(logsA[0]!, new RegExp(`^redis hub: redis://127\\.0\\.0\\.1:${own.port} is not answering \\(\\d+ publish\\(es\\), \\d+ bytes, ` +
+        'wait for an answer\\); local delivery goes on, messages published to other processes are dropped until it answers$'));
+      // B publishes nothing: its unanswered PING is what tells it.
+      await waitFor(() => logsB.length >= 1, 'B to notice the hang', 5000);
+      assert.match(logsB[0]!, /is not answering \(no answer for \d+ ms\); local delivery goes on/);
+
+      own.resume();
+      await waitFor(() => logsA.length >= 2 && logsB.length >= 2, 'both to see redis answer again', 10000);
+      assert.equal(logsA[1], `redis hub: ${own.url} answers again; delivery across processes resumes (${a.dropped} message(s) dropped while it did not answer)`);
+      assert.match(logsB[1]!, /answers again; delivery across processes resumes \(0 message\(s\) dropped while it did not answer\)$/);
+      a.publish('room', 'after');
+      await waitFor(() => b.inbox.length === 1 + sent + 1, `delivery after SIGCONT (${b.inbox.length} of ${sent + 2})`, 10000);
+      assert.equal(b.inbox[b.inbox.length - 1]!.data, 'after');
+      assert.equal(a.pendingPublishes, 0);
+      assert.equal(logsA.length, 2, JSON.stringify(logsA));
+    } finally {
+      own.resume();
+      await Promise.all([a.close(), b.hub.close()]);
+      await own.stop();
+    }
   });
 
   it('connects two real processes: each message once, in order, types kept, no echo', { timeout: 15000 }, async () => {

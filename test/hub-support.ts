@@ -59,6 +59,16 @@ export class RedisProcess {
     if (exited) throw new Error(`redis-server on port ${this.port} exited at start`);
   }
 
+  /** Freeze it (SIGSTOP): connections stay open, nothing is answered. A test must resume() or stop() it in a finally. */
+  pause(): void {
+    this.child?.kill('SIGSTOP');
+  }
+
+  /** Let a paused server go on (SIGCONT). */
+  resume(): void {
+    this.child?.kill('SIGCONT');
+  }
+
   /** Kill it hard (SIGKILL: what a crash looks like to clients) and wait until it is gone. */
   async stop(): Promise<void> {
     const child = this.child;

@@ -177,6 +177,7 @@ main(process.argv.slice(2)).then(
   (code) => { process.exitCode = code; },
   (err: Error) => {
     console.error(`switchboard: ${err.message}`);
-    process.exitCode = 2;
+    // A hub that cannot be reached is trouble at run time (1), not a wrong command line (2).
+    process.exitCode = (err as { code?: unknown }).code === 'ERR_HUB' ? 1 : 2;
   },
 );

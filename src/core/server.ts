@@ -142,7 +142,7 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
       for (const address of this.listenAddresses) {
         if (address.transport === 'udp') {
           const udp = await bindUdp(address, { maxDatagram: Math.min(this.limits.maxMessageSize, MAX_UDP_PAYLOAD), maxPeers: this.maxConnections },
-            (peer) => this.acceptPeer(peer, address));
+            (peer, firstDatagram) => this.acceptPeer(peer, address, firstDatagram));
           this.udpClosers.push(udp.close);
           const a = udp.socket.address();
           this.bound.push(`udp://${formatHostPort(address.host, a.port)}`);
@@ -176,21 +176,27 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
     this.admit(new Connection(socket, address, 'server', this, this.limits, this.protocolOptions));
   }
 
-  /** A datagram from a new remote endpoint: it becomes a connection, forgotten after udpPeerTimeout of quiet. */
-  private acceptPeer(peer: PeerSocket, address: Address): boolean {
+  /**
+   * A datagram from a new remote endpoint: it becomes a connection, forgotten after udpPeerTimeout
+   * of quiet (or evicted by the listener when its table is full). Its source address is unverified,
+   * so a refusal may not answer with more bytes than the datagram had: no reflection amplification.
+   */
+  private acceptPeer(peer: PeerSocket, address: Address, firstDatagram: number): boolean {
     if (!this.accepting) {
       peer.destroy();
       return false;
     }
-    return this.admit(new Connection(asSocket(peer), address, 'server', this, this.udpLimits, NO_OPTIONS));
+    return this.admit(new Connection(asSocket(peer), address, 'server', this, this.udpLimits, NO_OPTIONS), firstDatagram);
   }
 
-  private admit(conn: Connection): boolean {
+  /** `replyBudget`: the most bytes a refusal may send (UDP: the size of what the peer sent). */
+  private admit(conn: Connection, replyBudget = Infinity): boolean {
     // The sweeper holds every connection, this new one included.
     if (this.sweeper.size - 1 - this.refusing.size >= this.maxConnections) {
       this.refusing.add(conn);
       const reason = `server full: ${this.maxConnections} connections already, try again later`;
-      conn.onWrite(conn.session.refuse(reason));
+      const refusal = conn.session.refuse(reason);
+      if (refusal.length <= replyBudget) conn.onWrite(refusal);
       conn.close(1013, reason);
       this.emit('refused', { remote: conn.remote, reason });
       return false;

@@ -21,6 +21,12 @@ export interface HubOptions {
   prefix?: string;
   /** How long ready() waits for the hub to connect, in ms. Default 5000. */
   readyTimeout?: number;
+  /** Redis: publishes sent and not yet answered; beyond, publishes are dropped (counted, logged once). Default 50000. */
+  maxPendingPublishes?: number;
+  /** Redis: bytes of publishes sent and not yet answered; beyond, publishes are dropped. Default 16 MiB. */
+  maxPendingBytes?: number;
+  /** Redis: a PING unanswered this long (ms) means Redis is not answering; publishes are dropped until it does. Default 5000. */
+  answerTimeout?: number;
 }
 
 /** Whether `spec` names a hub createHub() can make (checked without connecting to anything). */

@@ -11,6 +11,12 @@
  * connection). Nothing is queued while Redis is unreachable: publishes are dropped, the outage is
  * logged once, ioredis reconnects with backoff and we resubscribe every topic on each new connection.
  *
+ * A Redis that is connected but does not answer (stopped, swapping, overloaded) is an outage too:
+ * every PUBLISH waits in ioredis and in the socket's buffer for its reply, so without a bound memory
+ * grows as fast as we publish. Publishes waiting for a reply are bounded (count and bytes), and a
+ * PING sent each second that goes unanswered for answerTimeout marks Redis as not answering; either
+ * way further publishes are dropped until it answers again.
+ *
  * ioredis is imported lazily so that the core keeps zero runtime dependencies unless Redis is used.
  */
 import { randomBytes } from 'node:crypto';
@@ -28,7 +34,16 @@ export interface RedisHubOptions {
   readyTimeout?: number;
   /** The longest pause between reconnect attempts, in ms (backoff doubles from 50 ms up to it). Default 2000. */
   maxRetryDelay?: number;
+  /** Publishes sent and not yet answered by Redis; beyond, publishes are dropped. Default 50000. */
+  maxPendingPublishes?: number;
+  /** Bytes of publishes sent and not yet answered; beyond, publishes are dropped. Default 16 MiB. */
+  maxPendingBytes?: number;
+  /** Redis that leaves a PING unanswered this long (ms) is treated as down. Default 5000. */
+  answerTimeout?: number;
 }
+
+/** How often the publisher connection is pinged, at most (ms). */
+const PING_EVERY = 1000;
 
 const HEADER = 9;
 const KIND_TEXT = 0x74;
@@ -41,14 +56,20 @@ export class RedisHub implements Hub {
   /** This instance's origin id (8 random bytes); messages carrying it are our own. */
   readonly origin: Buffer = randomBytes(8);
   readonly prefix: string;
-  /** Publishes dropped because Redis was unreachable (for status output and tests). */
+  /** Publishes dropped because Redis was unreachable or not answering (for status output and tests). */
   dropped = 0;
+  /** Publishes sent to Redis and not answered yet, and their bytes (bounded by the options of the same name). */
+  pendingPublishes = 0;
+  pendingBytes = 0;
 
   private readonly url: string;
   private readonly safeUrl: string;
   private readonly log: HubLog;
   private readonly readyTimeout: number;
   private readonly maxRetryDelay: number;
+  private readonly maxPendingPublishes: number;
+  private readonly maxPendingBytes: number;
+  private readonly answerTimeout: number;
   private readonly topicSet = new Set<string>();
   private listener: HubListener | null = null;
   private pub: RedisClient | null = null;
@@ -61,6 +82,18 @@ export class RedisHub implements Hub {
   private lastSub: Promise<unknown> = Promise.resolve();
   private everUp = false;
   private outage = false;
+  /** `dropped` when the current outage (or the time without answers) began: its own count is logged at the end. */
+  private droppedAtOutage = 0;
+  /** Connected, but Redis does not answer (or not fast enough): publishes are dropped. */
+  private stalled = false;
+  /** When the outstanding PING was sent (0: none outstanding). */
+  private pingSentAt = 0;
+  private pinger: NodeJS.Timeout | null = null;
+  /** Why the last connection attempt failed, for the start-up report. */
+  private lastError: string | null = null;
+  /** The start-up failure was told (by ready() rejecting, or logged when nobody waited in ready()). */
+  private startReported = false;
+  private startTimer: NodeJS.Timeout | null = null;
   private publishErrorLogged = false;
   private foreignLogged = false;
   private waiters: Array<() => void> = [];
@@ -73,7 +106,26 @@ export class RedisHub implements Hub {
     this.log = options.log ?? ((m) => console.error(m));
     this.readyTimeout = options.readyTimeout ?? 5000;
     this.maxRetryDelay = options.maxRetryDelay ?? 2000;
+    this.maxPendingPublishes = positive('maxPendingPublishes', options.maxPendingPublishes ?? 50_000);
+    this.maxPendingBytes = positive('maxPendingBytes', options.maxPendingBytes ?? 16 * 1024 * 1024);
+    this.answerTimeout = positive('answerTimeout', options.answerTimeout ?? 5000);
+    // Until Redis has been up once, failed attempts are start-up trouble: one report, from ready()
+    // if someone waits there, else one log line after readyTimeout (never "retrying" and then "cannot reach").
+    this.startTimer = setTimeout(() => this.reportStartTrouble(), this.readyTimeout);
+    this.startTimer.unref();
     this.loading = this.load();
+  }
+
+  private reportStartTrouble(): void {
+    this.startTimer = null;
+    if (this.closed || this.everUp || this.startReported || this.waiters.length > 0) return;
+    this.startReported = true;
+    this.outage = true;
+    this.droppedAtOutage = 0;
+    this.log(
+      `redis hub: cannot reach ${this.safeUrl}: ${this.lastError ?? 'no answer'}; retrying; until then only local ` +
+        `subscribers get messages and publishes to other processes are dropped`,
+    );
   }
 
   private async load(): Promise<void> {
@@ -115,12 +167,72 @@ export class RedisHub implements Hub {
     conn.on('error', (err: Error) => this.noteDown(err));
     conn.on('close', () => {
       if (role === 'subscriber') this.subSynced = false;
+      else {
+        // The replies we waited for will not come; the outage line (if any) takes over from the stall's.
+        this.pingSentAt = 0;
+        this.stalled = false;
+      }
       this.noteDown(null);
     });
     conn.on('ready', () => {
       if (role === 'subscriber') this.resubscribeAll(conn);
-      else this.checkUp();
+      else {
+        this.startPinging();
+        this.checkUp();
+      }
     });
+  }
+
+  private startPinging(): void {
+    if (this.pinger !== null || this.closed) return;
+    this.pinger = setInterval(() => this.ping(), Math.min(PING_EVERY, Math.max(10, Math.floor(this.answerTimeout / 2))));
+    this.pinger.unref();
+  }
+
+  /** One PING in flight at a time on the publisher connection: it is answered after every publish sent before it. */
+  private ping(): void {
+    const pub = this.pub;
+    if (pub === null || pub.status !== 'ready' || this.closed) return;
+    const now = Date.now();
+    if (this.pingSentAt !== 0) {
+      if (now - this.pingSentAt >= this.answerTimeout) this.stall(`no answer for ${now - this.pingSentAt} ms`);
+      return;
+    }
+    const sentAt = (this.pingSentAt = now);
+    pub.ping().then(
+      () => {
+        if (this.pingSentAt === sentAt) this.pingSentAt = 0;
+        this.answered();
+      },
+      () => {
+        if (this.pingSentAt === sentAt) this.pingSentAt = 0;
+      },
+    );
+  }
+
+  /** Redis is connected but does not answer: drop publishes until it does (logged once). */
+  private stall(why: string): void {
+    if (this.stalled || this.closed) return;
+    this.stalled = true;
+    if (this.outage) return; // already told that publishes to other processes are dropped
+    this.droppedAtOutage = this.dropped;
+    this.log(
+      `redis hub: ${this.safeUrl} is not answering (${why}); local delivery goes on, ` +
+        `messages published to other processes are dropped until it answers`,
+    );
+  }
+
+  /** A reply came. Publishing resumes once no PING is overdue and what waits is down to half the bounds. */
+  private answered(): void {
+    if (!this.stalled || this.closed) return;
+    if (this.pingSentAt !== 0 && Date.now() - this.pingSentAt >= this.answerTimeout) return;
+    if (this.pendingPublishes > this.maxPendingPublishes / 2 || this.pendingBytes > this.maxPendingBytes / 2) return;
+    this.stalled = false;
+    if (this.outage) return;
+    this.log(
+      `redis hub: ${this.safeUrl} answers again; delivery across processes resumes ` +
+        `(${this.dropped - this.droppedAtOutage} message(s) dropped while it did not answer)`,
+    );
   }
 
   private resubscribeAll(conn: RedisClient): void {
@@ -146,12 +258,17 @@ export class RedisHub implements Hub {
     if (this.closed || !this.up) return;
     if (this.outage) {
       this.outage = false;
+      const dropped = this.dropped - this.droppedAtOutage;
       this.log(
-        `redis hub: connection to ${this.safeUrl} is back; ${this.topicSet.size} topic(s) resubscribed, ` +
-          `delivery across processes resumes (${this.dropped} message(s) dropped so far)`,
+        this.everUp
+          ? `redis hub: connection to ${this.safeUrl} is back; ${this.topicSet.size} topic(s) resubscribed, ` +
+              `delivery across processes resumes (${dropped} message(s) dropped while it was down)`
+          : `redis hub: connected to ${this.safeUrl}; ${this.topicSet.size} topic(s) subscribed, ` +
+              `delivery across processes starts (${dropped} message(s) dropped before)`,
       );
     }
     this.everUp = true;
+    this.lastError = null;
     this.publishErrorLogged = false;
     const waiters = this.waiters;
     this.waiters = [];
@@ -159,17 +276,19 @@ export class RedisHub implements Hub {
   }
 
   private noteDown(err: Error | null): void {
-    if (this.closed || this.outage) return;
-    // A close during a healthy spell is an outage; errors while connecting the first time are too.
-    if (err === null && !this.everUp) return;
+    if (this.closed) return;
+    if (!this.everUp) {
+      // Start-up trouble is reported once, by reportStartTrouble() or ready(), with the last reason.
+      if (err !== null) this.lastError = errorText(err);
+      return;
+    }
+    if (this.outage) return;
     this.outage = true;
+    this.droppedAtOutage = this.dropped;
     const why = err ? errorText(err) : 'connection closed';
     this.log(
-      this.everUp
-        ? `redis hub: lost connection to ${this.safeUrl} (${why}); local delivery goes on, ` +
-            `messages published to other processes are dropped until it is back`
-        : `redis hub: cannot reach ${this.safeUrl} (${why}); retrying; until then only local ` +
-            `subscribers get messages and publishes to other processes are dropped`,
+      `redis hub: lost connection to ${this.safeUrl} (${why}); local delivery goes on, ` +
+        `messages published to other processes are dropped until it is back`,
     );
   }
 
@@ -218,16 +337,34 @@ export class RedisHub implements Hub {
   publish(topic: string, data: Message): void {
     const pub = this.pub;
     if (this.closed) return;
-    if (pub === null || pub.status !== 'ready') {
+    if (pub === null || pub.status !== 'ready' || this.stalled) {
       this.dropped++;
       return;
     }
-    pub.publish(this.prefix + topic, encodePayload(this.origin, data)).catch((err: unknown) => {
+    const payload = encodePayload(this.origin, data);
+    const size = payload.length;
+    if (this.pendingPublishes >= this.maxPendingPublishes || this.pendingBytes + size > this.maxPendingBytes) {
+      this.stall(`${this.pendingPublishes} publish(es), ${this.pendingBytes} bytes, wait for an answer`);
       this.dropped++;
-      if (this.outage || this.publishErrorLogged || this.closed) return;
-      this.publishErrorLogged = true;
-      this.log(`redis hub: publish on ${this.prefix + topic} failed (${errorText(err)}); that message is lost for other processes`);
-    });
+      return;
+    }
+    this.pendingPublishes++;
+    this.pendingBytes += size;
+    pub.publish(this.prefix + topic, payload).then(
+      () => {
+        this.pendingPublishes--;
+        this.pendingBytes -= size;
+        this.answered();
+      },
+      (err: unknown) => {
+        this.pendingPublishes--;
+        this.pendingBytes -= size;
+        this.dropped++;
+        if (this.outage || this.stalled || this.publishErrorLogged || this.closed) return;
+        this.publishErrorLogged = true;
+        this.log(`redis hub: publish on ${this.prefix + topic} failed (${errorText(err)}); that message is lost for other processes`);
+      },
+    );
   }
 
   async ready(): Promise<void> {
@@ -249,8 +386,20 @@ export class RedisHub implements Hub {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiters = this.waiters.filter((w) => w !== onUp);
+        if (this.everUp) {
+          // Up once and down again: the outage is logged as such; this caller only learns it timed out.
+          reject(new SwitchboardError('ERR_HUB', `redis hub: ${this.safeUrl} is not back within ${this.readyTimeout} ms`));
+          return;
+        }
+        this.startReported = true;
+        if (!this.outage) {
+          // From now on the hub (if it is kept) is in an outage that ends with "connected to".
+          this.outage = true;
+          this.droppedAtOutage = 0;
+        }
         reject(
-          new SwitchboardError('ERR_HUB', `redis hub: cannot reach ${this.safeUrl} within ${this.readyTimeout} ms; is redis running there?`),
+          new SwitchboardError('ERR_HUB',
+            `redis hub: cannot reach ${this.safeUrl}: ${this.lastError ?? 'no answer'} (tried for ${this.readyTimeout} ms; is redis running there?)`),
         );
       }, Math.max(0, deadline - Date.now()));
       const onUp = (): void => {
@@ -264,6 +413,9 @@ export class RedisHub implements Hub {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    if (this.pinger !== null) clearInterval(this.pinger);
+    if (this.startTimer !== null) clearTimeout(this.startTimer);
+    this.pinger = this.startTimer = null;
     this.topicSet.clear();
     this.listener = null;
     await this.loading;
@@ -302,6 +454,13 @@ export function encodePayload(origin: Buffer, data: Message): Buffer {
   origin.copy(out, 1, 0, 8);
   data.copy(out, HEADER);
   return out;
+}
+
+function positive(name: string, v: number): number {
+  if (typeof v !== 'number' || !(v > 0)) {
+    throw new SwitchboardError('ERR_INVALID_OPTION', `redis hub: option ${name} must be a number > 0 (got ${String(v)})`);
+  }
+  return v;
 }
 
 function redactUrl(url: string): string {

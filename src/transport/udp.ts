@@ -2,7 +2,10 @@
  * UDP under the same Connection shape as streams. A datagram socket has no connections, so each
  * remote endpoint (address and port) becomes a PeerSocket: a small stand-in for net.Socket that
  * turns each datagram into one 'data' event and each write into one datagram. Peers are forgotten
- * by the idle sweep (UDP has no close), and the number of peers is bounded like connections.
+ * by the idle sweep (UDP has no close), and each listener's table of peers is bounded by maxPeers:
+ * when it is full, the least recently active peer is forgotten to make room. Refusing the new one
+ * instead would let anyone who sends from maxPeers source ports lock every real client out until
+ * the old entries time out.
  */
 import dgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
@@ -14,6 +17,12 @@ import { SwitchboardError } from '../errors.js';
 /** The largest UDP payload over IPv4 (65535 - 8 UDP - 20 IP header bytes). */
 export const MAX_UDP_PAYLOAD = 65507;
 
+/**
+ * A peer moves to the recent end of the table at most once in this many ms: a Map delete and set
+ * per datagram would cost more than the order is worth, and eviction only needs "quiet the longest".
+ */
+const TOUCH_MS = 1000;
+
 /** The subset of net.Socket that core's Connection uses, over a datagram socket. */
 export class PeerSocket extends EventEmitter {
   readonly remoteAddress: string;
@@ -22,6 +31,8 @@ export class PeerSocket extends EventEmitter {
   destroyed = false;
   readonly writableLength = 0;
   readonly writableNeedDrain = false;
+  /** When the peer last moved to the recent end of its listener's table (ms, Date.now()). */
+  touched = 0;
   private paused = false;
 
   constructor(private readonly udp: dgram.Socket, remote: { address: string; port: number; family: string },
@@ -78,22 +89,53 @@ export class PeerSocket extends EventEmitter {
     queueMicrotask(() => this.emit('close', false));
     return this;
   }
+
+  /**
+   * Forgotten to make room for a new endpoint. The peer did nothing wrong and UDP has nothing to
+   * tell it, so its connection ends as if the peer had ended it (code 1000), and synchronously:
+   * its place must be free before the newcomer is counted against the limit.
+   */
+  evict(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.onGone(this);
+    this.emit('end');
+    this.emit('close', false);
+  }
 }
 
-/** Binds a UDP socket for a udp:// address; `onPeer` gets a PeerSocket for each new remote endpoint. */
+/**
+ * Binds a UDP socket for a udp:// address; `onPeer` gets a PeerSocket for each new remote endpoint
+ * and the size of its first datagram (what it sent before anyone knows who it is), and says
+ * whether the peer was admitted.
+ */
 export async function bindUdp(address: Address, options: { maxDatagram: number; maxPeers: number },
-  onPeer: (peer: PeerSocket) => boolean): Promise<{ socket: dgram.Socket; close: () => Promise<void> }> {
+  onPeer: (peer: PeerSocket, firstDatagram: number) => boolean): Promise<{ socket: dgram.Socket; close: () => Promise<void> }> {
   const type = isIPv6(address.host) ? 'udp6' : 'udp4';
   const socket = dgram.createSocket({ type, reuseAddr: false });
+  // In recency order (a Map iterates in insertion order): the first entry is the quietest peer.
   const peers = new Map<string, PeerSocket>();
+  const forget = (p: PeerSocket): void => {
+    const key = `${p.remoteAddress}|${p.remotePort}`;
+    if (peers.get(key) === p) peers.delete(key);
+  };
   socket.on('message', (msg, rinfo) => {
     if (msg.length > options.maxDatagram) return; // over the bound: dropped, as a full socket buffer would
     const key = `${rinfo.address}|${rinfo.port}`;
+    const now = Date.now();
     let peer = peers.get(key);
-    if (!peer) {
-      peer = new PeerSocket(socket, rinfo, false, options.maxDatagram, (p) => peers.delete(`${p.remoteAddress}|${p.remotePort}`));
+    if (peer) {
+      if (now - peer.touched >= TOUCH_MS) {
+        peers.delete(key);
+        peers.set(key, peer);
+        peer.touched = now;
+      }
+    } else {
+      if (peers.size >= options.maxPeers && peers.size > 0) peers.values().next().value!.evict();
+      peer = new PeerSocket(socket, rinfo, false, options.maxDatagram, forget);
+      peer.touched = now;
       peers.set(key, peer);
-      if (!onPeer(peer)) return;
+      if (!onPeer(peer, msg.length)) return;
     }
     peer.deliver(msg);
   });
