@@ -13,6 +13,15 @@
  *   ACCEPT slot listener -   DATA slot offset length   EOF slot - -
  *   ERROR slot uvcode -      DRAIN slot - -            CLOSE slot - -
  *
+ * Bounds: a record is written only where the event buffer has room (push() delivers the batch
+ * first when it is full), and a read only gets the slab's free tail (at most MAX_READ; a round is
+ * delivered early once less than that is left), so neither shared buffer is ever written past.
+ *
+ * Teardown: every handle (the check handle, listeners, connections) is counted while it is open
+ * or closing. When the environment goes away (a worker thread ends, or the main thread exits)
+ * cleanup() closes them all, and the state is freed when the last close callback has run, so
+ * a worker leaves no handle, socket or allocation behind.
+ *
  * Writes: write() tries the syscall at once (uv_try_write); what the kernel does not take is
  * copied and queued with uv_write, and write() returns the bytes still queued. DRAIN is
  * recorded when that queue empties.
@@ -76,6 +85,8 @@ struct state {
   uint32_t next_slot;
   listener_t **listeners;
   uint32_t listeners_cap;
+  uint32_t handles; /* uv handles open or closing: the state outlives them all */
+  napi_async_cleanup_hook_handle cleanup_hook; /* set while the environment's teardown waits for us */
 };
 
 /* ---- calling JavaScript ---- */
@@ -105,17 +116,48 @@ static void dispatch(state_t *st) {
 }
 
 static void push(state_t *st, int32_t type, uint32_t slot, int32_t a, int32_t b) {
-  if (st->dead) return;
+  /* Full only if the last dispatch could not call JavaScript (the environment is stopping; no
+     path records while JavaScript runs, as nothing it calls records synchronously). Nobody would
+     read the record: drop it rather than write past the buffer. */
+  if (st->dead || st->ev_count >= st->ev_cap) return;
   int32_t *r = st->events + 4 * st->ev_count++;
   r[0] = type;
   r[1] = (int32_t)slot;
   r[2] = a;
   r[3] = b;
-  if (st->ev_count >= st->ev_cap) dispatch(st);
+  if (st->ev_count == st->ev_cap) dispatch(st);
 }
 
 static void on_check(uv_check_t *h) {
   dispatch((state_t *)h->data);
+}
+
+/* ---- handles and teardown ---- */
+
+static void state_free(state_t *st) {
+  /* Tells Node that teardown may go on: it unloads this library afterwards, so no callback of
+     ours may still be due on the loop. */
+  if (st->cleanup_hook != NULL) napi_remove_async_cleanup_hook(st->cleanup_hook);
+  free(st->conns);
+  free(st->free_slots);
+  free(st->listeners);
+  free(st);
+}
+
+/* A handle's close callback has run. After cleanup() the last one frees the state. */
+static void handle_gone(state_t *st) {
+  if (--st->handles == 0 && st->dead) state_free(st);
+}
+
+/* Close callback of a handle that is only memory to free (listeners, connections never slotted). */
+static void on_closed_free(uv_handle_t *h) {
+  state_t *st = h->data;
+  free(h);
+  handle_gone(st);
+}
+
+static void on_check_closed(uv_handle_t *h) {
+  handle_gone(h->data);
 }
 
 /* ---- connections ---- */
@@ -137,6 +179,7 @@ static void on_close(uv_handle_t *h) {
   free(c);
   /* Close callbacks run after the check phase: deliver now, not one loop round later. */
   dispatch(st);
+  handle_gone(st);
 }
 
 static void conn_close(conn_t *c) {
@@ -160,16 +203,19 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     int32_t off = (int32_t)(buf->base - st->slab);
     int32_t *last = st->ev_count > 0 ? st->events + 4 * (st->ev_count - 1) : NULL;
     /* A connection read twice in a row in one round (a large message): one record. */
+    /* Counted before push(), which may deliver the batch and so empty the slab. */
+    st->slab_used += (size_t)nread;
     if (last != NULL && last[0] == EV_DATA && last[1] == (int32_t)c->slot && last[2] + last[3] == off) {
       last[3] += (int32_t)nread;
     } else {
       push(st, EV_DATA, c->slot, off, (int32_t)nread);
     }
-    st->slab_used += (size_t)nread;
     if (st->slab_size - st->slab_used < MAX_READ) dispatch(st);
     return;
   }
-  if (nread == 0) return;
+  /* ENOBUFS: on_alloc had no slab left, which happens only when a full batch could not be
+     handed to JavaScript; the bytes stay in the kernel until there is room. */
+  if (nread == 0 || nread == UV_ENOBUFS) return;
   if (nread == UV_EOF) {
     c->flags |= F_EOF;
     c->flags &= ~F_READING;
@@ -189,10 +235,15 @@ static void on_connection(uv_stream_t *server, int status) {
   conn_t *c = calloc(1, sizeof(conn_t));
   if (c == NULL) return;
   c->st = st;
-  uv_tcp_init(st->loop, &c->tcp);
+  if (uv_tcp_init(st->loop, &c->tcp) != 0) {
+    free(c);
+    return;
+  }
+  c->tcp.data = st;
+  st->handles++;
   if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
     c->flags = F_CLOSING;
-    uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
+    uv_close((uv_handle_t *)&c->tcp, on_closed_free);
     return;
   }
   if (st->nfree > 0) c->slot = st->free_slots[--st->nfree];
@@ -204,7 +255,7 @@ static void on_connection(uv_stream_t *server, int status) {
       if (conns) st->conns = conns;
       if (fs == NULL) {
         c->flags = F_CLOSING;
-        uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
+        uv_close((uv_handle_t *)&c->tcp, on_closed_free);
         return;
       }
       st->free_slots = fs;
@@ -277,7 +328,8 @@ static napi_value js_init(napi_env env, napi_callback_info info) {
   if (napi_get_typedarray_info(env, argv[2], &t, &ev_len, &ev, NULL, NULL) != napi_ok || t != napi_int32_array || ev_len < 16) {
     return throw_bad(env, "events must be an Int32Array");
   }
-  if (slab_len < 2 * MAX_READ) return throw_bad(env, "slab too small");
+  /* Offsets and lengths travel as int32: the slab must be addressable by them. */
+  if (slab_len < 2 * MAX_READ || slab_len > INT32_MAX) return throw_bad(env, "slab must be 128 KiB to 2 GiB");
   napi_create_reference(env, argv[0], 1, &st->dispatch_ref);
   napi_create_reference(env, argv[1], 1, &st->slab_ref);
   napi_create_reference(env, argv[2], 1, &st->events_ref);
@@ -291,6 +343,7 @@ static napi_value js_init(napi_env env, napi_callback_info info) {
   napi_async_init(env, resource, name, &st->actx);
   uv_check_init(st->loop, &st->check);
   st->check.data = st;
+  st->handles++;
   uv_check_start(&st->check, on_check);
   uv_unref((uv_handle_t *)&st->check); /* never what keeps a process alive */
   return NULL;
@@ -327,6 +380,8 @@ static napi_value js_listen(napi_env env, napi_callback_info info) {
     free(l);
     return int_value(env, r);
   }
+  l->tcp.data = st;
+  st->handles++;
   if (reuseport) {
 #ifdef SO_REUSEPORT
     uv_os_fd_t fd;
@@ -340,7 +395,7 @@ static napi_value js_listen(napi_env env, napi_callback_info info) {
   if (r == 0) r = uv_tcp_bind(&l->tcp, (struct sockaddr *)&addr, is6 && v6only ? UV_TCP_IPV6ONLY : 0);
   if (r == 0) r = uv_listen((uv_stream_t *)&l->tcp, (int)backlog, on_connection);
   if (r != 0) {
-    uv_close((uv_handle_t *)&l->tcp, (uv_close_cb)free);
+    uv_close((uv_handle_t *)&l->tcp, on_closed_free);
     return int_value(env, r);
   }
   uint32_t id = 0;
@@ -349,7 +404,7 @@ static napi_value js_listen(napi_env env, napi_callback_info info) {
     uint32_t cap = st->listeners_cap ? st->listeners_cap * 2 : 4;
     listener_t **ls = realloc(st->listeners, cap * sizeof(listener_t *));
     if (ls == NULL) {
-      uv_close((uv_handle_t *)&l->tcp, (uv_close_cb)free);
+      uv_close((uv_handle_t *)&l->tcp, on_closed_free);
       return int_value(env, UV_ENOMEM);
     }
     memset(ls + st->listeners_cap, 0, (cap - st->listeners_cap) * sizeof(listener_t *));
@@ -378,7 +433,7 @@ static napi_value js_unlisten(napi_env env, napi_callback_info info) {
   uint32_t id;
   if (argc < 1 || napi_get_value_uint32(env, argv[0], &id) != napi_ok) return throw_bad(env, "unlisten(id)");
   if (id < st->listeners_cap && st->listeners[id] != NULL) {
-    uv_close((uv_handle_t *)&st->listeners[id]->tcp, (uv_close_cb)free);
+    uv_close((uv_handle_t *)&st->listeners[id]->tcp, on_closed_free);
     st->listeners[id] = NULL;
   }
   return NULL;
@@ -599,17 +654,39 @@ static napi_value js_mask(napi_env env, napi_callback_info info) {
 
 /* ---- module ---- */
 
-static void cleanup(void *arg) {
+/* The environment is going away (a worker thread ends, the main thread exits): call into it no
+   more, let go of its values, and close every handle. An async cleanup hook, because closing
+   takes a loop turn: Node keeps running the loop until the last close callback frees the state
+   and removes the hook (a worker's loop must have no handle left when it is closed, and the
+   library is unloaded once the environment is gone). The slab and event buffer are JavaScript's:
+   after this nothing reads into or records in them. */
+static void cleanup(napi_async_cleanup_hook_handle hook, void *arg) {
   state_t *st = arg;
-  /* The environment is going away (a worker thread ends): stop calling into it. */
-  if (st->dispatch_ref != NULL) uv_check_stop(&st->check);
+  st->cleanup_hook = hook;
   st->dead = 1;
+  if (st->dispatch_ref != NULL) {
+    uv_check_stop(&st->check);
+    uv_close((uv_handle_t *)&st->check, on_check_closed);
+    napi_delete_reference(st->env, st->dispatch_ref);
+    napi_delete_reference(st->env, st->slab_ref);
+    napi_delete_reference(st->env, st->events_ref);
+    napi_async_destroy(st->env, st->actx);
+    st->dispatch_ref = st->slab_ref = st->events_ref = NULL;
+  }
+  for (uint32_t i = 0; i < st->listeners_cap; i++) {
+    if (st->listeners[i] != NULL) uv_close((uv_handle_t *)&st->listeners[i]->tcp, on_closed_free);
+    st->listeners[i] = NULL;
+  }
+  for (uint32_t i = 0; i < st->next_slot; i++) {
+    if (st->conns[i] != NULL) conn_close(st->conns[i]); /* queued writes are cancelled first */
+  }
+  if (st->handles == 0) state_free(st);
 }
 
 static void finalize_state(napi_env env, void *data, void *hint) {
   (void)env;
   (void)hint;
-  /* The handles may still be closing on the loop; the struct is small and lives as long as the env. */
+  /* Nothing: cleanup() owns the state's end, which waits for the handles' close callbacks. */
   (void)data;
 }
 
@@ -621,8 +698,12 @@ NAPI_MODULE_INIT() {
   st->conns_cap = 1024;
   st->conns = calloc(st->conns_cap, sizeof(conn_t *));
   st->free_slots = malloc(st->conns_cap * sizeof(uint32_t));
+  if (st->conns == NULL || st->free_slots == NULL) {
+    state_free(st);
+    return NULL;
+  }
   napi_set_instance_data(env, st, finalize_state, NULL);
-  napi_add_env_cleanup_hook(env, cleanup, st);
+  napi_add_async_cleanup_hook(env, cleanup, st, NULL);
   napi_property_descriptor props[] = {
     { "init", NULL, js_init, NULL, NULL, NULL, napi_default, NULL },
     { "listen", NULL, js_listen, NULL, NULL, NULL, napi_default, NULL },

@@ -34,7 +34,9 @@ mkdirSync(path.dirname(out), { recursive: true });
 const cc = process.env.CC || 'cc';
 // Every finding stops the process (no recovery from UB), with frames to read.
 const flags = sanitize
-  ? ['-O1', '-g', '-fno-omit-frame-pointer', '-fsanitize=address,undefined', '-fno-sanitize-recover=all', '-DSWITCHBOARD_SANITIZE=1']
+  ? ['-O1', '-g', '-fno-omit-frame-pointer', '-fsanitize=address,undefined', '-fno-sanitize-recover=all',
+    // Never unloaded (Node unloads a worker's addons): leak reports at exit still name tcp.c's lines.
+    '-Wl,-z,nodelete']
   : ['-O2'];
 try {
   // Node-API and libuv symbols come from the node binary at load time (macOS must be told so).
