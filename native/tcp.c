@@ -30,11 +30,15 @@
 #include <node_api.h>
 #include <uv.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
+/* The record layout and event codes: transport/native.ts checks its own copy against the
+   addon's `layout` export at init, so the two cannot drift apart unnoticed. */
 enum { EV_ACCEPT = 1, EV_DATA = 2, EV_EOF = 3, EV_ERROR = 4, EV_DRAIN = 5, EV_CLOSE = 6 };
+enum { RECORD_INTS = 4 };
 enum { F_CLOSING = 1, F_EOF = 2, F_SHUT = 4, F_SHUT_SENT = 8, F_READING = 16 };
 
 /* Each read gets at most this much of the slab; a round is dispatched early when less is left. */
@@ -89,6 +93,31 @@ struct state {
   napi_async_cleanup_hook_handle cleanup_hook; /* set while the environment's teardown waits for us */
 };
 
+/* ---- Node-API statuses ---- */
+
+/* A failed Node-API call in a function JavaScript called: throw (unless an exception is already
+   pending, which then propagates) and return NULL, which JavaScript sees as undefined. */
+static void napi_failed(napi_env env, const char *call) {
+  const napi_extended_error_info *info = NULL;
+  napi_get_last_error_info(env, &info); /* first: any other call resets it */
+  const char *why = info != NULL && info->error_message != NULL ? info->error_message : "failed";
+  bool pending = false;
+  napi_is_exception_pending(env, &pending);
+  if (pending) return;
+  char msg[256];
+  snprintf(msg, sizeof msg, "switchboard native addon: %s: %s", call, why);
+  napi_throw_error(env, "ERR_SWITCHBOARD_NAPI", msg);
+}
+
+/* Every Node-API call whose status matters goes through this (in functions returning a pointer). */
+#define CHECK(call)                                                                            \
+  do {                                                                                         \
+    if ((call) != napi_ok) {                                                                   \
+      napi_failed(env, #call);                                                                 \
+      return NULL;                                                                             \
+    }                                                                                          \
+  } while (0)
+
 /* ---- calling JavaScript ---- */
 
 static void dispatch(state_t *st) {
@@ -98,12 +127,13 @@ static void dispatch(state_t *st) {
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
   st->dispatching = 1;
   napi_value fn, recv, argv[1], result;
-  napi_get_reference_value(env, st->dispatch_ref, &fn);
-  napi_get_global(env, &recv);
-  napi_create_uint32(env, st->ev_count, &argv[0]);
   /* make_callback, not call_function: it runs the nextTick and microtask queues afterwards,
-     as Node does after its own I/O callbacks. */
-  napi_status s = napi_make_callback(env, st->actx, recv, fn, 1, argv, &result);
+     as Node does after its own I/O callbacks. If JavaScript cannot be called, the batch is lost
+     either way: it is emptied all the same, so the buffers' bounds hold. */
+  napi_status s = napi_get_reference_value(env, st->dispatch_ref, &fn);
+  if (s == napi_ok) s = napi_get_global(env, &recv);
+  if (s == napi_ok) s = napi_create_uint32(env, st->ev_count, &argv[0]);
+  if (s == napi_ok) s = napi_make_callback(env, st->actx, recv, fn, 1, argv, &result);
   st->ev_count = 0;
   st->slab_used = 0;
   st->dispatching = 0;
@@ -163,7 +193,7 @@ static void on_check_closed(uv_handle_t *h) {
 /* ---- connections ---- */
 
 static conn_t *conn_of(state_t *st, napi_env env, napi_callback_info info, size_t *argc, napi_value *argv) {
-  napi_get_cb_info(env, info, argc, argv, NULL, NULL);
+  CHECK(napi_get_cb_info(env, info, argc, argv, NULL, NULL));
   uint32_t slot;
   if (napi_get_value_uint32(env, argv[0], &slot) != napi_ok || slot >= st->conns_cap) return NULL;
   conn_t *c = st->conns[slot];
@@ -303,7 +333,7 @@ static state_t *state_of(napi_env env) {
 
 static napi_value int_value(napi_env env, int64_t v) {
   napi_value r;
-  napi_create_int64(env, v, &r);
+  CHECK(napi_create_int64(env, v, &r));
   return r;
 }
 
@@ -317,7 +347,7 @@ static napi_value js_init(napi_env env, napi_callback_info info) {
   state_t *st = state_of(env);
   size_t argc = 3;
   napi_value argv[3];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 3 || st->dispatch_ref != NULL) return throw_bad(env, "init(dispatch, slab, events) once");
   void *slab;
   size_t slab_len;
@@ -325,22 +355,22 @@ static napi_value js_init(napi_env env, napi_callback_info info) {
   napi_typedarray_type t;
   size_t ev_len;
   void *ev;
-  if (napi_get_typedarray_info(env, argv[2], &t, &ev_len, &ev, NULL, NULL) != napi_ok || t != napi_int32_array || ev_len < 16) {
-    return throw_bad(env, "events must be an Int32Array");
+  if (napi_get_typedarray_info(env, argv[2], &t, &ev_len, &ev, NULL, NULL) != napi_ok || t != napi_int32_array || ev_len < 4 * RECORD_INTS) {
+    return throw_bad(env, "events must be an Int32Array of 4 records or more");
   }
   /* Offsets and lengths travel as int32: the slab must be addressable by them. */
   if (slab_len < 2 * MAX_READ || slab_len > INT32_MAX) return throw_bad(env, "slab must be 128 KiB to 2 GiB");
-  napi_create_reference(env, argv[0], 1, &st->dispatch_ref);
-  napi_create_reference(env, argv[1], 1, &st->slab_ref);
-  napi_create_reference(env, argv[2], 1, &st->events_ref);
+  napi_value resource, name;
+  CHECK(napi_create_object(env, &resource));
+  CHECK(napi_create_string_utf8(env, "switchboard.tcp", NAPI_AUTO_LENGTH, &name));
+  CHECK(napi_async_init(env, resource, name, &st->actx));
+  CHECK(napi_create_reference(env, argv[1], 1, &st->slab_ref));
+  CHECK(napi_create_reference(env, argv[2], 1, &st->events_ref));
+  CHECK(napi_create_reference(env, argv[0], 1, &st->dispatch_ref)); /* last: it marks init done */
   st->slab = slab;
   st->slab_size = slab_len;
   st->events = ev;
-  st->ev_cap = (uint32_t)(ev_len / 4);
-  napi_value resource, name;
-  napi_create_object(env, &resource);
-  napi_create_string_utf8(env, "switchboard.tcp", NAPI_AUTO_LENGTH, &name);
-  napi_async_init(env, resource, name, &st->actx);
+  st->ev_cap = (uint32_t)(ev_len / RECORD_INTS);
   uv_check_init(st->loop, &st->check);
   st->check.data = st;
   st->handles++;
@@ -356,7 +386,7 @@ static napi_value js_listen(napi_env env, napi_callback_info info) {
   state_t *st = state_of(env);
   size_t argc = 5;
   napi_value argv[5];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   char ip[64];
   size_t iplen;
   uint32_t port, backlog;
@@ -417,10 +447,12 @@ static napi_value js_listen(napi_env env, napi_callback_info info) {
   int blen = sizeof bound;
   uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&bound, &blen);
   int bport = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port : ((struct sockaddr_in *)&bound)->sin_port);
-  napi_value out;
-  napi_create_array_with_length(env, 2, &out);
-  napi_set_element(env, out, 0, int_value(env, id));
-  napi_set_element(env, out, 1, int_value(env, bport));
+  napi_value out, vid, vport;
+  CHECK(napi_create_array_with_length(env, 2, &out));
+  CHECK(napi_create_uint32(env, id, &vid));
+  CHECK(napi_create_int32(env, bport, &vport));
+  CHECK(napi_set_element(env, out, 0, vid));
+  CHECK(napi_set_element(env, out, 1, vport));
   return out;
 }
 
@@ -429,7 +461,7 @@ static napi_value js_unlisten(napi_env env, napi_callback_info info) {
   state_t *st = state_of(env);
   size_t argc = 1;
   napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   uint32_t id;
   if (argc < 1 || napi_get_value_uint32(env, argv[0], &id) != napi_ok) return throw_bad(env, "unlisten(id)");
   if (id < st->listeners_cap && st->listeners[id] != NULL) {
@@ -605,13 +637,14 @@ static napi_value js_address(napi_env env, napi_callback_info info) {
     uv_ip4_name((struct sockaddr_in *)&a, ip, sizeof ip);
     port = ntohs(((struct sockaddr_in *)&a)->sin_port);
   }
-  napi_value out, s, fam;
-  napi_create_array_with_length(env, 3, &out);
-  napi_create_string_utf8(env, ip, NAPI_AUTO_LENGTH, &s);
-  napi_create_string_utf8(env, six ? "IPv6" : "IPv4", NAPI_AUTO_LENGTH, &fam);
-  napi_set_element(env, out, 0, s);
-  napi_set_element(env, out, 1, int_value(env, port));
-  napi_set_element(env, out, 2, fam);
+  napi_value out, s, vport, fam;
+  CHECK(napi_create_array_with_length(env, 3, &out));
+  CHECK(napi_create_string_utf8(env, ip, NAPI_AUTO_LENGTH, &s));
+  CHECK(napi_create_int32(env, port, &vport));
+  CHECK(napi_create_string_utf8(env, six ? "IPv6" : "IPv4", NAPI_AUTO_LENGTH, &fam));
+  CHECK(napi_set_element(env, out, 0, s));
+  CHECK(napi_set_element(env, out, 1, vport));
+  CHECK(napi_set_element(env, out, 2, fam));
   return out;
 }
 
@@ -621,7 +654,7 @@ static napi_value js_address(napi_env env, napi_callback_info info) {
 static napi_value js_mask(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   uint8_t *data;
   size_t len;
   uint32_t start, end, word;
@@ -664,15 +697,16 @@ static void cleanup(napi_async_cleanup_hook_handle hook, void *arg) {
   state_t *st = arg;
   st->cleanup_hook = hook;
   st->dead = 1;
-  if (st->dispatch_ref != NULL) {
+  if (st->check.data != NULL) { /* set by init() with the handle */
     uv_check_stop(&st->check);
     uv_close((uv_handle_t *)&st->check, on_check_closed);
-    napi_delete_reference(st->env, st->dispatch_ref);
-    napi_delete_reference(st->env, st->slab_ref);
-    napi_delete_reference(st->env, st->events_ref);
-    napi_async_destroy(st->env, st->actx);
-    st->dispatch_ref = st->slab_ref = st->events_ref = NULL;
   }
+  /* Statuses unchecked: nothing is left to do about a failure while the environment goes. */
+  if (st->dispatch_ref != NULL) napi_delete_reference(st->env, st->dispatch_ref);
+  if (st->slab_ref != NULL) napi_delete_reference(st->env, st->slab_ref);
+  if (st->events_ref != NULL) napi_delete_reference(st->env, st->events_ref);
+  if (st->actx != NULL) napi_async_destroy(st->env, st->actx);
+  st->dispatch_ref = st->slab_ref = st->events_ref = NULL;
   for (uint32_t i = 0; i < st->listeners_cap; i++) {
     if (st->listeners[i] != NULL) uv_close((uv_handle_t *)&st->listeners[i]->tcp, on_closed_free);
     st->listeners[i] = NULL;
@@ -690,21 +724,50 @@ static void finalize_state(napi_env env, void *data, void *hint) {
   (void)data;
 }
 
+/* `layout`: the record layout and event codes, for transport/native.ts to check its copy against. */
+static napi_value layout_value(napi_env env) {
+  static const struct { const char *name; int32_t value; } fields[] = {
+    { "ACCEPT", EV_ACCEPT }, { "DATA", EV_DATA }, { "EOF", EV_EOF }, { "ERROR", EV_ERROR },
+    { "DRAIN", EV_DRAIN }, { "CLOSE", EV_CLOSE }, { "RECORD_INTS", RECORD_INTS }, { "MAX_READ", MAX_READ },
+  };
+  napi_value obj, v;
+  CHECK(napi_create_object(env, &obj));
+  for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+    CHECK(napi_create_int32(env, fields[i].value, &v));
+    CHECK(napi_set_named_property(env, obj, fields[i].name, v));
+  }
+  return obj;
+}
+
 NAPI_MODULE_INIT() {
+  uv_loop_t *loop;
+  CHECK(napi_get_uv_event_loop(env, &loop));
+  napi_value layout = layout_value(env);
+  if (layout == NULL) return NULL;
   state_t *st = calloc(1, sizeof(state_t));
-  if (st == NULL) return NULL;
+  if (st == NULL) {
+    napi_throw_error(env, "ERR_SWITCHBOARD_NAPI", "switchboard native addon: out of memory");
+    return NULL;
+  }
   st->env = env;
-  napi_get_uv_event_loop(env, &st->loop);
+  st->loop = loop;
   st->conns_cap = 1024;
   st->conns = calloc(st->conns_cap, sizeof(conn_t *));
   st->free_slots = malloc(st->conns_cap * sizeof(uint32_t));
   if (st->conns == NULL || st->free_slots == NULL) {
     state_free(st);
+    napi_throw_error(env, "ERR_SWITCHBOARD_NAPI", "switchboard native addon: out of memory");
     return NULL;
   }
-  napi_set_instance_data(env, st, finalize_state, NULL);
-  napi_add_async_cleanup_hook(env, cleanup, st, NULL);
+  /* The hook owns the state's end from here (it is freed at teardown even if what follows fails). */
+  if (napi_set_instance_data(env, st, finalize_state, NULL) != napi_ok ||
+      napi_add_async_cleanup_hook(env, cleanup, st, NULL) != napi_ok) {
+    napi_failed(env, "registering the environment's cleanup");
+    state_free(st);
+    return NULL;
+  }
   napi_property_descriptor props[] = {
+    { "layout", NULL, NULL, NULL, NULL, layout, napi_enumerable, NULL },
     { "init", NULL, js_init, NULL, NULL, NULL, napi_default, NULL },
     { "listen", NULL, js_listen, NULL, NULL, NULL, napi_default, NULL },
     { "unlisten", NULL, js_unlisten, NULL, NULL, NULL, napi_default, NULL },
@@ -718,6 +781,6 @@ NAPI_MODULE_INIT() {
     { "address", NULL, js_address, NULL, NULL, NULL, napi_default, NULL },
     { "mask", NULL, js_mask, NULL, NULL, NULL, napi_default, NULL },
   };
-  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   return exports;
 }

@@ -13,6 +13,8 @@ import { resolve } from 'node:path';
 
 export interface Addon {
   // The TCP transport (see transport/native.ts).
+  /** The record layout and event codes native/tcp.c uses (transport/native.ts checks its copy). */
+  readonly layout: Readonly<Record<string, number>>;
   init(dispatch: (n: number) => void, slab: Buffer, events: Int32Array): void;
   listen(ip: string, port: number, backlog: number, ipv6Only: boolean, reusePort: boolean): [number, number] | number;
   unlisten(id: number): void;
