@@ -1,7 +1,8 @@
 // Child process for native-cleanup.test.ts (a crash or a sanitizer report here must not take the
 // test runner with it). Prints one JSON line with what it saw.
 //   workers: rounds of a worker thread that serves natively, holds connections (some with writes
-//            queued) and then exits, by terminate() or process.exit() in turn.
+//            queued) and then exits, in turn by terminate(), by process.exit() from a message, and
+//            by process.exit() in a connection's handler (inside the addon's dispatch).
 //   edge:    a worker that drives the addon directly with the smallest buffers init() accepts (4
 //            records, a 128 KiB slab), so that batches fill up and are delivered early all the time.
 import { Worker } from 'node:worker_threads';
@@ -34,6 +35,7 @@ const serverWorker = `
     const big = 'x'.repeat(64 * 1024);
     server.on('connection', (c) => c.on('message', (m) => {
       if (m === 'flood') for (let i = 0; i < 64; i++) c.send(big);
+      else if (m === 'exit') process.exit(0); // from inside the addon's batch
       else c.send(m);
     }));
     await server.listen();
@@ -57,8 +59,9 @@ async function workers(): Promise<void> {
     for (const s of socks.slice(0, 5)) { s.pause(); s.write('flood\n'); }
     await new Promise((r) => setTimeout(r, 50));
     const ended = socks.slice(5).map((s) => new Promise<void>((r) => { s.once('end', () => r()); s.once('close', () => r()); }));
-    if (round % 2 === 0) await w.terminate();
-    else w.postMessage('exit');
+    if (round % 3 === 0) await w.terminate();
+    else if (round % 3 === 1) w.postMessage('exit');
+    else socks[5]!.write('exit\n');
     await exited;
     // The worker's going closed its connections (the peers see their end) and its listener (the port is free).
     await Promise.all(ended);
