@@ -13,9 +13,10 @@
  *   ACCEPT slot listener -   DATA slot offset length   EOF slot - -
  *   ERROR slot uvcode -      DRAIN slot - -            CLOSE slot - -
  *
- * Bounds: a record is written only where the event buffer has room (push() delivers the batch
- * first when it is full), and a read only gets the slab's free tail (at most MAX_READ; a round is
- * delivered early once less than that is left), so neither shared buffer is ever written past.
+ * Bounds: a record is written only where the event buffer has room (push() delivers a batch as
+ * soon as it fills, and records nothing while a full one cannot be delivered), and a read only
+ * gets the slab's free tail (at most MAX_READ; a round is delivered early once less than that is
+ * left), so neither shared buffer is ever written past.
  *
  * Teardown: every handle (the check handle, listeners, connections) is counted while it is open
  * or closing. When the environment goes away (a worker thread ends, or the main thread exits)
@@ -39,6 +40,9 @@
    addon's `layout` export at init, so the two cannot drift apart unnoticed. */
 enum { EV_ACCEPT = 1, EV_DATA = 2, EV_EOF = 3, EV_ERROR = 4, EV_DRAIN = 5, EV_CLOSE = 6 };
 enum { RECORD_INTS = 4 };
+/* DEAD: the environment is gone (call nothing). FULL: the event buffer is full and the batch could
+   not be handed to JavaScript (its environment is stopping): a record would have nowhere to go. */
+enum { MUTE_DEAD = 1, MUTE_FULL = 2 };
 enum { F_CLOSING = 1, F_EOF = 2, F_SHUT = 4, F_SHUT_SENT = 8, F_READING = 16 };
 
 /* Each read gets at most this much of the slab; a round is dispatched early when less is left. */
@@ -81,7 +85,7 @@ struct state {
   uint32_t ev_cap; /* records */
   uint32_t ev_count;
   int dispatching;
-  int dead; /* the environment is gone: record and call nothing */
+  int mute; /* MUTE_* bits: while any is set push() records nothing */
   conn_t **conns;
   uint32_t conns_cap;
   uint32_t *free_slots;
@@ -121,7 +125,7 @@ static void napi_failed(napi_env env, const char *call) {
 /* ---- calling JavaScript ---- */
 
 static void dispatch(state_t *st) {
-  if (st->ev_count == 0 || st->dispatching || st->dead) return;
+  if (st->ev_count == 0 || st->dispatching || (st->mute & MUTE_DEAD)) return;
   napi_env env = st->env;
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
@@ -136,6 +140,7 @@ static void dispatch(state_t *st) {
   if (s == napi_ok) s = napi_make_callback(env, st->actx, recv, fn, 1, argv, &result);
   st->ev_count = 0;
   st->slab_used = 0;
+  st->mute &= ~MUTE_FULL;
   st->dispatching = 0;
   if (s == napi_pending_exception) {
     napi_value exc;
@@ -145,17 +150,22 @@ static void dispatch(state_t *st) {
   napi_close_handle_scope(env, scope);
 }
 
+/* The buffer always has room here: a full one is delivered at once, and if it cannot be (no path
+   records while JavaScript runs, as nothing it calls records synchronously; so only when the
+   environment is stopping) FULL mutes push() until a dispatch empties it. Nobody would read such a
+   record: it is dropped rather than written past the buffer. The check costs nothing per record:
+   `mute` is the one flag push() tests anyway. */
 static void push(state_t *st, int32_t type, uint32_t slot, int32_t a, int32_t b) {
-  /* Full only if the last dispatch could not call JavaScript (the environment is stopping; no
-     path records while JavaScript runs, as nothing it calls records synchronously). Nobody would
-     read the record: drop it rather than write past the buffer. */
-  if (st->dead || st->ev_count >= st->ev_cap) return;
-  int32_t *r = st->events + 4 * st->ev_count++;
+  if (st->mute) return;
+  int32_t *r = st->events + RECORD_INTS * st->ev_count;
   r[0] = type;
   r[1] = (int32_t)slot;
   r[2] = a;
   r[3] = b;
-  if (st->ev_count == st->ev_cap) dispatch(st);
+  if (++st->ev_count == st->ev_cap) {
+    dispatch(st);
+    if (st->ev_count == st->ev_cap) st->mute |= MUTE_FULL;
+  }
 }
 
 static void on_check(uv_check_t *h) {
@@ -176,7 +186,7 @@ static void state_free(state_t *st) {
 
 /* A handle's close callback has run. After cleanup() the last one frees the state. */
 static void handle_gone(state_t *st) {
-  if (--st->handles == 0 && st->dead) state_free(st);
+  if (--st->handles == 0 && (st->mute & MUTE_DEAD)) state_free(st);
 }
 
 /* Close callback of a handle that is only memory to free (listeners, connections never slotted). */
@@ -231,7 +241,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   state_t *st = c->st;
   if (nread > 0) {
     int32_t off = (int32_t)(buf->base - st->slab);
-    int32_t *last = st->ev_count > 0 ? st->events + 4 * (st->ev_count - 1) : NULL;
+    int32_t *last = st->ev_count > 0 ? st->events + RECORD_INTS * (st->ev_count - 1) : NULL;
     /* A connection read twice in a row in one round (a large message): one record. */
     /* Counted before push(), which may deliver the batch and so empty the slab. */
     st->slab_used += (size_t)nread;
@@ -471,6 +481,15 @@ static napi_value js_unlisten(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* A uv_buf_t of any length: uv_buf_init() takes an unsigned int, which would cut a 4 GiB buffer,
+   or a queued remainder of writev() chunks past 4 GiB, to its low 32 bits (bytes silently lost). */
+static uv_buf_t buf_of(void *base, size_t len) {
+  uv_buf_t b;
+  b.base = base;
+  b.len = len;
+  return b;
+}
+
 /* Writes bufs: what the kernel takes now, then the rest copied into one queued uv_write. */
 static int64_t write_bufs(conn_t *c, uv_buf_t *bufs, unsigned int nbufs) {
   if (c->flags & F_SHUT_SENT) return UV_EPIPE;
@@ -497,7 +516,7 @@ static int64_t write_bufs(conn_t *c, uv_buf_t *bufs, unsigned int nbufs) {
       skip = 0;
     }
     w->len = rest;
-    uv_buf_t b = uv_buf_init(w->data, (unsigned int)rest);
+    uv_buf_t b = buf_of(w->data, rest);
     int r = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
     if (r != 0) {
       free(w);
@@ -518,7 +537,7 @@ static napi_value js_write(napi_env env, napi_callback_info info) {
   void *data;
   size_t len;
   if (napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok) return throw_bad(env, "write(slot, buffer)");
-  uv_buf_t b = uv_buf_init(data, (unsigned int)len);
+  uv_buf_t b = buf_of(data, len);
   return int_value(env, write_bufs(c, &b, 1));
 }
 
@@ -543,7 +562,7 @@ static napi_value js_writev(napi_env env, napi_callback_info info) {
       r = -1;
       break;
     }
-    bufs[i] = uv_buf_init(data, (unsigned int)len);
+    bufs[i] = buf_of(data, len);
   }
   if (r == 0) r = write_bufs(c, bufs, n);
   if (bufs != stack) free(bufs);
@@ -696,7 +715,7 @@ static napi_value js_mask(napi_env env, napi_callback_info info) {
 static void cleanup(napi_async_cleanup_hook_handle hook, void *arg) {
   state_t *st = arg;
   st->cleanup_hook = hook;
-  st->dead = 1;
+  st->mute |= MUTE_DEAD;
   if (st->check.data != NULL) { /* set by init() with the handle */
     uv_check_stop(&st->check);
     uv_close((uv_handle_t *)&st->check, on_check_closed);
