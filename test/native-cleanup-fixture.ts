@@ -72,7 +72,16 @@ async function workers(): Promise<void> {
     await Promise.all(socks.map(closed));
     counts.push(fds());
   }
-  console.log(JSON.stringify({ native, fds: counts }));
+  // And the process is still well: its own thread serves natively after the workers have gone.
+  const { Server } = await import('../src/index.js');
+  const server = new Server({ listen: 'text://127.0.0.1:0' });
+  server.on('connection', (c) => c.on('message', (m) => c.send(m)));
+  await server.listen();
+  const s = await connect(Number(new URL(server.addresses[0]!).port));
+  const echo = await new Promise<string>((r) => { s.once('data', (d) => r(String(d))); s.write('still here\n'); });
+  s.destroy();
+  await server.close();
+  console.log(JSON.stringify({ native, fds: counts, echo }));
 }
 
 const edgeWorker = `

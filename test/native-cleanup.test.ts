@@ -36,6 +36,7 @@ test('worker threads that serve, hold connections with writes queued, and exit l
   assert.equal(fds.length, 6);
   // The first round may open what the process keeps (worker machinery); after it, no round adds any.
   for (const n of fds.slice(1)) assert.ok(n <= fds[0]!, `open fds grew across worker rounds: ${fds.join(', ')}`);
+  assert.equal(out.echo, 'still here\n', 'the main thread no longer serves');
 });
 
 test('the smallest event buffer and slab: full batches are delivered early and no byte is lost or misplaced', { timeout: 90000, skip: !nativeAvailable && 'the native addon is off' }, () => {
