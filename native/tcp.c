@@ -242,9 +242,9 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   if (nread > 0) {
     int32_t off = (int32_t)(buf->base - st->slab);
     int32_t *last = st->ev_count > 0 ? st->events + RECORD_INTS * (st->ev_count - 1) : NULL;
-    /* A connection read twice in a row in one round (a large message): one record. */
     /* Counted before push(), which may deliver the batch and so empty the slab. */
     st->slab_used += (size_t)nread;
+    /* A connection read twice in a row in one round (a large message): one record. */
     if (last != NULL && last[0] == EV_DATA && last[1] == (int32_t)c->slot && last[2] + last[3] == off) {
       last[3] += (int32_t)nread;
     } else {
@@ -407,6 +407,8 @@ static napi_value js_listen(napi_env env, napi_callback_info info) {
       port > 65535) {
     return throw_bad(env, "listen(ip, port, backlog, ipv6Only, reusePort)");
   }
+  /* Accepted connections record into the event buffer: there must be one. */
+  if (st->dispatch_ref == NULL) return throw_bad(env, "listen() before init()");
   struct sockaddr_storage addr;
   int is6 = strchr(ip, ':') != NULL;
   int r = is6 ? uv_ip6_addr(ip, (int)port, (struct sockaddr_in6 *)&addr) : uv_ip4_addr(ip, (int)port, (struct sockaddr_in *)&addr);

@@ -2,6 +2,8 @@
 // so that a crash or a sanitizer report fails one test instead of the runner:
 // - a worker thread that serves natively and exits leaves no handle, socket or allocation behind
 //   (before, Node aborted the whole process: "uv_loop_close() while having open handles");
+// - listen() before init() is refused (it used to accept, and the first connection's record was
+//   written through a null event buffer);
 // - with the smallest event buffer and slab init() accepts, batches fill up and are delivered
 //   early all the time, and every byte still arrives, in order, from inside the slab.
 // `npm run test:sanitize` runs this file on the ASan/UBSan build, with leak detection on here.
@@ -45,4 +47,28 @@ test('the smallest event buffer and slab: full batches are delivered early and n
   assert.deepEqual(out.wrong, [], 'connections whose bytes differ from those sent');
   assert.equal(out.maxRecords, 4, 'batches never filled the 4-record event buffer');
   assert.equal(out.maxEnd, out.slab, 'reads never filled the slab to its end');
+});
+
+test('the addon refuses listen() before init() and buffers too small, with errors rather than a crash', { timeout: 30000, skip: !nativeAvailable && 'the native addon is off' }, () => {
+  const script = `
+    const net = require('node:net');
+    const a = require(process.argv[1]);
+    const errors = [];
+    const tryIt = (f) => { try { f(); errors.push(null); } catch (e) { errors.push(e.message); } };
+    let port = 0;
+    tryIt(() => { const r = a.listen('127.0.0.1', 0, 16, false, false); if (Array.isArray(r)) port = r[1]; });
+    tryIt(() => a.init(() => {}, Buffer.alloc(1024), new Int32Array(16)));
+    tryIt(() => a.init(() => {}, Buffer.alloc(1 << 17), new Int32Array(8)));
+    // Had listen() been taken, this connection's ACCEPT record would go to the event buffer.
+    const s = port ? net.connect(port, '127.0.0.1') : null;
+    s?.on('error', () => {});
+    setTimeout(() => { console.log(JSON.stringify(errors)); s?.destroy(); process.exit(0); }, 200);
+  `;
+  const r = spawnSync(process.execPath, ['-e', script, addonPath], { encoding: 'utf8', timeout: 20000 });
+  assert.equal(r.status, 0, `exited with ${r.status ?? r.signal}:\n${r.stderr}`);
+  assert.deepEqual(JSON.parse(r.stdout.trim()), [
+    'listen() before init()',
+    'slab must be 128 KiB to 2 GiB',
+    'events must be an Int32Array of 4 records or more',
+  ]);
 });
