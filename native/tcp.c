@@ -13,6 +13,16 @@
  *   ACCEPT slot listener -   DATA slot offset length   EOF slot - -
  *   ERROR slot uvcode -      DRAIN slot - -            CLOSE slot - -
  *
+ * Bounds: a record is written only where the event buffer has room (push() delivers a batch as
+ * soon as it fills, and records nothing while a full one cannot be delivered), and a read only
+ * gets the slab's free tail (at most MAX_READ; a round is delivered early once less than that is
+ * left), so neither shared buffer is ever written past.
+ *
+ * Teardown: every handle (the check handle, listeners, connections) is counted while it is open
+ * or closing. When the environment goes away (a worker thread ends, or the main thread exits)
+ * cleanup() closes them all, and the state is freed when the last close callback has run, so
+ * a worker leaves no handle, socket or allocation behind.
+ *
  * Writes: write() tries the syscall at once (uv_try_write); what the kernel does not take is
  * copied and queued with uv_write, and write() returns the bytes still queued. DRAIN is
  * recorded when that queue empties.
@@ -21,11 +31,18 @@
 #include <node_api.h>
 #include <uv.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
+/* The record layout and event codes: transport/native.ts checks its own copy against the
+   addon's `layout` export at init, so the two cannot drift apart unnoticed. */
 enum { EV_ACCEPT = 1, EV_DATA = 2, EV_EOF = 3, EV_ERROR = 4, EV_DRAIN = 5, EV_CLOSE = 6 };
+enum { RECORD_INTS = 4 };
+/* DEAD: the environment is gone (call nothing). FULL: the event buffer is full and the batch could
+   not be handed to JavaScript (its environment is stopping): a record would have nowhere to go. */
+enum { MUTE_DEAD = 1, MUTE_FULL = 2 };
 enum { F_CLOSING = 1, F_EOF = 2, F_SHUT = 4, F_SHUT_SENT = 8, F_READING = 16 };
 
 /* Each read gets at most this much of the slab; a round is dispatched early when less is left. */
@@ -68,7 +85,7 @@ struct state {
   uint32_t ev_cap; /* records */
   uint32_t ev_count;
   int dispatching;
-  int dead; /* the environment is gone: record and call nothing */
+  int mute; /* MUTE_* bits: while any is set push() records nothing */
   conn_t **conns;
   uint32_t conns_cap;
   uint32_t *free_slots;
@@ -76,25 +93,54 @@ struct state {
   uint32_t next_slot;
   listener_t **listeners;
   uint32_t listeners_cap;
+  uint32_t handles; /* uv handles open or closing: the state outlives them all */
+  napi_async_cleanup_hook_handle cleanup_hook; /* set while the environment's teardown waits for us */
 };
+
+/* ---- Node-API statuses ---- */
+
+/* A failed Node-API call in a function JavaScript called: throw (unless an exception is already
+   pending, which then propagates) and return NULL, which JavaScript sees as undefined. */
+static void napi_failed(napi_env env, const char *call) {
+  const napi_extended_error_info *info = NULL;
+  napi_get_last_error_info(env, &info); /* first: any other call resets it */
+  const char *why = info != NULL && info->error_message != NULL ? info->error_message : "failed";
+  bool pending = false;
+  napi_is_exception_pending(env, &pending);
+  if (pending) return;
+  char msg[256];
+  snprintf(msg, sizeof msg, "switchboard native addon: %s: %s", call, why);
+  napi_throw_error(env, "ERR_SWITCHBOARD_NAPI", msg);
+}
+
+/* Every Node-API call whose status matters goes through this (in functions returning a pointer). */
+#define CHECK(call)                                                                            \
+  do {                                                                                         \
+    if ((call) != napi_ok) {                                                                   \
+      napi_failed(env, #call);                                                                 \
+      return NULL;                                                                             \
+    }                                                                                          \
+  } while (0)
 
 /* ---- calling JavaScript ---- */
 
 static void dispatch(state_t *st) {
-  if (st->ev_count == 0 || st->dispatching || st->dead) return;
+  if (st->ev_count == 0 || st->dispatching || (st->mute & MUTE_DEAD)) return;
   napi_env env = st->env;
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
   st->dispatching = 1;
   napi_value fn, recv, argv[1], result;
-  napi_get_reference_value(env, st->dispatch_ref, &fn);
-  napi_get_global(env, &recv);
-  napi_create_uint32(env, st->ev_count, &argv[0]);
   /* make_callback, not call_function: it runs the nextTick and microtask queues afterwards,
-     as Node does after its own I/O callbacks. */
-  napi_status s = napi_make_callback(env, st->actx, recv, fn, 1, argv, &result);
+     as Node does after its own I/O callbacks. If JavaScript cannot be called, the batch is lost
+     either way: it is emptied all the same, so the buffers' bounds hold. */
+  napi_status s = napi_get_reference_value(env, st->dispatch_ref, &fn);
+  if (s == napi_ok) s = napi_get_global(env, &recv);
+  if (s == napi_ok) s = napi_create_uint32(env, st->ev_count, &argv[0]);
+  if (s == napi_ok) s = napi_make_callback(env, st->actx, recv, fn, 1, argv, &result);
   st->ev_count = 0;
   st->slab_used = 0;
+  st->mute &= ~MUTE_FULL;
   st->dispatching = 0;
   if (s == napi_pending_exception) {
     napi_value exc;
@@ -104,24 +150,60 @@ static void dispatch(state_t *st) {
   napi_close_handle_scope(env, scope);
 }
 
+/* The buffer always has room here: a full one is delivered at once, and if it cannot be (no path
+   records while JavaScript runs, as nothing it calls records synchronously; so only when the
+   environment is stopping) FULL mutes push() until a dispatch empties it. Nobody would read such a
+   record: it is dropped rather than written past the buffer. The check costs nothing per record:
+   `mute` is the one flag push() tests anyway. */
 static void push(state_t *st, int32_t type, uint32_t slot, int32_t a, int32_t b) {
-  if (st->dead) return;
-  int32_t *r = st->events + 4 * st->ev_count++;
+  if (st->mute) return;
+  int32_t *r = st->events + RECORD_INTS * st->ev_count;
   r[0] = type;
   r[1] = (int32_t)slot;
   r[2] = a;
   r[3] = b;
-  if (st->ev_count >= st->ev_cap) dispatch(st);
+  if (++st->ev_count == st->ev_cap) {
+    dispatch(st);
+    if (st->ev_count == st->ev_cap) st->mute |= MUTE_FULL;
+  }
 }
 
 static void on_check(uv_check_t *h) {
   dispatch((state_t *)h->data);
 }
 
+/* ---- handles and teardown ---- */
+
+static void state_free(state_t *st) {
+  /* Tells Node that teardown may go on: it unloads this library afterwards, so no callback of
+     ours may still be due on the loop. */
+  if (st->cleanup_hook != NULL) napi_remove_async_cleanup_hook(st->cleanup_hook);
+  free(st->conns);
+  free(st->free_slots);
+  free(st->listeners);
+  free(st);
+}
+
+/* A handle's close callback has run. After cleanup() the last one frees the state. */
+static void handle_gone(state_t *st) {
+  if (--st->handles == 0 && (st->mute & MUTE_DEAD)) state_free(st);
+}
+
+/* Close callback of a handle that is only memory to free (listeners, connections never slotted). */
+static void on_closed_free(uv_handle_t *h) {
+  state_t *st = h->data;
+  free(h);
+  handle_gone(st);
+}
+
+static void on_check_closed(uv_handle_t *h) {
+  handle_gone(h->data);
+}
+
 /* ---- connections ---- */
 
 static conn_t *conn_of(state_t *st, napi_env env, napi_callback_info info, size_t *argc, napi_value *argv) {
-  napi_get_cb_info(env, info, argc, argv, NULL, NULL);
+  CHECK(napi_get_cb_info(env, info, argc, argv, NULL, NULL));
   uint32_t slot;
   if (napi_get_value_uint32(env, argv[0], &slot) != napi_ok || slot >= st->conns_cap) return NULL;
   conn_t *c = st->conns[slot];
@@ -137,6 +219,7 @@ static void on_close(uv_handle_t *h) {
   free(c);
   /* Close callbacks run after the check phase: deliver now, not one loop round later. */
   dispatch(st);
+  handle_gone(st);
 }
 
 static void conn_close(conn_t *c) {
@@ -158,18 +241,21 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   state_t *st = c->st;
   if (nread > 0) {
     int32_t off = (int32_t)(buf->base - st->slab);
-    int32_t *last = st->ev_count > 0 ? st->events + 4 * (st->ev_count - 1) : NULL;
+    int32_t *last = st->ev_count > 0 ? st->events + RECORD_INTS * (st->ev_count - 1) : NULL;
+    /* Counted before push(), which may deliver the batch and so empty the slab. */
+    st->slab_used += (size_t)nread;
     /* A connection read twice in a row in one round (a large message): one record. */
     if (last != NULL && last[0] == EV_DATA && last[1] == (int32_t)c->slot && last[2] + last[3] == off) {
       last[3] += (int32_t)nread;
     } else {
       push(st, EV_DATA, c->slot, off, (int32_t)nread);
     }
-    st->slab_used += (size_t)nread;
     if (st->slab_size - st->slab_used < MAX_READ) dispatch(st);
     return;
   }
-  if (nread == 0) return;
+  /* ENOBUFS: on_alloc had no slab left, which happens only when a full batch could not be
+     handed to JavaScript; the bytes stay in the kernel until there is room. */
+  if (nread == 0 || nread == UV_ENOBUFS) return;
   if (nread == UV_EOF) {
     c->flags |= F_EOF;
     c->flags &= ~F_READING;
@@ -189,10 +275,15 @@ static void on_connection(uv_stream_t *server, int status) {
   conn_t *c = calloc(1, sizeof(conn_t));
   if (c == NULL) return;
   c->st = st;
-  uv_tcp_init(st->loop, &c->tcp);
+  if (uv_tcp_init(st->loop, &c->tcp) != 0) {
+    free(c);
+    return;
+  }
+  c->tcp.data = st;
+  st->handles++;
   if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
     c->flags = F_CLOSING;
-    uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
+    uv_close((uv_handle_t *)&c->tcp, on_closed_free);
     return;
   }
   if (st->nfree > 0) c->slot = st->free_slots[--st->nfree];
@@ -204,7 +295,7 @@ static void on_connection(uv_stream_t *server, int status) {
       if (conns) st->conns = conns;
       if (fs == NULL) {
         c->flags = F_CLOSING;
-        uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
+        uv_close((uv_handle_t *)&c->tcp, on_closed_free);
         return;
       }
       st->free_slots = fs;
@@ -252,7 +343,7 @@ static state_t *state_of(napi_env env) {
 
 static napi_value int_value(napi_env env, int64_t v) {
   napi_value r;
-  napi_create_int64(env, v, &r);
+  CHECK(napi_create_int64(env, v, &r));
   return r;
 }
 
@@ -266,7 +357,7 @@ static napi_value js_init(napi_env env, napi_callback_info info) {
   state_t *st = state_of(env);
   size_t argc = 3;
   napi_value argv[3];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 3 || st->dispatch_ref != NULL) return throw_bad(env, "init(dispatch, slab, events) once");
   void *slab;
   size_t slab_len;
@@ -274,23 +365,25 @@ static napi_value js_init(napi_env env, napi_callback_info info) {
   napi_typedarray_type t;
   size_t ev_len;
   void *ev;
-  if (napi_get_typedarray_info(env, argv[2], &t, &ev_len, &ev, NULL, NULL) != napi_ok || t != napi_int32_array || ev_len < 16) {
-    return throw_bad(env, "events must be an Int32Array");
+  if (napi_get_typedarray_info(env, argv[2], &t, &ev_len, &ev, NULL, NULL) != napi_ok || t != napi_int32_array || ev_len < 4 * RECORD_INTS) {
+    return throw_bad(env, "events must be an Int32Array of 4 records or more");
   }
-  if (slab_len < 2 * MAX_READ) return throw_bad(env, "slab too small");
-  napi_create_reference(env, argv[0], 1, &st->dispatch_ref);
-  napi_create_reference(env, argv[1], 1, &st->slab_ref);
-  napi_create_reference(env, argv[2], 1, &st->events_ref);
+  /* Offsets and lengths travel as int32: the slab must be addressable by them. */
+  if (slab_len < 2 * MAX_READ || slab_len > INT32_MAX) return throw_bad(env, "slab must be 128 KiB to 2 GiB");
+  napi_value resource, name;
+  CHECK(napi_create_object(env, &resource));
+  CHECK(napi_create_string_utf8(env, "switchboard.tcp", NAPI_AUTO_LENGTH, &name));
+  CHECK(napi_async_init(env, resource, name, &st->actx));
+  CHECK(napi_create_reference(env, argv[1], 1, &st->slab_ref));
+  CHECK(napi_create_reference(env, argv[2], 1, &st->events_ref));
+  CHECK(napi_create_reference(env, argv[0], 1, &st->dispatch_ref)); /* last: it marks init done */
   st->slab = slab;
   st->slab_size = slab_len;
   st->events = ev;
-  st->ev_cap = (uint32_t)(ev_len / 4);
-  napi_value resource, name;
-  napi_create_object(env, &resource);
-  napi_create_string_utf8(env, "switchboard.tcp", NAPI_AUTO_LENGTH, &name);
-  napi_async_init(env, resource, name, &st->actx);
+  st->ev_cap = (uint32_t)(ev_len / RECORD_INTS);
   uv_check_init(st->loop, &st->check);
   st->check.data = st;
+  st->handles++;
   uv_check_start(&st->check, on_check);
   uv_unref((uv_handle_t *)&st->check); /* never what keeps a process alive */
   return NULL;
@@ -303,7 +396,7 @@ static napi_value js_listen(napi_env env, napi_callback_info info) {
   state_t *st = state_of(env);
   size_t argc = 5;
   napi_value argv[5];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   char ip[64];
   size_t iplen;
   uint32_t port, backlog;
@@ -314,6 +407,8 @@ static napi_value js_listen(napi_env env, napi_callback_info info) {
       port > 65535) {
     return throw_bad(env, "listen(ip, port, backlog, ipv6Only, reusePort)");
   }
+  /* Accepted connections record into the event buffer: there must be one. */
+  if (st->dispatch_ref == NULL) return throw_bad(env, "listen() before init()");
   struct sockaddr_storage addr;
   int is6 = strchr(ip, ':') != NULL;
   int r = is6 ? uv_ip6_addr(ip, (int)port, (struct sockaddr_in6 *)&addr) : uv_ip4_addr(ip, (int)port, (struct sockaddr_in *)&addr);
@@ -327,6 +422,8 @@ static napi_value js_listen(napi_env env, napi_callback_info info) {
     free(l);
     return int_value(env, r);
   }
+  l->tcp.data = st;
+  st->handles++;
   if (reuseport) {
 #ifdef SO_REUSEPORT
     uv_os_fd_t fd;
@@ -340,7 +437,7 @@ static napi_value js_listen(napi_env env, napi_callback_info info) {
   if (r == 0) r = uv_tcp_bind(&l->tcp, (struct sockaddr *)&addr, is6 && v6only ? UV_TCP_IPV6ONLY : 0);
   if (r == 0) r = uv_listen((uv_stream_t *)&l->tcp, (int)backlog, on_connection);
   if (r != 0) {
-    uv_close((uv_handle_t *)&l->tcp, (uv_close_cb)free);
+    uv_close((uv_handle_t *)&l->tcp, on_closed_free);
     return int_value(env, r);
   }
   uint32_t id = 0;
@@ -349,7 +446,7 @@ static napi_value js_listen(napi_env env, napi_callback_info info) {
     uint32_t cap = st->listeners_cap ? st->listeners_cap * 2 : 4;
     listener_t **ls = realloc(st->listeners, cap * sizeof(listener_t *));
     if (ls == NULL) {
-      uv_close((uv_handle_t *)&l->tcp, (uv_close_cb)free);
+      uv_close((uv_handle_t *)&l->tcp, on_closed_free);
       return int_value(env, UV_ENOMEM);
     }
     memset(ls + st->listeners_cap, 0, (cap - st->listeners_cap) * sizeof(listener_t *));
@@ -362,10 +459,12 @@ static napi_value js_listen(napi_env env, napi_callback_info info) {
   int blen = sizeof bound;
   uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&bound, &blen);
   int bport = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port : ((struct sockaddr_in *)&bound)->sin_port);
-  napi_value out;
-  napi_create_array_with_length(env, 2, &out);
-  napi_set_element(env, out, 0, int_value(env, id));
-  napi_set_element(env, out, 1, int_value(env, bport));
+  napi_value out, vid, vport;
+  CHECK(napi_create_array_with_length(env, 2, &out));
+  CHECK(napi_create_uint32(env, id, &vid));
+  CHECK(napi_create_int32(env, bport, &vport));
+  CHECK(napi_set_element(env, out, 0, vid));
+  CHECK(napi_set_element(env, out, 1, vport));
   return out;
 }
 
@@ -374,14 +473,23 @@ static napi_value js_unlisten(napi_env env, napi_callback_info info) {
   state_t *st = state_of(env);
   size_t argc = 1;
   napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   uint32_t id;
   if (argc < 1 || napi_get_value_uint32(env, argv[0], &id) != napi_ok) return throw_bad(env, "unlisten(id)");
   if (id < st->listeners_cap && st->listeners[id] != NULL) {
-    uv_close((uv_handle_t *)&st->listeners[id]->tcp, (uv_close_cb)free);
+    uv_close((uv_handle_t *)&st->listeners[id]->tcp, on_closed_free);
     st->listeners[id] = NULL;
   }
   return NULL;
+}
+
+/* A uv_buf_t of any length: uv_buf_init() takes an unsigned int, which would cut a 4 GiB buffer,
+   or a queued remainder of writev() chunks past 4 GiB, to its low 32 bits (bytes silently lost). */
+static uv_buf_t buf_of(void *base, size_t len) {
+  uv_buf_t b;
+  b.base = base;
+  b.len = len;
+  return b;
 }
 
 /* Writes bufs: what the kernel takes now, then the rest copied into one queued uv_write. */
@@ -410,7 +518,7 @@ static int64_t write_bufs(conn_t *c, uv_buf_t *bufs, unsigned int nbufs) {
       skip = 0;
     }
     w->len = rest;
-    uv_buf_t b = uv_buf_init(w->data, (unsigned int)rest);
+    uv_buf_t b = buf_of(w->data, rest);
     int r = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
     if (r != 0) {
       free(w);
@@ -431,7 +539,7 @@ static napi_value js_write(napi_env env, napi_callback_info info) {
   void *data;
   size_t len;
   if (napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok) return throw_bad(env, "write(slot, buffer)");
-  uv_buf_t b = uv_buf_init(data, (unsigned int)len);
+  uv_buf_t b = buf_of(data, len);
   return int_value(env, write_bufs(c, &b, 1));
 }
 
@@ -456,7 +564,7 @@ static napi_value js_writev(napi_env env, napi_callback_info info) {
       r = -1;
       break;
     }
-    bufs[i] = uv_buf_init(data, (unsigned int)len);
+    bufs[i] = buf_of(data, len);
   }
   if (r == 0) r = write_bufs(c, bufs, n);
   if (bufs != stack) free(bufs);
@@ -550,13 +658,14 @@ static napi_value js_address(napi_env env, napi_callback_info info) {
     uv_ip4_name((struct sockaddr_in *)&a, ip, sizeof ip);
     port = ntohs(((struct sockaddr_in *)&a)->sin_port);
   }
-  napi_value out, s, fam;
-  napi_create_array_with_length(env, 3, &out);
-  napi_create_string_utf8(env, ip, NAPI_AUTO_LENGTH, &s);
-  napi_create_string_utf8(env, six ? "IPv6" : "IPv4", NAPI_AUTO_LENGTH, &fam);
-  napi_set_element(env, out, 0, s);
-  napi_set_element(env, out, 1, int_value(env, port));
-  napi_set_element(env, out, 2, fam);
+  napi_value out, s, vport, fam;
+  CHECK(napi_create_array_with_length(env, 3, &out));
+  CHECK(napi_create_string_utf8(env, ip, NAPI_AUTO_LENGTH, &s));
+  CHECK(napi_create_int32(env, port, &vport));
+  CHECK(napi_create_string_utf8(env, six ? "IPv6" : "IPv4", NAPI_AUTO_LENGTH, &fam));
+  CHECK(napi_set_element(env, out, 0, s));
+  CHECK(napi_set_element(env, out, 1, vport));
+  CHECK(napi_set_element(env, out, 2, fam));
   return out;
 }
 
@@ -566,7 +675,7 @@ static napi_value js_address(napi_env env, napi_callback_info info) {
 static napi_value js_mask(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   uint8_t *data;
   size_t len;
   uint32_t start, end, word;
@@ -599,31 +708,87 @@ static napi_value js_mask(napi_env env, napi_callback_info info) {
 
 /* ---- module ---- */
 
-static void cleanup(void *arg) {
+/* The environment is going away (a worker thread ends, the main thread exits): call into it no
+   more, let go of its values, and close every handle. An async cleanup hook, because closing
+   takes a loop turn: Node keeps running the loop until the last close callback frees the state
+   and removes the hook (a worker's loop must have no handle left when it is closed, and the
+   library is unloaded once the environment is gone). The slab and event buffer are JavaScript's:
+   after this nothing reads into or records in them. */
+static void cleanup(napi_async_cleanup_hook_handle hook, void *arg) {
   state_t *st = arg;
-  /* The environment is going away (a worker thread ends): stop calling into it. */
-  if (st->dispatch_ref != NULL) uv_check_stop(&st->check);
-  st->dead = 1;
+  st->cleanup_hook = hook;
+  st->mute |= MUTE_DEAD;
+  if (st->check.data != NULL) { /* set by init() with the handle */
+    uv_check_stop(&st->check);
+    uv_close((uv_handle_t *)&st->check, on_check_closed);
+  }
+  /* Statuses unchecked: nothing is left to do about a failure while the environment goes. */
+  if (st->dispatch_ref != NULL) napi_delete_reference(st->env, st->dispatch_ref);
+  if (st->slab_ref != NULL) napi_delete_reference(st->env, st->slab_ref);
+  if (st->events_ref != NULL) napi_delete_reference(st->env, st->events_ref);
+  if (st->actx != NULL) napi_async_destroy(st->env, st->actx);
+  st->dispatch_ref = st->slab_ref = st->events_ref = NULL;
+  for (uint32_t i = 0; i < st->listeners_cap; i++) {
+    if (st->listeners[i] != NULL) uv_close((uv_handle_t *)&st->listeners[i]->tcp, on_closed_free);
+    st->listeners[i] = NULL;
+  }
+  for (uint32_t i = 0; i < st->next_slot; i++) {
+    if (st->conns[i] != NULL) conn_close(st->conns[i]); /* queued writes are cancelled first */
+  }
+  if (st->handles == 0) state_free(st);
 }
 
 static void finalize_state(napi_env env, void *data, void *hint) {
   (void)env;
   (void)hint;
-  /* The handles may still be closing on the loop; the struct is small and lives as long as the env. */
+  /* Nothing: cleanup() owns the state's end, which waits for the handles' close callbacks. */
   (void)data;
 }
 
+/* `layout`: the record layout and event codes, for transport/native.ts to check its copy against. */
+static napi_value layout_value(napi_env env) {
+  static const struct { const char *name; int32_t value; } fields[] = {
+    { "ACCEPT", EV_ACCEPT }, { "DATA", EV_DATA }, { "EOF", EV_EOF }, { "ERROR", EV_ERROR },
+    { "DRAIN", EV_DRAIN }, { "CLOSE", EV_CLOSE }, { "RECORD_INTS", RECORD_INTS }, { "MAX_READ", MAX_READ },
+  };
+  napi_value obj, v;
+  CHECK(napi_create_object(env, &obj));
+  for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+    CHECK(napi_create_int32(env, fields[i].value, &v));
+    CHECK(napi_set_named_property(env, obj, fields[i].name, v));
+  }
+  return obj;
+}
+
 NAPI_MODULE_INIT() {
+  uv_loop_t *loop;
+  CHECK(napi_get_uv_event_loop(env, &loop));
+  napi_value layout = layout_value(env);
+  if (layout == NULL) return NULL;
   state_t *st = calloc(1, sizeof(state_t));
-  if (st == NULL) return NULL;
+  if (st == NULL) {
+    napi_throw_error(env, "ERR_SWITCHBOARD_NAPI", "switchboard native addon: out of memory");
+    return NULL;
+  }
   st->env = env;
-  napi_get_uv_event_loop(env, &st->loop);
+  st->loop = loop;
   st->conns_cap = 1024;
   st->conns = calloc(st->conns_cap, sizeof(conn_t *));
   st->free_slots = malloc(st->conns_cap * sizeof(uint32_t));
-  napi_set_instance_data(env, st, finalize_state, NULL);
-  napi_add_env_cleanup_hook(env, cleanup, st);
+  if (st->conns == NULL || st->free_slots == NULL) {
+    state_free(st);
+    napi_throw_error(env, "ERR_SWITCHBOARD_NAPI", "switchboard native addon: out of memory");
+    return NULL;
+  }
+  /* The hook owns the state's end from here (it is freed at teardown even if what follows fails). */
+  if (napi_set_instance_data(env, st, finalize_state, NULL) != napi_ok ||
+      napi_add_async_cleanup_hook(env, cleanup, st, NULL) != napi_ok) {
+    napi_failed(env, "registering the environment's cleanup");
+    state_free(st);
+    return NULL;
+  }
   napi_property_descriptor props[] = {
+    { "layout", NULL, NULL, NULL, NULL, layout, napi_enumerable, NULL },
     { "init", NULL, js_init, NULL, NULL, NULL, napi_default, NULL },
     { "listen", NULL, js_listen, NULL, NULL, NULL, napi_default, NULL },
     { "unlisten", NULL, js_unlisten, NULL, NULL, NULL, napi_default, NULL },
@@ -637,6 +802,6 @@ NAPI_MODULE_INIT() {
     { "address", NULL, js_address, NULL, NULL, NULL, napi_default, NULL },
     { "mask", NULL, js_mask, NULL, NULL, NULL, napi_default, NULL },
   };
-  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   return exports;
 }

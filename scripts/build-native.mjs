@@ -3,6 +3,10 @@
 // system C compiler and Node's own headers. Without a compiler or headers switchboard still works:
 // it falls back to node:net, so a failed build is reported and is not an error (pass --strict to
 // make it one, as the tests do through `npm run build:native -- --strict`).
+//
+// --sanitize builds a second copy with AddressSanitizer and UndefinedBehaviorSanitizer into
+// build/sanitize/switchboard_tcp.node (the normal build is left alone); scripts/test-sanitize.mjs
+// loads it through SWITCHBOARD_NATIVE_PATH and runs the native tests on it.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
@@ -10,7 +14,8 @@ import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const strict = process.argv.includes('--strict');
-const out = path.join(root, 'build', 'switchboard_tcp.node');
+const sanitize = process.argv.includes('--sanitize');
+const out = path.join(root, 'build', ...(sanitize ? ['sanitize'] : []), 'switchboard_tcp.node');
 
 // Node's headers: beside the node binary (official tarballs, Debian's /usr), or npm's nodedir.
 const candidates = [
@@ -27,10 +32,16 @@ function giveUp(why) {
 if (!include) giveUp(`Node's headers not found in ${candidates.join(' or ')}`);
 mkdirSync(path.dirname(out), { recursive: true });
 const cc = process.env.CC || 'cc';
+// Every finding stops the process (no recovery from UB), with frames to read.
+const flags = sanitize
+  ? ['-O1', '-g', '-fno-omit-frame-pointer', '-fsanitize=address,undefined', '-fno-sanitize-recover=all',
+    // Never unloaded (Node unloads a worker's addons): leak reports at exit still name tcp.c's lines.
+    '-Wl,-z,nodelete']
+  : ['-O2'];
 try {
   // Node-API and libuv symbols come from the node binary at load time (macOS must be told so).
   const lazy = process.platform === 'darwin' ? ['-undefined', 'dynamic_lookup'] : [];
-  execFileSync(cc, ['-O2', '-fPIC', '-shared', '-Wall', '-Wextra', '-std=gnu11', `-I${include}`, ...lazy,
+  execFileSync(cc, [...flags, '-fPIC', '-shared', '-Wall', '-Wextra', '-std=gnu11', `-I${include}`, ...lazy,
     '-o', out, path.join(root, 'native', 'tcp.c')], { stdio: 'inherit' });
 } catch (err) {
   giveUp(`${cc} failed: ${err.message.split('\n')[0]}`);

@@ -23,7 +23,11 @@ export interface SocketSink {
   handleDrain(): void;
 }
 
-const EV_ACCEPT = 1, EV_DATA = 2, EV_EOF = 3, EV_ERROR = 4, EV_DRAIN = 5, EV_CLOSE = 6;
+// Literals for the dispatch loop; checked against the addon's own `layout` before first use.
+const EV_ACCEPT = 1, EV_DATA = 2, EV_EOF = 3, EV_ERROR = 4, EV_DRAIN = 5, EV_CLOSE = 6, RECORD_INTS = 4;
+const LAYOUT: Readonly<Record<string, number>> = {
+  ACCEPT: EV_ACCEPT, DATA: EV_DATA, EOF: EV_EOF, ERROR: EV_ERROR, DRAIN: EV_DRAIN, CLOSE: EV_CLOSE, RECORD_INTS,
+};
 /** Reads of one round land here (the addon gives each read at most 64 KiB and dispatches early when full). */
 const SLAB_SIZE = 1024 * 1024;
 const MAX_EVENTS = 8192;
@@ -47,15 +51,20 @@ export const batch: { active: boolean; afterBatch: (() => void) | null } = { act
 
 function ensureInit(a: Addon): void {
   if (initialized) return;
+  // A build of another native/tcp.c (a stale build/) is refused here rather than misread.
+  const wrong = Object.keys(LAYOUT).filter((k) => a.layout?.[k] !== LAYOUT[k]);
+  if (wrong.length > 0) {
+    throw new Error(`switchboard: the native addon's record layout differs (${wrong.join(', ')}): rebuild it with \`npm run build:native\``);
+  }
   initialized = true;
   slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
-  events = new Int32Array(MAX_EVENTS * 4);
+  events = new Int32Array(MAX_EVENTS * RECORD_INTS);
   a.init(dispatch, slab, events);
 }
 
 function dispatch(n: number): void {
   batch.active = true;
-  for (let i = 0, p = 0; i < n; i++, p += 4) {
+  for (let i = 0, p = 0; i < n; i++, p += RECORD_INTS) {
     const type = events[p]!;
     const slot = events[p + 1]!;
     try {
@@ -221,9 +230,6 @@ export class NativeSocket {
     if (!this.destroyed) addon!.keepalive(this.slot, enable, Math.max(1, Math.floor(initialDelay / 1000)));
     return this;
   }
-  setNoDelay(): this {
-    return this; // every accepted connection already has TCP_NODELAY
-  }
   cork(): void {
     this.corked ??= [];
   }
@@ -286,10 +292,6 @@ export class NativeListener {
       this.id = -1;
     }
     if (callback) setImmediate(callback);
-  }
-
-  on(): this {
-    return this; // errors after listen() reach Server through its connections, not the listener
   }
 }
 
