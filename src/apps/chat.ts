@@ -82,13 +82,15 @@ export function chatServer(options: ChatOptions = {}): Promise<Server> {
         // A connection that is closing (dropped as a slow reader, or closed) gets no more answers
         // and speaks no more: the rest of a pipelined chunk is not worth a /who over a big room.
         if (!conn.isOpen) return;
-        const text = cleanText(typeof m === 'string' ? m : m.toString('utf8'));
-        if (text === '') return;
-        if (!text.startsWith('/')) {
-          server.publish(room, `${nameOf(conn)}: ${text}`, { except: conn });
+        const raw = (typeof m === 'string' ? m : m.toString('utf8')).trim();
+        if (!raw.startsWith('/')) {
+          const text = cleanText(raw);
+          if (text !== '') server.publish(room, `${nameOf(conn)}: ${text}`, { except: conn });
           return;
         }
-        const [command, ...args] = text.split(' ');
+        // Commands are read from the raw line, so a nickname with controls in it is refused,
+        // not quietly cleaned into some other name.
+        const [command = '', ...args] = raw.split(/\s+/);
         switch (command) {
           case '/nick': {
             const checked = checkNick(args.join(' '));
@@ -131,7 +133,7 @@ export function chatServer(options: ChatOptions = {}): Promise<Server> {
             conn.close(1000, 'bye');
             break;
           default:
-            conn.send(`* unknown command ${command}; try /help`);
+            conn.send(`* unknown command ${cleanText(command)}; try /help`);
         }
       });
       conn.on('close', (info) => {
