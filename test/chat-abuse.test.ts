@@ -74,8 +74,9 @@ test('chat: nicknames are unique by confusable skeleton, sane, and never guest-l
     const tryNick = async (name: string): Promise<string> => {
       const before = mallory.text.length;
       mallory.write(`/nick ${name}\n`);
-      const reply = await mallory.until((t) => t.slice(before).includes('\n'));
-      return reply.slice(before).split('\n')[0]!;
+      // The answer, not a room notice that may come first.
+      const answer = (t: string): string | undefined => t.slice(before).split('\n').find((l) => /^\* (you are now|the name|usage|names starting)/.test(l));
+      return answer(await mallory.until((t) => answer(t) !== undefined))!;
     };
     const refused = [
       'аdmin', // Cyrillic а
