@@ -75,7 +75,7 @@ test('chat: nicknames are unique by confusable skeleton, sane, and never guest-l
       const before = mallory.text.length;
       mallory.write(`/nick ${name}\n`);
       // The answer, not a room notice that may come first.
-      const answer = (t: string): string | undefined => t.slice(before).split('\n').find((l) => /^\* (you are now|the name|usage|names starting)/.test(l));
+      const answer = (t: string): string | undefined => t.slice(before).split('\n').find((l) => /^\* (you are now|the name|usage|names )/.test(l));
       return answer(await mallory.until((t) => answer(t) !== undefined))!;
     };
     const refused = [
@@ -83,7 +83,8 @@ test('chat: nicknames are unique by confusable skeleton, sane, and never guest-l
       'ADMIN', 'Admin', 'adm1n', 'admIn', 'admın', 'ɑdmin', 'ａｄｍｉｎ', 'аdmіn', 'ADMİN', 'admín', 'αdmin', 'Αdmin',
       'edmin\u0308', // only a name of the same shape: edmin is free, see below
       'guest1', guest, 'Guest7', 'gueѕt1', 'GUEST', 'guest-admin', // guest-like
-      'a'.repeat(25), '-admin', '.', '*', 'bad name', 'x\u200b', 'x\u202e', '\u{1F600}', 'a:b', 'a,b', 'раураl', // Cyrillic+Latin mix
+      'a'.repeat(25), '-admin', '.', '*', 'bad name', 'x\u200b', 'x\u202e', '\u{1F600}', 'a:b', 'a,b', '\u3164', 'a\u3164b', // Hangul filler: a letter, invisible
+      'раураl', // Cyrillic+Latin mix
     ];
     const results = new Map<string, string>();
     for (const name of refused.filter((n) => !n.startsWith('edmin'))) results.set(name, await tryNick(name));

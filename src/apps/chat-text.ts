@@ -16,11 +16,14 @@
 const CONTROLS = /[\p{Cc}\p{Cf}]/gu;
 const KEPT_FORMAT = new Set(['\u200c', '\u200d']);
 const BLANKS = /[\s\u115f\u1160\u2800\u3164\uffa0]+/gu;
+const UNCLEAN_ASCII = /[^\x21-\x7e ]| {2}/;
 /** More than this many combining marks on one character only pile up over the lines around it. */
 const MARK_PILE = /(\p{M}{4})\p{M}+/gu;
 
 /** Relayed text as one safe line: controls removed, every run of blanks one space, trimmed. */
 export function cleanText(text: string): string {
+  // Most lines are printable ASCII with single spaces: nothing to do (one scan, no copies).
+  if (!UNCLEAN_ASCII.test(text)) return text.trim();
   return text
     .replace(CONTROLS, (c) => (KEPT_FORMAT.has(c) ? c : c === '\t' || c === '\n' || c === '\r' ? ' ' : ''))
     .replace(MARK_PILE, '$1')
@@ -41,6 +44,8 @@ export function checkNick(wanted: string): { name: string } | { error: string } 
   if (length < 1 || length > NICK_MAX || !NICK.test(name)) {
     return { error: `usage: /nick NAME (1-${NICK_MAX} letters, digits, _ . -; starting with a letter or digit)` };
   }
+  // Hangul fillers and the like are letters, and invisible.
+  if (IGNORABLE_ONE.test(name)) return { error: 'names cannot hold invisible characters' };
   if (LOOKALIKE_SCRIPTS.filter((re) => re.test(name)).length > 1) return { error: `the name ${name} mixes scripts (Latin, Cyrillic, Greek...)` };
   // Guest names are the server's (guest<tag><n>): no nickname may look like one.
   if (skeleton(name).startsWith(GUEST_SKELETON)) return { error: `names starting with "guest" are the server's` };
@@ -73,6 +78,7 @@ const LOWER: Record<string, string> = {
 /** Letter pairs read as one letter. */
 const PAIRS: [RegExp, string][] = [[/rn/g, 'm'], [/vv/g, 'w']];
 const IGNORABLE = /\p{Default_Ignorable_Code_Point}/gu;
+const IGNORABLE_ONE = /\p{Default_Ignorable_Code_Point}/u;
 /** Diacritics over Latin, Greek and Cyrillic letters (é passes for e); other scripts keep their marks. */
 const DIACRITICS = /[\u0300-\u036f]/g;
 
