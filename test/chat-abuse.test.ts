@@ -62,6 +62,8 @@ test('chat: control characters, ANSI escapes and bidi controls are not relayed; 
 });
 
 test('chat: nicknames are unique by confusable skeleton, sane, and never guest-like', { timeout: 10000 }, async () => {
+  await assert.rejects(chatServer({ listen: 'text://127.0.0.1:0', log: quiet, noticeInterval: -1 }), { code: 'ERR_INVALID_OPTION' });
+  await assert.rejects(chatServer({ listen: 'text://127.0.0.1:0', log: quiet, whoLimit: Number.NaN }), { code: 'ERR_INVALID_OPTION' });
   const server = await chatServer({ listen: 'text://127.0.0.1:0', log: quiet, noticeInterval: 20 });
   try {
     const port = portOf(server.addresses[0]!);

@@ -47,7 +47,7 @@ export function chatServer(options: ChatOptions = {}): Promise<Server> {
   const { room = 'chat', noticeInterval = 1000, whoLimit = 50, ...rest } = options;
   for (const [key, v] of [['noticeInterval', noticeInterval], ['whoLimit', whoLimit]] as const) {
     if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) {
-      throw new SwitchboardError('ERR_INVALID_OPTION', `option ${key} must be a number >= 0 (got ${String(v)})`);
+      return Promise.reject(new SwitchboardError('ERR_INVALID_OPTION', `option ${key} must be a number >= 0 (got ${String(v)})`));
     }
   }
   const maxMessageSize = rest.maxMessageSize ?? CHAT_MAX_MESSAGE;
