@@ -79,3 +79,51 @@ test('two browser pages and a text client chat in one room', { timeout: 60000, s
     await server.close();
   }
 });
+
+test('chat page: input cut to the limit in UTF-8 bytes, close reason shown, nickname kept across a reconnect', { timeout: 60000, skip: !existsSync(CHROMIUM) && 'Debian chromium is not installed' }, async () => {
+  const server = await chatServer({ listen: ['text://127.0.0.1:0', 'ws://127.0.0.1:0'], log: quiet, noticeInterval: 50 });
+  let browser: Browser | undefined;
+  try {
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+        '--disable-component-update', '--disable-sync'],
+    });
+    const page = await browser.newPage();
+    await page.goto(server.addresses[1]!.replace('ws://', 'http://') + '/');
+    await page.locator('#status', { hasText: 'online' }).waitFor({ timeout: 10000 });
+    const say = async (text: string): Promise<void> => {
+      await page.fill('#input', text);
+      await page.press('#input', 'Enter');
+    };
+    const sees = (text: string | RegExp) => page.locator('#log li', { hasText: text }).first().waitFor({ timeout: 10000 });
+    await say('/nick ann');
+    await sees('you are now ann');
+    const term = await RawPeer.connect(portOf(server.addresses[0]!));
+    await term.until((t) => t.includes('you are guest'));
+
+    // 4000 CJK characters are 12,000 bytes, over the chat's 8192: the page cuts them (whole
+    // characters) instead of sending what the server would close the connection for.
+    await say('中'.repeat(4000));
+    await sees(/cut to 8192 bytes/);
+    const line = (await term.until((t) => /ann: 中+\n/.test(t), 10000)).split('\n').find((l) => l.startsWith('ann: 中'))!;
+    const sent = line.slice('ann: '.length);
+    assert.equal(sent, '中'.repeat(2730), 'cut to the most whole characters that fit in 8192 bytes');
+    await say('still here');
+    await term.until((t) => t.includes('ann: still here\n'), 10000);
+    assert.doesNotMatch(term.text, /ann left/, 'the page kept its connection');
+
+    // The server closes the page's connection: the page says why, reconnects, and is ann again.
+    const conn = [...server.connections].find((c) => c.address.scheme === 'ws')!;
+    conn.close(4000, 'kicked by the test');
+    await sees('disconnected (4000 kicked by the test)');
+    await term.until((t) => /guest\d+ is now ann/.test(t), 15000);
+    await page.locator('#status', { hasText: /^online$/ }).waitFor({ timeout: 10000 });
+    await say('back again');
+    await term.until((t) => t.includes('ann: back again\n'), 10000);
+    term.destroy();
+  } finally {
+    await browser?.close();
+    await server.close();
+  }
+});

@@ -5,11 +5,16 @@
  * The room is a topic, so with a hub (workers, or Redis) it spans processes and machines.
  * A reader too slow to keep up is dropped once maxBufferedAmount bytes wait for it, so the
  * server's memory stays bounded (the seed writes to every client with no bound at all).
+ * Everything relayed is cleaned (chat-text.ts), names are unique by confusable skeleton, and
+ * join/leave/rename notices are gathered (chat-notices.ts) so that a join costs O(1).
  */
 import { readFileSync } from 'node:fs';
 import type { Connection } from '../core/connection.js';
 import type { Server } from '../core/server.js';
+import { SwitchboardError } from '../errors.js';
 import { bareEcho, startApp, type AppOptions } from './common.js';
+import { NoticeBatch } from './chat-notices.js';
+import { checkNick, cleanText, skeleton } from './chat-text.js';
 
 export const CHAT_DEFAULT = ['text://127.0.0.1:9999', 'ws://127.0.0.1:8080'];
 
@@ -26,58 +31,100 @@ function chatPage(): Buffer {
 export const CHAT_BANNER = '欢迎来到ti-chat聊天室!发言注意遵守当地法律法规! (welcome to ti-chat; /nick NAME, /who, /help)';
 /** Guest names carry a per-process tag, so two servers sharing a room do not both have a guest1. */
 const PROCESS_TAG = 10 + Math.floor(Math.random() * 90);
-const NICK = /^[\p{L}\p{N}_.-]{1,24}$/u;
+/** The chat's own message limit (a line, or a WebSocket message): the page cuts input to it. */
+export const CHAT_MAX_MESSAGE = 8192;
 
 export interface ChatOptions extends AppOptions {
   /** Topic name of the room (default "chat"). */
   room?: string;
+  /** Least time between two join/leave/rename notice lines from this process, in ms (default 1000). */
+  noticeInterval?: number;
+  /** /who names at most this many members, then counts the rest (default 50). */
+  whoLimit?: number;
 }
 
 export function chatServer(options: ChatOptions = {}): Promise<Server> {
-  const { room = 'chat', ...rest } = options;
+  const { room = 'chat', noticeInterval = 1000, whoLimit = 50, ...rest } = options;
+  for (const [key, v] of [['noticeInterval', noticeInterval], ['whoLimit', whoLimit]] as const) {
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) {
+      return Promise.reject(new SwitchboardError('ERR_INVALID_OPTION', `option ${key} must be a number >= 0 (got ${String(v)})`));
+    }
+  }
+  const maxMessageSize = rest.maxMessageSize ?? CHAT_MAX_MESSAGE;
+  let body: Buffer | null = null;
+  // The page learns the limit from its <meta name="chat-max-bytes">, so it never sends a message
+  // the server would close the connection for (0: no limit).
+  const pageBody = (): Buffer => (body ??= Buffer.from(chatPage().toString('utf8')
+    .replace(/(<meta name="chat-max-bytes" content=")\d+/, `$1${maxMessageSize}`)));
   const websocket = {
     httpHandler: (req: { method: string; url: string }) => (req.method === 'GET' && (req.url === '/' || req.url === '/chat.html')
-      ? { status: 200, headers: { 'content-type': 'text/html; charset=utf-8' }, body: chatPage() }
+      ? { status: 200, headers: { 'content-type': 'text/html; charset=utf-8' }, body: pageBody() }
       : { status: 404, headers: { 'content-type': 'text/plain' }, body: 'not found\n' }),
     ...rest.websocket,
   };
-  return startApp('chat', { ...rest, websocket }, { listen: CHAT_DEFAULT, maxMessageSize: 8192, maxBufferedAmount: 256 * 1024 }, (server, log) => {
+  return startApp('chat', { ...rest, websocket }, { listen: CHAT_DEFAULT, maxMessageSize: CHAT_MAX_MESSAGE, maxBufferedAmount: 256 * 1024 }, (server, log) => {
     if (options.bare) return bareEcho(server);
     const nameOf = (c: Connection): string => c.data.name as string;
-    const online = (): Connection[] => [...server.subscribers(room)];
+    const members = (): ReadonlySet<Connection> => server.subscribers(room);
+    /** Nicknames in use here, by skeleton (guest names need no entry: no nickname looks like one). */
+    const nicks = new Map<string, Connection>();
+    const notices = new NoticeBatch(noticeInterval, (line) => { server.publish(room, line); });
+    server.on('close', () => notices.stop());
 
     server.on('connection', (conn) => {
       conn.data.name = `guest${PROCESS_TAG}${conn.id}`;
       conn.send(CHAT_BANNER);
-      conn.send(`* you are ${nameOf(conn)}; ${online().length} other(s) here`);
+      conn.send(`* you are ${nameOf(conn)}; ${members().size} other(s) here`);
       conn.subscribe(room);
-      server.publish(room, `* ${nameOf(conn)} joined`, { except: conn });
+      notices.join(nameOf(conn));
 
       conn.on('message', (m) => {
-        const text = (typeof m === 'string' ? m : m.toString('utf8')).replace(/[\r\n]+/g, ' ').trim();
-        if (text === '') return;
-        if (!text.startsWith('/')) {
-          server.publish(room, `${nameOf(conn)}: ${text}`, { except: conn });
+        // A connection that is closing (dropped as a slow reader, or closed) gets no more answers
+        // and speaks no more: the rest of a pipelined chunk is not worth a /who over a big room.
+        if (!conn.isOpen) return;
+        const raw = (typeof m === 'string' ? m : m.toString('utf8')).trim();
+        if (!raw.startsWith('/')) {
+          const text = cleanText(raw);
+          if (text !== '') server.publish(room, `${nameOf(conn)}: ${text}`, { except: conn });
           return;
         }
-        const [command, ...args] = text.split(/\s+/);
+        // Commands are read from the raw line, so a nickname with controls in it is refused,
+        // not quietly cleaned into some other name.
+        const [command = '', ...args] = raw.split(/\s+/);
         switch (command) {
           case '/nick': {
-            const wanted = args[0] ?? '';
-            if (!NICK.test(wanted)) conn.send('* usage: /nick NAME (1-24 letters, digits, _ . -)');
-            else if (online().some((c) => c !== conn && nameOf(c) === wanted)) conn.send(`* the name ${wanted} is taken`);
-            else {
-              const old = nameOf(conn);
-              conn.data.name = wanted;
-              conn.send(`* you are now ${wanted}`);
-              server.publish(room, `* ${old} is now ${wanted}`, { except: conn });
-              log(`[chat] ${conn.remote} ${old} -> ${wanted}`);
+            const checked = checkNick(args.join(' '));
+            if ('error' in checked) {
+              conn.send(`* ${checked.error}`);
+              break;
             }
+            const wanted = checked.name;
+            const key = skeleton(wanted);
+            const holder = nicks.get(key);
+            if (holder !== undefined && holder !== conn && holder.isOpen) {
+              conn.send(holder.data.name === wanted ? `* the name ${wanted} is taken` : `* the name ${wanted} is taken (too like ${nameOf(holder)})`);
+              break;
+            }
+            const old = nameOf(conn);
+            if (nicks.get(skeleton(old)) === conn) nicks.delete(skeleton(old));
+            nicks.set(key, conn);
+            conn.data.name = wanted;
+            conn.send(`* you are now ${wanted}`);
+            if (old !== wanted) notices.rename(old, wanted);
+            log(`[chat] ${conn.remote} ${old} -> ${wanted}`);
             break;
           }
-          case '/who':
-            conn.send(`* online here (${online().length}): ${online().map(nameOf).join(', ')}`);
+          case '/who': {
+            const all = members();
+            const names: string[] = [];
+            for (const c of all) {
+              if (names.length >= whoLimit) break;
+              names.push(nameOf(c));
+            }
+            const more = all.size - names.length;
+            conn.send(`* online here (${all.size}): ${names.join(', ')}${more > 0 ? `, and ${more} more` : ''}`);
             break;
+          }
           case '/help':
             conn.send('* /nick NAME: change your name; /who: who is here; /quit: leave');
             break;
@@ -86,12 +133,14 @@ export function chatServer(options: ChatOptions = {}): Promise<Server> {
             conn.close(1000, 'bye');
             break;
           default:
-            conn.send(`* unknown command ${command}; try /help`);
+            conn.send(`* unknown command ${cleanText(command)}; try /help`);
         }
       });
       conn.on('close', (info) => {
         if (info.error?.code === 'ERR_BUFFER_FULL') log(`[chat] dropped slow reader ${conn.remote}: ${info.error.message}`);
-        server.publish(room, `* ${nameOf(conn)} left`);
+        const key = skeleton(nameOf(conn));
+        if (nicks.get(key) === conn) nicks.delete(key);
+        notices.leave(nameOf(conn));
       });
     });
   });
