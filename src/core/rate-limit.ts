@@ -122,8 +122,8 @@ export class RateLimiter {
   private arm(at: number): void {
     if (this.timer !== null) clearTimeout(this.timer);
     this.timerAt = at;
+    // Not unref'd: a paused socket does not keep the event loop alive, and this timer is what resumes it.
     this.timer = setTimeout(() => this.tick(), Math.max(1, at - Date.now()));
-    this.timer.unref();
   }
 
   private tick(): void {

@@ -1,0 +1,202 @@
+/**
+ * Per-connection rate limits (ServerOptions.rateLimit), from the caller's side over real sockets:
+ * a flooder is slowed to the rate ('pause') or closed with the reason ('close'), and the other
+ * clients are served meanwhile. Counts are asserted against bounds computed from the measured
+ * time, so a loaded machine only makes them easier to meet.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import dgram from 'node:dgram';
+import WebSocket from 'ws';
+import { Server, SwitchboardError, type Connection, type Message } from '../src/index.js';
+import { RawPeer, portOf, waitFor } from './helpers.js';
+
+/** A server that records what each connection delivered (and when), and answers "ping" with "pong". */
+async function recorder(listen: string, rateLimit: ConstructorParameters<typeof Server>[0]['rateLimit']): Promise<{
+  server: Server; got: Map<Connection, Message[]>; firstAt: Map<Connection, number>;
+}> {
+  const server = new Server({ listen, rateLimit });
+  const got = new Map<Connection, Message[]>();
+  const firstAt = new Map<Connection, number>();
+  server.on('connection', (conn) => {
+    got.set(conn, []);
+    conn.on('message', (m) => {
+      if (!firstAt.has(conn)) firstAt.set(conn, Date.now());
+      got.get(conn)!.push(m);
+      if (String(m) === 'ping') conn.send('pong');
+    });
+  });
+  await server.listen();
+  return { server, got, firstAt };
+}
+
+const lines = (n: number, prefix = 'm'): string => Array.from({ length: n }, (_, i) => `${prefix}${i}\n`).join('');
+
+test("rateLimit 'pause': a text flooder is slowed to the rate, gets everything through in order, and others are served meanwhile", { timeout: 20_000 }, async () => {
+  const { server, got, firstAt } = await recorder('text://127.0.0.1:0', { messages: 50, per: 1000 });
+  try {
+    const port = portOf(server.addresses[0]!);
+    const other = await RawPeer.connect(port);
+    const flooder = await RawPeer.connect(port);
+    await waitFor(() => got.size === 2, 3000, 'two connections');
+    const flooderConn = [...got.keys()].find((c) => c.remotePort === flooder.socket.localPort)!;
+    const N = 200;
+    flooder.write(lines(N));
+    await waitFor(() => firstAt.has(flooderConn), 3000, 'the first line');
+    const start = firstAt.get(flooderConn)!;
+
+    // While the flooder is held back, the other client's pings are answered at once.
+    for (let i = 1; i <= 3; i++) {
+      other.write('ping\n');
+      await other.until((t) => t.split('pong').length - 1 === i, 2000);
+    }
+
+    await new Promise((r) => setTimeout(r, 1000));
+    const delivered = got.get(flooderConn)!.length;
+    const elapsed = (Date.now() - start) / 1000;
+    // Burst of 50, then 50 per second; 15 of slack for timer rounding.
+    assert.ok(delivered <= 50 + 50 * elapsed + 15, `${delivered} lines in ${elapsed.toFixed(2)} s: over the rate`);
+    assert.ok(delivered < N, 'the flood is not delivered at once');
+    assert.ok(server.limitStats.rateLimitPauses >= 1);
+
+    // Everything arrives, in order: (200 - 50) / 50 = 3 s more at most.
+    await waitFor(() => got.get(flooderConn)!.length === N, 10_000, 'every flooded line');
+    assert.deepEqual(got.get(flooderConn), Array.from({ length: N }, (_, i) => `m${i}`));
+    // Reading resumed: the flooder is served like anyone once it is under the rate.
+    flooder.write('ping\n');
+    await flooder.until((t) => t.includes('pong'), 3000);
+    other.destroy();
+    flooder.destroy();
+  } finally {
+    await server.close();
+  }
+});
+
+test("rateLimit 'pause' on bytes: a tcp:// flooder's bytes are read at the byte rate, all of them, in order", { timeout: 20_000 }, async () => {
+  const MiB = 1024 * 1024;
+  const { server, got, firstAt } = await recorder('tcp://127.0.0.1:0', { bytes: MiB, per: 1000, burst: { bytes: 256 * 1024 } });
+  try {
+    const flooder = await RawPeer.connect(portOf(server.addresses[0]!));
+    await waitFor(() => got.size === 1, 3000, 'the connection');
+    const conn = [...got.keys()][0]!;
+    const payload = Buffer.alloc(5 * MiB);
+    for (let i = 0; i < payload.length; i += 4) payload.writeUInt32LE(i, i);
+    flooder.write(payload);
+    await waitFor(() => firstAt.has(conn), 3000, 'the first bytes');
+    const start = firstAt.get(conn)!;
+    const size = (): number => got.get(conn)!.reduce((n, b) => n + (b as Buffer).length, 0);
+    await new Promise((r) => setTimeout(r, 1000));
+    const n = size();
+    const elapsed = (Date.now() - start) / 1000;
+    // The burst, the rate, and what one read round can take before reading pauses (1 MiB) plus slack.
+    assert.ok(n <= 256 * 1024 + MiB * elapsed + 1.5 * MiB, `${n} bytes in ${elapsed.toFixed(2)} s: over the rate`);
+    await waitFor(() => size() === payload.length, 12_000, 'every byte');
+    assert.ok(Buffer.concat(got.get(conn) as Buffer[]).equals(payload), 'the bytes arrive whole and in order');
+    flooder.destroy();
+  } finally {
+    await server.close();
+  }
+});
+
+test("rateLimit 'close': a text flooder is told and closed with ERR_RATE_LIMIT; the other client stays open", { timeout: 10_000 }, async () => {
+  const { server, got } = await recorder('text://127.0.0.1:0', { messages: 20, policy: 'close' });
+  try {
+    const port = portOf(server.addresses[0]!);
+    const other = await RawPeer.connect(port);
+    const flooder = await RawPeer.connect(port);
+    await waitFor(() => got.size === 2, 3000, 'two connections');
+    const flooderConn = [...got.keys()].find((c) => c.remotePort === flooder.socket.localPort)!;
+    flooder.write(lines(500));
+    const text = await flooder.untilClosed(5000);
+    assert.match(text, /^rate limit exceeded\n$/);
+    const info = await flooderConn.closed();
+    assert.equal(info.error?.code, 'ERR_RATE_LIMIT');
+    assert.ok(info.error instanceof SwitchboardError);
+    // The burst (20, plus what refilled while the lines arrived) was delivered, nothing after the limit.
+    const delivered = got.get(flooderConn)!.length;
+    assert.ok(delivered >= 20 && delivered <= 30, `${delivered} lines delivered`);
+    assert.equal(server.limitStats.rateLimitCloses, 1);
+    other.write('ping\n');
+    await other.until((t) => t === 'pong\n', 3000);
+    assert.equal(server.connections.size, 1);
+    other.destroy();
+  } finally {
+    await server.close();
+  }
+});
+
+test("rateLimit over WebSocket: 'close' sends 1008 'rate limit exceeded'; 'pause' delivers everything in order at the rate", { timeout: 20_000 }, async () => {
+  const closing = await recorder('ws://127.0.0.1:0', { messages: 20, policy: 'close' });
+  try {
+    const url = closing.server.addresses[0]!;
+    const other = new WebSocket(url);
+    const flooder = new WebSocket(url);
+    await Promise.all([other, flooder].map((ws) => new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); })));
+    const closed = new Promise<{ code: number; reason: string }>((resolve) => flooder.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+    for (let i = 0; i < 300; i++) flooder.send(`m${i}`);
+    assert.deepEqual(await closed, { code: 1008, reason: 'rate limit exceeded' });
+    const pong = new Promise((resolve) => other.once('message', (m) => resolve(m.toString())));
+    other.send('ping');
+    assert.equal(await pong, 'pong');
+    assert.equal(other.readyState, WebSocket.OPEN);
+    other.close();
+  } finally {
+    await closing.server.close();
+  }
+
+  const pausing = await recorder('ws://127.0.0.1:0', { messages: 50 });
+  try {
+    const flooder = new WebSocket(pausing.server.addresses[0]!);
+    await new Promise((resolve, reject) => { flooder.once('open', resolve); flooder.once('error', reject); });
+    await waitFor(() => pausing.got.size === 1, 3000, 'the connection');
+    const conn = [...pausing.got.keys()][0]!;
+    const N = 150;
+    for (let i = 0; i < N; i++) flooder.send(`m${i}`);
+    await waitFor(() => pausing.firstAt.has(conn), 3000, 'the first message');
+    const start = pausing.firstAt.get(conn)!;
+    await new Promise((r) => setTimeout(r, 1000));
+    const delivered = pausing.got.get(conn)!.length;
+    const elapsed = (Date.now() - start) / 1000;
+    assert.ok(delivered <= 50 + 50 * elapsed + 15, `${delivered} messages in ${elapsed.toFixed(2)} s: over the rate`);
+    await waitFor(() => pausing.got.get(conn)!.length === N, 10_000, 'every message');
+    assert.deepEqual(pausing.got.get(conn), Array.from({ length: N }, (_, i) => `m${i}`));
+    flooder.close();
+  } finally {
+    await pausing.server.close();
+  }
+});
+
+test('rateLimit over UDP: datagrams over the rate are dropped and counted', { timeout: 10_000 }, async () => {
+  const { server, got, firstAt } = await recorder('udp://127.0.0.1:0', { messages: 10, per: 1000 });
+  const client = dgram.createSocket('udp4');
+  try {
+    const port = portOf(server.addresses[0]!);
+    const start = Date.now();
+    for (let i = 0; i < 100; i++) client.send(`d${i}`, port, '127.0.0.1');
+    await waitFor(() => got.size === 1 && server.limitStats.datagramsDropped + [...got.values()][0]!.length >= 100, 5000, 'every datagram handled');
+    const conn = [...got.keys()][0]!;
+    const delivered = got.get(conn)!.length;
+    const elapsed = (Date.now() - (firstAt.get(conn) ?? start)) / 1000;
+    assert.ok(delivered >= 10, 'the burst passes');
+    assert.ok(delivered <= 10 + 10 * elapsed + 3, `${delivered} datagrams in ${elapsed.toFixed(2)} s: over the rate`);
+    assert.equal(server.limitStats.datagramsDropped, 100 - delivered);
+    // The ones that passed are the first ones, in order.
+    assert.deepEqual(got.get(conn)!.slice(0, 10).map(String), Array.from({ length: 10 }, (_, i) => `d${i}`));
+  } finally {
+    client.close();
+    await server.close();
+  }
+});
+
+test('rateLimit options are checked (ERR_INVALID_OPTION)', () => {
+  const bad: unknown[] = [
+    {}, { messages: 0 }, { messages: -1 }, { bytes: Number.NaN }, { messages: 10, per: 0 }, { messages: 10, policy: 'drop' },
+    { messages: 10, burst: { messages: 0.5 } }, { bytes: 10, burst: { messages: 5 } }, { messages: 10, burst: 5 }, { messages: 10, rate: 1 },
+  ];
+  for (const rateLimit of bad) {
+    assert.throws(() => new Server({ listen: 'text://127.0.0.1:0', rateLimit: rateLimit as never }),
+      (err: SwitchboardError) => err.code === 'ERR_INVALID_OPTION', JSON.stringify(rateLimit));
+  }
+  // A valid one builds.
+  new Server({ listen: 'text://127.0.0.1:0', rateLimit: { messages: 10, bytes: 1000, per: 500, burst: { messages: 20, bytes: 4000 }, policy: 'close' } });
+});
