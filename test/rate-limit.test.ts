@@ -8,8 +8,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import WebSocket from 'ws';
-import { Server, SwitchboardError, type Connection, type Message } from '../src/index.js';
-import { RawPeer, portOf, waitFor } from './helpers.js';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Server, SwitchboardError, connect, type Connection, type Message } from '../src/index.js';
+import { RawPeer, makeCertificate, portOf, waitFor } from './helpers.js';
 
 /** A server that records what each connection delivered (and when), and answers "ping" with "pong". */
 async function recorder(listen: string, rateLimit: ConstructorParameters<typeof Server>[0]['rateLimit']): Promise<{
@@ -50,6 +53,7 @@ test("rateLimit 'pause': a text flooder is slowed to the rate, gets everything t
       other.write('ping\n');
       await other.until((t) => t.split('pong').length - 1 === i, 2000);
     }
+    assert.ok(got.get(flooderConn)!.length < N, 'the pings were answered while the flood was still held back');
 
     await new Promise((r) => setTimeout(r, 1000));
     const delivered = got.get(flooderConn)!.length;
@@ -163,6 +167,34 @@ test("rateLimit over WebSocket: 'close' sends 1008 'rate limit exceeded'; 'pause
     flooder.close();
   } finally {
     await pausing.server.close();
+  }
+});
+
+test("rateLimit 'close' over frame://, unix+text:// and tls+text://: the flooder gets the reason as a message and is closed", { timeout: 15_000 }, async () => {
+  const { key, cert } = makeCertificate();
+  const dir = mkdtempSync(join(tmpdir(), 'switchboard-rate-'));
+  const server = new Server({
+    listen: ['frame://127.0.0.1:0', `unix+text://${join(dir, 's.sock')}`, 'tls+text://127.0.0.1:0'],
+    tls: { key, cert },
+    rateLimit: { messages: 5, policy: 'close' },
+  });
+  const infos: Promise<{ code: number; error?: SwitchboardError }>[] = [];
+  server.on('connection', (conn) => infos.push(conn.closed()));
+  await server.listen();
+  try {
+    for (const url of server.addresses) {
+      const c = await connect(url.startsWith('tls') ? url.replace('127.0.0.1', 'localhost') : url, { tls: { ca: cert } });
+      const received: string[] = [];
+      c.on('message', (m) => received.push(String(m)));
+      for (let i = 0; i < 100; i++) c.send(`m${i}`);
+      await c.closed();
+      assert.deepEqual(received, ['rate limit exceeded'], url);
+    }
+    const closed = await Promise.all(infos);
+    assert.deepEqual(closed.map((i) => i.error?.code), ['ERR_RATE_LIMIT', 'ERR_RATE_LIMIT', 'ERR_RATE_LIMIT']);
+    assert.equal(server.limitStats.rateLimitCloses, 3);
+  } finally {
+    await server.close();
   }
 });
 
