@@ -76,6 +76,33 @@ test("rateLimit 'pause': a text flooder is slowed to the rate, gets everything t
   }
 });
 
+test("rateLimit 'pause': ten flooders at once are each held to the rate by the one shared timer, and each gets everything through", { timeout: 20_000 }, async () => {
+  const { server, got, firstAt } = await recorder('text://127.0.0.1:0', { messages: 40, per: 1000, burst: { messages: 10 } });
+  try {
+    const port = portOf(server.addresses[0]!);
+    const peers = await Promise.all(Array.from({ length: 10 }, () => RawPeer.connect(port)));
+    await waitFor(() => got.size === 10, 3000, 'ten connections');
+    const N = 60;
+    for (const [i, p] of peers.entries()) p.write(lines(N, `c${i}-`));
+    await waitFor(() => firstAt.size === 10, 3000, 'a first line from each');
+    await new Promise((r) => setTimeout(r, 500));
+    const now = Date.now();
+    for (const [conn, msgs] of got) {
+      const elapsed = (now - firstAt.get(conn)!) / 1000;
+      assert.ok(msgs.length <= 10 + 40 * elapsed + 10, `${msgs.length} lines in ${elapsed.toFixed(2)} s: over the rate`);
+    }
+    // (60 - 10) / 40 = 1.25 s each, all at once.
+    await waitFor(() => [...got.values()].every((m) => m.length === N), 10_000, 'every line of every flooder');
+    for (const [i, p] of peers.entries()) {
+      const conn = [...got.keys()].find((c) => c.remotePort === p.socket.localPort)!;
+      assert.deepEqual(got.get(conn), Array.from({ length: N }, (_, j) => `c${i}-${j}`));
+      p.destroy();
+    }
+  } finally {
+    await server.close();
+  }
+});
+
 test("rateLimit 'pause' on bytes: a tcp:// flooder's bytes are read at the byte rate, all of them, in order", { timeout: 20_000 }, async () => {
   const MiB = 1024 * 1024;
   const { server, got, firstAt } = await recorder('tcp://127.0.0.1:0', { bytes: MiB, per: 1000, burst: { bytes: 256 * 1024 } });

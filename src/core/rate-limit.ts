@@ -91,11 +91,20 @@ export function parseRateLimit(o: RateLimitOptions): RateConfig {
   };
 }
 
-/** One server's rate limit: the config, the counters, and the one timer that wakes paused connections. */
+/** Wake-ups are gathered in slots of this many ms: one timer firing serves every connection due in it. */
+const SLOT_MS = 10;
+
+/**
+ * One server's rate limit: the config, the counters, and the one timer that wakes paused
+ * connections. Paused buckets wait in time slots (a small timer wheel), so a firing costs the
+ * buckets that are due, not every paused one.
+ */
 export class RateLimiter {
-  private readonly waiting = new Set<RateBucket>();
+  private readonly slots = new Map<number, RateBucket[]>();
+  /** Buckets waiting (an entry whose bucket moved to another slot, or left, is skipped). */
+  private live = 0;
   private timer: NodeJS.Timeout | null = null;
-  private timerAt = Infinity;
+  private timerSlot = Infinity;
 
   constructor(readonly config: RateConfig, readonly stats: LimitStats) {}
 
@@ -104,41 +113,59 @@ export class RateLimiter {
     return new RateBucket(this, conn, datagram);
   }
 
-  /** @internal */
+  /** @internal Wakes `b` at `at` (ms since the epoch) or up to one slot later. */
   schedule(b: RateBucket, at: number): void {
-    b.wakeAt = at;
-    this.waiting.add(b);
-    if (at < this.timerAt) this.arm(at);
+    const slot = Math.ceil(at / SLOT_MS);
+    if (b.slot === slot) return;
+    if (b.slot === 0) this.live++;
+    b.slot = slot;
+    let list = this.slots.get(slot);
+    if (list === undefined) this.slots.set(slot, (list = []));
+    list.push(b);
+    if (slot < this.timerSlot) this.arm(slot);
   }
 
   /** @internal */
   cancel(b: RateBucket): void {
-    if (!this.waiting.delete(b) || this.waiting.size > 0 || this.timer === null) return;
-    clearTimeout(this.timer);
+    if (b.slot === 0) return;
+    b.slot = 0;
+    if (--this.live > 0) return;
+    // Nobody waits: no timer, and no stale entries that would hold the event loop.
+    this.slots.clear();
+    if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
-    this.timerAt = Infinity;
+    this.timerSlot = Infinity;
   }
 
-  private arm(at: number): void {
+  private arm(slot: number): void {
     if (this.timer !== null) clearTimeout(this.timer);
-    this.timerAt = at;
+    this.timerSlot = slot;
     // Not unref'd: a paused socket does not keep the event loop alive, and this timer is what resumes it.
-    this.timer = setTimeout(() => this.tick(), Math.max(1, at - Date.now()));
+    this.timer = setTimeout(() => this.tick(), Math.max(1, slot * SLOT_MS - Date.now()));
   }
 
   private tick(): void {
     this.timer = null;
-    this.timerAt = Infinity;
+    this.timerSlot = Infinity;
     const now = Date.now();
+    const nowSlot = Math.floor(now / SLOT_MS);
     // The due ones first, then woken: a wake that reschedules must not be seen again in this pass.
     const due: RateBucket[] = [];
     let next = Infinity;
-    for (const b of this.waiting) {
-      if (b.wakeAt <= now) due.push(b);
-      else if (b.wakeAt < next) next = b.wakeAt;
+    for (const [slot, list] of this.slots) {
+      if (slot > nowSlot) {
+        if (slot < next) next = slot;
+        continue;
+      }
+      this.slots.delete(slot);
+      for (const b of list) {
+        if (b.slot !== slot) continue;
+        b.slot = 0;
+        this.live--;
+        due.push(b);
+      }
     }
-    for (const b of due) this.waiting.delete(b);
-    if (next !== Infinity) this.arm(next);
+    if (next !== Infinity && this.live > 0) this.arm(next);
     for (const b of due) b.wake(now);
   }
 }
@@ -157,8 +184,8 @@ export class RateBucket {
   private tripped = false;
   /** The peer has finished sending: everything it sent is delivered at once. */
   private ended = false;
-  /** @internal When the limiter should wake this bucket. */
-  wakeAt = 0;
+  /** @internal The limiter's time slot this bucket waits in (0: not waiting). */
+  slot = 0;
 
   constructor(private readonly limiter: RateLimiter, private readonly conn: Connection, private readonly datagram: boolean) {
     this.msgs = limiter.config.msgCap;
