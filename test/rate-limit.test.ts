@@ -103,6 +103,29 @@ test("rateLimit 'pause': ten flooders at once are each held to the rate by the o
   }
 });
 
+test("rateLimit 'pause': a connection held back longer than idleTimeout is not closed as idle", { timeout: 15_000 }, async () => {
+  const server = new Server({ listen: 'text://127.0.0.1:0', idleTimeout: 1000, rateLimit: { messages: 5, burst: { messages: 1 } } });
+  const got: string[] = [];
+  const states = new Set<string>();
+  server.on('connection', (conn) => {
+    conn.on('message', (m) => { got.push(String(m)); states.add(conn.readyState); });
+  });
+  await server.listen();
+  try {
+    const p = await RawPeer.connect(portOf(server.addresses[0]!));
+    // Sent at once, delivered over ~2.6 s: longer than idleTimeout, with nothing new read meanwhile.
+    p.write(lines(14));
+    await waitFor(() => got.length === 14, 10_000, 'every line');
+    // An idle close would have set the connection closing while the held lines were delivered.
+    assert.deepEqual([...states], ['open']);
+    assert.equal(server.connections.size, 1);
+    assert.deepEqual(got, Array.from({ length: 14 }, (_, i) => `m${i}`));
+    p.destroy();
+  } finally {
+    await server.close();
+  }
+});
+
 test("rateLimit 'pause' on bytes: a tcp:// flooder's bytes are read at the byte rate, all of them, in order", { timeout: 20_000 }, async () => {
   const MiB = 1024 * 1024;
   const { server, got, firstAt } = await recorder('tcp://127.0.0.1:0', { bytes: MiB, per: 1000, burst: { bytes: 256 * 1024 } });

@@ -564,6 +564,12 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
     }
   }
 
+  /** @internal The peer is sending though reading is paused (rate limit): it is neither idle nor gone. */
+  touch(): void {
+    this.lastSeen = this.owner.sweeper.now;
+    this.pingSentAt = 0;
+  }
+
   /** @internal Reading paused by a limit may go on, unless async iteration still has enough waiting. */
   resumeReading(): void {
     if (this.inbox !== null && this.inbox.length >= INBOX_HIGH_WATER / 2) return;

@@ -276,6 +276,8 @@ export class RateBucket {
   wake(now: number): void {
     if (this.tripped) return;
     this.refill(now);
+    // Idle and heartbeat checks must not close a peer whose data we chose not to read yet.
+    this.conn.touch();
     const held = this.held;
     if (held !== null) {
       while (this.heldHead < held.length && this.msgs >= 1) {
