@@ -131,11 +131,16 @@ test('maxConnectionsPerIp: UDP endpoints count per IP; Unix sockets are exempt',
     };
     await udp('127.0.0.1', 'first');
     await waitFor(() => got.includes('first'), 3000, 'the first endpoint');
-    await udp('127.0.0.1', 'same ip');
+    const sameIp = await udp('127.0.0.1', 'same ip');
+    const toldSameIp: string[] = [];
+    sameIp.on('message', (m) => toldSameIp.push(String(m)));
     await udp('127.0.0.2', 'other ip');
     await waitFor(() => got.includes('other ip'), 3000, 'the endpoint on 127.0.0.2');
     await waitFor(() => server.limitStats.refused === 1, 3000, 'the second endpoint from 127.0.0.1 refused');
     assert.ok(!got.includes('same ip'));
+    // Nothing is sent to a refused UDP endpoint (its address may be forged).
+    await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(toldSameIp, []);
 
     // unix:// is raw bytes: the greeting comes without a newline.
     const u1 = await Peer.connect(0, { path: join(dir, 's.sock') });

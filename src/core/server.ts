@@ -248,7 +248,13 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
   private admit(conn: Connection): boolean {
     // The sweeper holds every connection, this new one included.
     if (this.sweeper.size - 1 - this.refusing.size >= this.maxConnections) {
-      return this.refuse(conn, `server full: ${this.maxConnections} connections already, try again later`);
+      this.refusing.add(conn);
+      const reason = `server full: ${this.maxConnections} connections already, try again later`;
+      conn.onWrite(conn.session.refuse(reason));
+      conn.close(1013, reason);
+      this.limitStats.refused++;
+      this.emit('refused', { remote: conn.remote, reason });
+      return false;
     }
     if (this.perIp !== null && conn.address.transport !== 'unix' && !this.perIp.add(conn.remoteAddress)) {
       return this.refuse(conn, `too many connections from ${conn.remoteAddress}: ${this.perIp.max} already, try again later`);
@@ -265,11 +271,15 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
     return true;
   }
 
-  /** Tells the client why (one line, an HTTP 503, a WebSocket 1013) and closes it. */
+  /**
+   * Tells the client why (one line, an HTTP 503, a WebSocket 1013) and closes it, as a full server
+   * does. A UDP peer is told nothing: its source address is unverified, and an answer would let
+   * anyone aim our datagrams at a third party.
+   */
   private refuse(conn: Connection, reason: string): false {
     this.refusing.add(conn);
     this.limitStats.refused++;
-    conn.onWrite(conn.session.refuse(reason));
+    if (conn.address.transport !== 'udp') conn.onWrite(conn.session.refuse(reason));
     conn.close(1013, reason);
     this.emit('refused', { remote: conn.remote, reason });
     return false;
