@@ -165,6 +165,8 @@ test("rateLimit 'close': a text flooder is told and closed with ERR_RATE_LIMIT; 
     assert.match(text, /^rate limit exceeded\n$/);
     const info = await flooderConn.closed();
     assert.equal(info.error?.code, 'ERR_RATE_LIMIT');
+    assert.equal(info.error?.message, 'rate limit exceeded: over 20 messages/s');
+    assert.equal(info.code, 1008);
     assert.ok(info.error instanceof SwitchboardError);
     // The burst (20, plus what refilled while the lines arrived) was delivered, nothing after the limit.
     const delivered = got.get(flooderConn)!.length;

@@ -223,7 +223,7 @@ export class RateBucket {
     this.bytes -= n;
     if (this.bytes < 0) {
       if (this.limiter.config.close) {
-        this.trip();
+        this.trip('bytes');
         return this.conn.protocol === 'ws';
       }
       // What was read is parsed; the debt keeps reading paused until it is paid.
@@ -245,7 +245,7 @@ export class RateBucket {
       return true;
     }
     if (this.limiter.config.close) {
-      this.trip();
+      this.trip('messages');
       return false;
     }
     this.held = [data];
@@ -314,13 +314,13 @@ export class RateBucket {
     this.limiter.cancel(this);
   }
 
-  private trip(): void {
+  private trip(over: 'messages' | 'bytes'): void {
     this.tripped = true;
     this.held = null;
     this.limiter.cancel(this);
     this.limiter.stats.rateLimitCloses++;
     const c = this.limiter.config;
-    const what = c.msgRate > 0 && this.msgs < 1 ? `${fmt(c.msgRate * 1000)} messages/s` : `${fmt(c.byteRate * 1000)} bytes/s`;
+    const what = over === 'messages' ? `${fmt(c.msgRate * 1000)} messages/s` : `${fmt(c.byteRate * 1000)} bytes/s`;
     this.conn.closeForLimit(new SwitchboardError('ERR_RATE_LIMIT', `${RATE_LIMIT_REASON}: over ${what}`), 1008, RATE_LIMIT_REASON);
   }
 }
