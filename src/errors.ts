@@ -16,6 +16,7 @@ export type ErrorCode =
   | 'ERR_IDLE_TIMEOUT'
   | 'ERR_SERVER_FULL'
   | 'ERR_BUFFER_FULL'
+  | 'ERR_RATE_LIMIT'
   | 'ERR_NOT_OPEN'
   | 'ERR_CLOSED'
   | 'ERR_HUB'

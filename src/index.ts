@@ -2,6 +2,8 @@
 export { Server, type ServerOptions, type ServerEvents, DEFAULT_LIMITS } from './core/server.js';
 export { Connection, type ConnectionEvents, type ConnectionLimits } from './core/connection.js';
 export { connect, type ConnectOptions } from './core/client.js';
+export type { RateLimitOptions, LimitStats } from './core/rate-limit.js';
+export type { AcceptHook, AcceptRemote } from './core/admission.js';
 export { reconnecting, backoffDelay, ReconnectingClient, type ReconnectOptions, type ReconnectingEvents } from './core/reconnect.js';
 export { parseAddress, formatHostPort, KNOWN_SCHEMES, type Address, type Transport, type ProtocolName } from './address.js';
 export { SwitchboardError, ProtocolError, type ErrorCode } from './errors.js';

@@ -11,6 +11,7 @@ import { SwitchboardError } from '../errors.js';
 import { protocolFactories } from './protocols.js';
 import { batch, NativeSocket } from '../transport/native.js';
 import type { Sweeper } from './sweeper.js';
+import type { RateBucket } from './rate-limit.js';
 
 export interface ConnectionLimits {
   /** Close a connection that received nothing for this many ms (0: never). */
@@ -139,6 +140,8 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
   private heldEnd: { info: CloseInfo | null; bytes: Buffer | null } | null = null;
   /** Since when more than maxBufferedAmount waits (0: it does not). */
   private overSince = 0;
+  /** @internal The server's rate limit for this connection (see rate-limit.ts); null when there is none. */
+  rate: RateBucket | null = null;
 
   constructor(socket: Socket, address: Address, role: 'server' | 'client', owner: ConnectionOwner,
     limits: ConnectionLimits, protocolOptions: Readonly<Record<string, unknown>>) {
@@ -292,7 +295,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
         const inbox = this.inbox!;
         if (inbox.length > 0) {
           const value = inbox.shift()!;
-          if (inbox.length < INBOX_HIGH_WATER / 2 && this.socket.isPaused()) this.socket.resume();
+          if (inbox.length < INBOX_HIGH_WATER / 2 && this.socket.isPaused() && this.rate?.paused !== true) this.socket.resume();
           return Promise.resolve({ value, done: false });
         }
         // Everything before the protocol's end was handled (replies included): now it may end.
@@ -349,7 +352,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
     while (inbox.length > 0 && this.listenerCount('message') > 0) this.emit('message', inbox.shift()!);
     if (inbox.length > 0) return;
     this.inbox = null;
-    if (this.socket.isPaused()) this.socket.resume();
+    if (this.socket.isPaused() && this.rate?.paused !== true) this.socket.resume();
     if (this.heldEnd !== null) this.releaseEnd();
   }
 
@@ -528,6 +531,12 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
   }
 
   onMessage(data: Message): void {
+    if (this.rate !== null && !this.rate.message(data)) return; // held back or dropped by the rate limit
+    this.deliverMessage(data);
+  }
+
+  /** @internal Hands a message to the user (the rate limit calls it for messages it held back). */
+  deliverMessage(data: Message): void {
     // Messages that arrive while closing are still delivered (a peer may answer before its close),
     // but not once the connection is ending for a fault: its input is no longer handled.
     if (this.state === State.Opening || this.state === State.Closed || (this.flags & FAULTED) !== 0) return;
@@ -576,6 +585,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
 
   /** @internal */
   handleData(chunk: Buffer): void {
+    if (this.rate !== null && !this.rate.received(chunk.length)) return;
     this.lastSeen = this.owner.sweeper.now;
     this.pingSentAt = 0;
     this.session.receive(chunk);
@@ -584,6 +594,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
   /** @internal */
   handleEnd(): void {
     this.flags |= PEER_ENDED;
+    this.rate?.flush();
     if (this.state === State.Open && this.session.finish) this.session.finish();
     if (this.protocol === 'ws') {
       // A held end (messages before it wait for a listener) plays out first; the peer can still read.
@@ -670,6 +681,29 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
         this.fail(new SwitchboardError('ERR_IDLE_TIMEOUT', `no answer to a ping within ${hb} ms`), 1006);
       }
     }
+  }
+
+  /** @internal The peer is sending though reading is paused (rate limit): it is neither idle nor gone. */
+  touch(): void {
+    this.lastSeen = this.owner.sweeper.now;
+    this.pingSentAt = 0;
+  }
+
+  /** @internal Reading paused by a limit may go on, unless async iteration still has enough waiting. */
+  resumeReading(): void {
+    if (this.inbox !== null && this.inbox.length >= INBOX_HIGH_WATER / 2) return;
+    this.socket.resume();
+  }
+
+  /**
+   * @internal Closes because a server limit was hit, with `error` in the close info. The peer is
+   * told `reason`: in the WebSocket close frame, or as one message before the close elsewhere.
+   */
+  closeForLimit(error: SwitchboardError, code: number, reason: string): void {
+    if (this.state >= State.Closing) return;
+    if (!this.endInfo) this.endInfo = { code, reason: error.message, error };
+    if (this.state === State.Open && this.protocol !== 'ws') this.write(this.session.refuse(reason), true);
+    this.close(code, reason);
   }
 
   /** @internal Emits 'drain' for users who wait on backpressure. */

@@ -14,6 +14,8 @@ import { createStreamServer, listenStream, type StreamListener, type TlsServerOp
 import { asSocket, bindUdp, MAX_UDP_PAYLOAD, type PeerSocket } from '../transport/udp.js';
 import { Connection, type ConnectionLimits, type ConnectionOwner, type TopicOwner } from './connection.js';
 import { resolutionFor, Sweeper } from './sweeper.js';
+import { parseRateLimit, RateLimiter, type LimitStats, type RateLimitOptions } from './rate-limit.js';
+import { formatRemote, parseMaxPerIp, PerIpCount, type AcceptHook } from './admission.js';
 
 export interface ServerOptions extends Partial<ConnectionLimits> {
   /** One URL or several: 'text://127.0.0.1:5353', ['ws://0.0.0.0:8080/chat', 'text://[::1]:9999']. */
@@ -46,12 +48,28 @@ export interface ServerOptions extends Partial<ConnectionLimits> {
   native?: boolean;
   /** udp://: forget a remote endpoint after this many quiet ms when idleTimeout is off (default 60000). */
   udpPeerTimeout?: number;
+  /**
+   * Per-connection rate limit (token buckets for messages and bytes): over it, reading pauses
+   * ('pause', the default) or the connection is closed ('close', ERR_RATE_LIMIT). Default: none.
+   */
+  rateLimit?: RateLimitOptions;
+  /**
+   * Connections held at once from one client IP (IPv4-mapped IPv6 counts as IPv4; unix:// is
+   * exempt); the next one is told why and closed, as maxConnections does. Default: no cap (0).
+   */
+  maxConnectionsPerIp?: number;
+  /**
+   * Called before a connection is accepted (UDP: a new remote endpoint), before anything is read:
+   * false destroys it at once and the server emits 'refused'. Synchronous. (WebSocket's
+   * verifyClient comes later, with the HTTP request.)
+   */
+  accept?: AcceptHook;
 }
 
 export interface ServerEvents {
   listening: [];
   connection: [conn: Connection];
-  /** A client was turned away (server full); it was told why and closed. */
+  /** A client was turned away (server full, maxConnectionsPerIp, the accept hook) and closed. */
   refused: [info: { remote: string; reason: string }];
   /** maxAccepts reached: no more connections will be accepted. */
   exhausted: [];
@@ -87,6 +105,12 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
   private readonly protocolOptions: Readonly<Record<string, unknown>>;
   private readonly maxConnections: number;
   private readonly maxAccepts: number;
+  /** What the limits did: refusals, rate-limit pauses, closes and dropped datagrams. */
+  readonly limitStats: LimitStats = { refused: 0, rateLimitPauses: 0, rateLimitCloses: 0, datagramsDropped: 0 };
+  /** Null unless the options set each: the hot paths test one field. */
+  private readonly rateLimiter: RateLimiter | null;
+  private readonly perIp: PerIpCount | null;
+  private readonly acceptHook: AcceptHook | null;
   /** Connections turned away (server full) that are still closing: they do not count against the limit. */
   private readonly refusing = new Set<Connection>();
   private readonly netServers: StreamListener[] = [];
@@ -121,6 +145,13 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
     this.maxAccepts = options.maxAccepts ?? Infinity;
     checkNonNegative('maxConnections', this.maxConnections);
     checkNonNegative('maxAccepts', this.maxAccepts);
+    this.rateLimiter = options.rateLimit === undefined ? null : new RateLimiter(parseRateLimit(options.rateLimit), this.limitStats);
+    const perIp = parseMaxPerIp(options.maxConnectionsPerIp);
+    this.perIp = perIp === Infinity ? null : new PerIpCount(perIp);
+    if (options.accept !== undefined && typeof options.accept !== 'function') {
+      throw new SwitchboardError('ERR_INVALID_OPTION', 'option accept must be a function (remote, address) => boolean');
+    }
+    this.acceptHook = options.accept ?? null;
     this.udpLimits = this.limits.idleTimeout > 0 ? this.limits : { ...this.limits, idleTimeout: options.udpPeerTimeout ?? 60_000 };
     this.protocolOptions = options.websocket ?? NO_OPTIONS;
     const l = this.limits;
@@ -171,6 +202,10 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
       socket.destroy();
       return;
     }
+    if (this.acceptHook !== null && !this.askAcceptHook(socket, address)) {
+      socket.destroy();
+      return;
+    }
     const keepAlive = this.options.keepAlive ?? 60_000;
     if (keepAlive > 0) socket.setKeepAlive(true, keepAlive);
     this.admit(new Connection(socket, address, 'server', this, this.limits, this.protocolOptions));
@@ -186,21 +221,45 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
       peer.destroy();
       return false;
     }
+    if (this.acceptHook !== null && !this.askAcceptHook(peer, address)) {
+      peer.destroy();
+      return false;
+    }
     return this.admit(new Connection(asSocket(peer), address, 'server', this, this.udpLimits, NO_OPTIONS), firstDatagram);
+  }
+
+  /** The accept hook's answer; a hook that throws refuses, and the error is emitted. */
+  private askAcceptHook(socket: { remoteAddress?: string; remotePort?: number; remoteFamily?: string }, address: Address): boolean {
+    const unix = address.transport === 'unix';
+    const remote = {
+      address: socket.remoteAddress ?? (unix ? address.socketPath! : ''),
+      port: socket.remotePort ?? 0,
+      family: socket.remoteFamily ?? (unix ? 'unix' : ''),
+    };
+    let ok: boolean;
+    try {
+      ok = this.acceptHook!(remote, this.bound[this.listenAddresses.indexOf(address)] ?? address.url) === true;
+    } catch (err) {
+      this.emitError(err instanceof Error ? err : new Error(String(err)));
+      ok = false;
+    }
+    if (!ok) {
+      this.limitStats.refused++;
+      this.emit('refused', { remote: formatRemote(remote), reason: 'refused by the accept hook' });
+    }
+    return ok;
   }
 
   /** `replyBudget`: the most bytes a refusal may send (UDP: the size of what the peer sent). */
   private admit(conn: Connection, replyBudget = Infinity): boolean {
     // The sweeper holds every connection, this new one included.
     if (this.sweeper.size - 1 - this.refusing.size >= this.maxConnections) {
-      this.refusing.add(conn);
-      const reason = `server full: ${this.maxConnections} connections already, try again later`;
-      const refusal = conn.session.refuse(reason);
-      if (refusal.length <= replyBudget) conn.onWrite(refusal);
-      conn.close(1013, reason);
-      this.emit('refused', { remote: conn.remote, reason });
-      return false;
+      return this.refuse(conn, `server full: ${this.maxConnections} connections already, try again later`, replyBudget);
     }
+    if (this.perIp !== null && conn.address.transport !== 'unix' && !this.perIp.add(conn.remoteAddress)) {
+      return this.refuse(conn, `too many connections from ${conn.remoteAddress}: ${this.perIp.max} already, try again later`, replyBudget);
+    }
+    if (this.rateLimiter !== null) conn.rate = this.rateLimiter.bucket(conn, conn.address.transport === 'udp');
     this.accepted++;
     if (this.accepted >= this.maxAccepts) {
       this.accepting = false;
@@ -212,6 +271,21 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
     return true;
   }
 
+  /**
+   * Tells the client why (one line, an HTTP 503, a WebSocket 1013) and closes it. A UDP source
+   * is unverified: the refusal goes out only if it is no longer than what the peer sent
+   * (`replyBudget`), so nobody can aim amplified datagrams at a third party.
+   */
+  private refuse(conn: Connection, reason: string, replyBudget: number): false {
+    this.refusing.add(conn);
+    this.limitStats.refused++;
+    const refusal = conn.session.refuse(reason);
+    if (refusal.length <= replyBudget) conn.onWrite(refusal);
+    conn.close(1013, reason);
+    this.emit('refused', { remote: conn.remote, reason });
+    return false;
+  }
+
   // ---- ConnectionOwner ----
 
   connectionOpened(conn: Connection): void {
@@ -221,7 +295,9 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
 
   connectionClosed(conn: Connection): void {
     this.connections.delete(conn);
-    this.refusing.delete(conn);
+    // Refused connections were not counted per IP.
+    if (!this.refusing.delete(conn) && this.perIp !== null && conn.address.transport !== 'unix') this.perIp.remove(conn.remoteAddress);
+    conn.rate?.dispose();
     if (this.sweeper.size === 0 && this.closeResolve) this.finishClose();
   }
 
