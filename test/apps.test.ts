@@ -139,7 +139,7 @@ test('chat: banner, join/leave notices, relay with names, /nick, /who', { timeou
 
 test('chat: a reader that stops reading is dropped; the room goes on', { timeout: 15000 }, async () => {
   const logs: string[] = [];
-  const server = await chatServer({ listen: 'text://127.0.0.1:0', log: (l) => logs.push(l), maxBufferedAmount: 32 * 1024 });
+  const server = await chatServer({ listen: 'text://127.0.0.1:0', log: (l) => logs.push(l), maxBufferedAmount: 32 * 1024, rateLimit: false });
   try {
     const port = portOf(server.addresses[0]!);
     const slow = await RawPeer.connect(port);

@@ -173,8 +173,8 @@ test('chat: a join/leave storm costs each member a bounded number of notices; a 
 
 test('chat: a dropped connection\'s pipelined lines are not answered or relayed', { timeout: 15000 }, async () => {
   const logs: string[] = [];
-  // 4 KiB buffered (16 KiB queued in one round) is a few hundred /who answers.
-  const server = await chatServer({ listen: 'text://127.0.0.1:0', log: (l) => logs.push(l), maxBufferedAmount: 4096, noticeInterval: 20 });
+  // 4 KiB buffered (16 KiB queued in one round) is a few hundred /who answers; no rate limit, so the pipeline arrives at once.
+  const server = await chatServer({ listen: 'text://127.0.0.1:0', log: (l) => logs.push(l), maxBufferedAmount: 4096, noticeInterval: 20, rateLimit: false });
   try {
     const port = portOf(server.addresses[0]!);
     const bob = await RawPeer.connect(port);
@@ -193,6 +193,35 @@ test('chat: a dropped connection\'s pipelined lines are not answered or relayed'
     assert.ok(!bob.text.includes('victim: still talking'), 'nothing relayed after the drop');
     victim.destroy();
     bob.destroy();
+  } finally {
+    await server.close();
+  }
+});
+
+test('chat: a flooder is slowed to the default rate limit at its source, and a reader that keeps up is not dropped', { timeout: 20000 }, async () => {
+  const server = await chatServer({ listen: ['text://127.0.0.1:0'], log: quiet, noticeInterval: 20 });
+  try {
+    const port = portOf(server.addresses[0]!);
+    const reader = await RawPeer.connect(port);
+    await reader.until((t) => t.includes('you are guest'));
+    const flooder = await RawPeer.connect(port);
+    await flooder.until((t) => t.includes('you are guest'));
+    flooder.write('/nick flood\n');
+    await reader.until((t) => t.includes('flood'));
+    const started = Date.now();
+    // 20000 lines at once: without a limit every member gets them all in one burst.
+    flooder.write(Array.from({ length: 20000 }, (_, i) => `line ${i}`).join('\n') + '\n');
+    await new Promise((r) => setTimeout(r, 1500));
+    const elapsed = (Date.now() - started) / 1000;
+    const relayed = (reader.text.match(/^flood: line \d+$/gm) ?? []).length;
+    // burst 100, then 20 a second (and a little slack for timer granularity).
+    assert.ok(relayed >= 100, `the burst got through (${relayed})`);
+    assert.ok(relayed <= 100 + 20 * elapsed + 10, `slowed to the rate (${relayed} lines in ${elapsed} s)`);
+    assert.equal(reader.closed, false, 'the reader is still connected');
+    reader.write('still here\n');
+    await flooder.until((t) => t.includes('still here'));
+    reader.destroy();
+    flooder.destroy();
   } finally {
     await server.close();
   }

@@ -43,6 +43,13 @@ export interface ChatOptions extends AppOptions {
   whoLimit?: number;
 }
 
+/**
+ * A person types a few lines a second and pastes a screenful at most: past that, reading from
+ * the sender pauses (its own socket fills and it waits), so one flooder cannot bury the room or
+ * get readers that keep up dropped as slow ones. `rateLimit: false` turns it off.
+ */
+export const CHAT_RATE_LIMIT = { messages: 20, per: 1000, burst: { messages: 100 }, policy: 'pause' } as const;
+
 export function chatServer(options: ChatOptions = {}): Promise<Server> {
   const { room = 'chat', noticeInterval = 1000, whoLimit = 50, ...rest } = options;
   for (const [key, v] of [['noticeInterval', noticeInterval], ['whoLimit', whoLimit]] as const) {
@@ -62,7 +69,7 @@ export function chatServer(options: ChatOptions = {}): Promise<Server> {
       : { status: 404, headers: { 'content-type': 'text/plain' }, body: 'not found\n' }),
     ...rest.websocket,
   };
-  return startApp('chat', { ...rest, websocket }, { listen: CHAT_DEFAULT, maxMessageSize: CHAT_MAX_MESSAGE, maxBufferedAmount: 256 * 1024 }, (server, log) => {
+  return startApp('chat', { ...rest, websocket }, { listen: CHAT_DEFAULT, maxMessageSize: CHAT_MAX_MESSAGE, maxBufferedAmount: 256 * 1024, rateLimit: CHAT_RATE_LIMIT }, (server, log) => {
     if (options.bare) return bareEcho(server);
     const nameOf = (c: Connection): string => c.data.name as string;
     const members = (): ReadonlySet<Connection> => server.subscribers(room);

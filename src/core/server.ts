@@ -52,7 +52,7 @@ export interface ServerOptions extends Partial<ConnectionLimits> {
    * Per-connection rate limit (token buckets for messages and bytes): over it, reading pauses
    * ('pause', the default) or the connection is closed ('close', ERR_RATE_LIMIT). Default: none.
    */
-  rateLimit?: RateLimitOptions;
+  rateLimit?: RateLimitOptions | false;
   /**
    * Connections held at once from one client IP (IPv4-mapped IPv6 counts as IPv4; unix:// is
    * exempt); the next one is told why and closed, as maxConnections does. Default: no cap (0).
@@ -145,7 +145,7 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
     this.maxAccepts = options.maxAccepts ?? Infinity;
     checkNonNegative('maxConnections', this.maxConnections);
     checkNonNegative('maxAccepts', this.maxAccepts);
-    this.rateLimiter = options.rateLimit === undefined ? null : new RateLimiter(parseRateLimit(options.rateLimit), this.limitStats);
+    this.rateLimiter = options.rateLimit === undefined || options.rateLimit === false ? null : new RateLimiter(parseRateLimit(options.rateLimit), this.limitStats);
     const perIp = parseMaxPerIp(options.maxConnectionsPerIp);
     this.perIp = perIp === Infinity ? null : new PerIpCount(perIp);
     if (options.accept !== undefined && typeof options.accept !== 'function') {
