@@ -66,3 +66,30 @@ test('the README\'s switchboard/sockets snippet runs against the reverse server 
     await server.close();
   }
 });
+
+/** Relative links of a markdown file ([text](path), not http:// or #anchors), as paths from the package root. */
+function relativeLinks(file: string): string[] {
+  const text = readFileSync(join(ROOT, file), 'utf8');
+  const base = file.includes('/') ? file.slice(0, file.lastIndexOf('/') + 1) : '';
+  return [...text.matchAll(/\]\(([^)\s]+)\)/g)]
+    .map((m) => m[1]!.split('#')[0]!)
+    .filter((href) => href !== '' && !/^[a-z][a-z0-9+.-]*:/i.test(href))
+    .map((href) => join(base, href).replace(/\/$/, ''));
+}
+
+test('the published package has the LICENSE and every file the README links to (and what those link to)', { timeout: 30000 }, async () => {
+  // --ignore-scripts: the file list is decided by package.json "files", not by building.
+  const child = spawn('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString('utf8')));
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  assert.equal(code, 0);
+  const packed = new Set((JSON.parse(out) as { files: { path: string }[] }[])[0]!.files.map((f) => f.path));
+  assert.ok(packed.has('LICENSE'), 'LICENSE is not in the package');
+  assert.match(readFileSync(join(ROOT, 'LICENSE'), 'utf8'), /^MIT License\n\nCopyright \(c\) \d{4} switchboard contributors\n/);
+  assert.equal((JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { license: string }).license, 'MIT');
+  const links = relativeLinks('README.md');
+  assert.ok(links.length >= 3, 'the README links to its companions');
+  const second = links.filter((l) => l.endsWith('.md')).flatMap(relativeLinks);
+  for (const link of [...links, ...second]) assert.ok(packed.has(link), `README links to ${link}, which the package does not hold`);
+});
