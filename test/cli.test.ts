@@ -4,9 +4,11 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import dgram from 'node:dgram';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { once } from 'node:events';
-import { RawPeer, portOf } from './helpers.js';
+import { RawPeer, makeCertificate, portOf } from './helpers.js';
 
 const CLI = ['--import', 'tsx', 'src/cli/main.ts'];
 
@@ -285,4 +287,27 @@ test('probe of a host that does not resolve exits 1 and says which host; closed 
   const c = await run(['probe', 'localhost', String(closedPort)]);
   assert.equal(c.code, 0);
   assert.match(c.stderr, /^0 of 1 ports open on localhost; 1 refused\n$/);
+});
+
+test('serve on a host that does not resolve, and send to a TLS server whose certificate is not trusted, say what to do (exit 1)', { timeout: 30000 }, async () => {
+  const r = await run(['serve', 'echo', '--listen', 'text://nosuch.invalid:5000']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /^switchboard serve: cannot listen on text:\/\/nosuch\.invalid:5000: cannot resolve host "nosuch\.invalid" \((ENOTFOUND|EAI_AGAIN)\)\n$/);
+  const { key, cert } = makeCertificate();
+  const dir = mkdtempSync(join(tmpdir(), 'sb-cli-tls-'));
+  writeFileSync(join(dir, 'cert.pem'), cert);
+  writeFileSync(join(dir, 'key.pem'), key);
+  const { child, url } = await serve(['echo', '--bare', '--listen', 'tls://127.0.0.1:0', '--tls-cert', join(dir, 'cert.pem'), '--tls-key', join(dir, 'key.pem')]);
+  try {
+    const untrusted = await run(['send', url, 'hi']);
+    assert.equal(untrusted.code, 1);
+    assert.match(untrusted.stderr, /cannot connect to tls:\/\/127\.0\.0\.1:\d+: .*certificate.* \(--ca FILE trusts the authority that signed it; --insecure trusts any certificate\)\n$/);
+    const insecure = await run(['send', url, 'hi', '--insecure', '--quiet-time', '300ms']);
+    assert.equal(insecure.code, 0, insecure.stderr);
+    assert.equal(insecure.stdout, 'hi');
+  } finally {
+    child.kill('SIGTERM');
+    await once(child, 'exit');
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -148,7 +148,10 @@ async function open(command: string, url: string, values: { timeout?: string; ca
   try {
     return await connect(url, options);
   } catch (err) {
-    console.error(`switchboard ${command}: cannot connect to ${url}: ${describeError(err)}`);
+    // A certificate that is not trusted is the usual first meeting with tls://: say what to do.
+    const code = String((err as NodeJS.ErrnoException).code ?? '');
+    const hint = /CERT|SELF_SIGNED|ALTNAME/.test(code) ? ' (--ca FILE trusts the authority that signed it; --insecure trusts any certificate)' : '';
+    console.error(`switchboard ${command}: cannot connect to ${url}: ${describeError(err)}${hint}`);
     return null;
   }
 }

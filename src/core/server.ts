@@ -386,7 +386,8 @@ function checkNonNegative(name: string, v: number): void {
 function listenFailed(address: Address, err: unknown): unknown {
   if (!(err instanceof Error) || err instanceof SwitchboardError) return err;
   const e = err as NodeJS.ErrnoException;
-  const text = typeof e.errno === 'number' ? getSystemErrorMap().get(e.errno)?.[1] : undefined;
+  const text = e.syscall === 'getaddrinfo' ? `cannot resolve host "${address.host}"`
+    : typeof e.errno === 'number' ? getSystemErrorMap().get(e.errno)?.[1] : undefined;
   const what = text ? `${text} (${e.code ?? e.errno})` : err.message;
   return new SwitchboardError(e.code ?? 'ERR_LISTEN', `cannot listen on ${address.url}: ${what}`, { cause: err });
 }
