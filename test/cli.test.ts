@@ -3,8 +3,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
+import dgram from 'node:dgram';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { once } from 'node:events';
-import { RawPeer, portOf } from './helpers.js';
+import { RawPeer, makeCertificate, portOf } from './helpers.js';
 
 const CLI = ['--import', 'tsx', 'src/cli/main.ts'];
 
@@ -86,6 +90,10 @@ test('serve daytime + send udp://: a datagram answered with the date', { timeout
     const r = await run(['send', url, '\n', '--quiet-time', '300ms']);
     assert.equal(r.code, 0);
     assert.match(r.stdout, /^\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}\r\n$/);
+    // connect over UDP: the answer to the last datagram still arrives after the end of input.
+    const c = await run(['connect', url, '--quiet-time', '300ms'], 'x\n');
+    assert.equal(c.code, 0, c.stderr);
+    assert.match(c.stdout, /^\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}\r\n$/);
   } finally {
     child.kill('SIGTERM');
     await once(child, 'exit');
@@ -174,4 +182,132 @@ test('malformed URLs and unknown servers are refused with a message, before anyt
   const r3 = await run(['send', 'text://127.0.0.1', 'x']);
   assert.equal(r3.code, 2);
   assert.match(r3.stderr, /port is missing/);
+});
+
+test('--help and -h on every command print that command\'s usage and exit 0; --version is package.json\'s', { timeout: 60000 }, async () => {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  const version = await run(['--version']);
+  assert.equal(version.code, 0);
+  assert.equal(version.stdout, `${pkg.version}\n`);
+  for (const flag of ['--help', '-h']) {
+    const top = await run([flag]);
+    assert.equal(top.code, 0);
+    assert.match(top.stdout, /^usage: switchboard <command>/);
+    for (const command of ['serve', 'send', 'connect', 'probe']) {
+      const r = await run([command, flag]);
+      assert.equal(r.code, 0, `${command} ${flag}: ${r.stderr}`);
+      assert.match(r.stdout, new RegExp(`^usage: switchboard ${command} `));
+      assert.equal(r.stderr, '');
+    }
+  }
+  // Help wins over everything else on the line, even a server name that would listen.
+  const serveHelp = await run(['serve', 'echo', '--listen', 'text://127.0.0.1:0', '--help']);
+  assert.equal(serveHelp.code, 0);
+  assert.match(serveHelp.stdout, /--max-connections N/);
+  const helpSend = await run(['help', 'send']);
+  assert.equal(helpSend.code, 0);
+  assert.match(helpSend.stdout, /^usage: switchboard send URL/);
+  const nothing = await run([]);
+  assert.equal(nothing.code, 2);
+  assert.match(nothing.stderr, /^usage: switchboard <command>/);
+});
+
+test('exit codes: 2 for bad usage only, 1 for what fails at run time', { timeout: 60000 }, async () => {
+  const usage: string[][] = [
+    ['serve', 'echo', '--bogus'],
+    ['serve', 'echo', 'extra'],
+    ['serve', 'echo', '--workers', '0'],
+    ['serve', 'echo', '--listen', 'tls://127.0.0.1:0'],
+    ['send', 'tcp://127.0.0.1:1', 'two', 'words'],
+    ['connect'],
+    ['probe', '127.0.0.1', '80', '--concurrency', '0'],
+    ['nosuch'],
+  ];
+  for (const args of usage) {
+    const r = await run(args);
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.doesNotMatch(r.stderr, /To specify a positional argument/); // parseArgs' words, not ours
+  }
+  const unknown = await run(['send', '--bogus', 'tcp://127.0.0.1:1']);
+  assert.match(unknown.stderr, /^switchboard send: unknown option --bogus \(switchboard send --help lists the options\)\n$/);
+  const tls = await run(['serve', 'echo', '--listen', 'tls://127.0.0.1:0']);
+  assert.match(tls.stderr, /tls:\/\/127\.0\.0\.1:0 needs a certificate: --tls-cert FILE --tls-key FILE/);
+  // A file that cannot be read is a failure at run time, said with the option and the path.
+  const ca = await run(['send', 'tls://127.0.0.1:1', 'x', '--ca', '/nonexistent/ca.pem']);
+  assert.equal(ca.code, 1);
+  assert.match(ca.stderr, /--ca: cannot read \/nonexistent\/ca\.pem: no such file or directory \(ENOENT\)/);
+  const cert = await run(['serve', 'echo', '--listen', 'tls://127.0.0.1:0', '--tls-cert', '/nonexistent/c.pem', '--tls-key', '/nonexistent/k.pem']);
+  assert.equal(cert.code, 1);
+  assert.match(cert.stderr, /--tls-cert: cannot read \/nonexistent\/c\.pem/);
+});
+
+test('serve on an address in use exits 1 and names the address, in one process and in --workers', { timeout: 60000 }, async () => {
+  const taken = net.createServer().listen(0, '127.0.0.1');
+  await once(taken, 'listening');
+  const port = (taken.address() as net.AddressInfo).port;
+  try {
+    for (const url of [`text://127.0.0.1:${port}`, `ws://127.0.0.1:${port}`]) {
+      const r = await run(['serve', 'echo', '--listen', url]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.equal(r.stderr, `switchboard serve: cannot listen on ${url}: address already in use (EADDRINUSE)\n`);
+    }
+    const w = await run(['serve', 'echo', '--workers', '2', '--listen', `text://127.0.0.1:${port}`]);
+    assert.equal(w.code, 1, w.stderr + w.stdout);
+    assert.match(w.stderr, new RegExp(`switchboard serve: worker \\d failed to start: cannot listen on text://127\\.0\\.0\\.1:${port}: address already in use`));
+    assert.doesNotMatch(w.stdout + w.stderr, /stopped with an error/);
+  } finally {
+    taken.close();
+  }
+});
+
+test('send and connect to a UDP port where nothing listens exit 1 and say so', { timeout: 30000 }, async () => {
+  const probe = dgram.createSocket('udp4');
+  await new Promise<void>((resolve) => probe.bind(0, '127.0.0.1', resolve));
+  const port = probe.address().port;
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  const url = `udp://127.0.0.1:${port}`;
+  const sent = await run(['send', url, 'x']);
+  assert.equal(sent.code, 1, sent.stderr);
+  assert.equal(sent.stderr, `switchboard send: ${url} refused the datagram (ICMP port unreachable): nothing listens on that port\n`);
+  const connected = await run(['connect', url], 'x\n');
+  assert.equal(connected.code, 1, connected.stderr);
+  assert.match(connected.stderr, /refused the datagram \(ICMP port unreachable\): nothing listens on that port\n$/);
+});
+
+test('probe of a host that does not resolve exits 1 and says which host; closed ports are counted by reason', { timeout: 30000 }, async () => {
+  const r = await run(['probe', 'nosuch.invalid', '80,443']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /^switchboard probe: cannot resolve host "nosuch\.invalid" \((ENOTFOUND|EAI_AGAIN)\)\n$/);
+  const closedPort = await new Promise<number>((resolve) => {
+    const t = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = (t.address() as net.AddressInfo).port;
+      t.close(() => resolve(p));
+    });
+  });
+  const c = await run(['probe', 'localhost', String(closedPort)]);
+  assert.equal(c.code, 0);
+  assert.match(c.stderr, /^0 of 1 ports open on localhost; 1 refused\n$/);
+});
+
+test('serve on a host that does not resolve, and send to a TLS server whose certificate is not trusted, say what to do (exit 1)', { timeout: 30000 }, async () => {
+  const r = await run(['serve', 'echo', '--listen', 'text://nosuch.invalid:5000']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /^switchboard serve: cannot listen on text:\/\/nosuch\.invalid:5000: cannot resolve host "nosuch\.invalid" \((ENOTFOUND|EAI_AGAIN)\)\n$/);
+  const { key, cert } = makeCertificate();
+  const dir = mkdtempSync(join(tmpdir(), 'sb-cli-tls-'));
+  writeFileSync(join(dir, 'cert.pem'), cert);
+  writeFileSync(join(dir, 'key.pem'), key);
+  const { child, url } = await serve(['echo', '--bare', '--listen', 'tls://127.0.0.1:0', '--tls-cert', join(dir, 'cert.pem'), '--tls-key', join(dir, 'key.pem')]);
+  try {
+    const untrusted = await run(['send', url, 'hi']);
+    assert.equal(untrusted.code, 1);
+    assert.match(untrusted.stderr, /cannot connect to tls:\/\/127\.0\.0\.1:\d+: .*certificate.* \(--ca FILE trusts the authority that signed it; --insecure trusts any certificate\)\n$/);
+    const insecure = await run(['send', url, 'hi', '--insecure', '--quiet-time', '300ms']);
+    assert.equal(insecure.code, 0, insecure.stderr);
+    assert.equal(insecure.stdout, 'hi');
+  } finally {
+    child.kill('SIGTERM');
+    await once(child, 'exit');
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

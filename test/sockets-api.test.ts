@@ -12,6 +12,7 @@ import {
   socket_create, socket_create_listen, socket_create_pair, socket_get_option, socket_getpeername, socket_getsockname,
   socket_last_error, socket_last_error_detail, socket_listen, socket_read, socket_recv, socket_select, socket_send,
   socket_set_encoding, socket_set_nonblock, socket_set_option, socket_shutdown, socket_strerror, socket_write,
+  fsockopen, fwrite,
 } from '../src/sockets/index.js';
 
 const T = { timeout: 5000 };
@@ -383,4 +384,15 @@ test('a peer reset is reported as 104 "Connection reset by peer"', T, async () =
   assert.equal(got, false);
   assert.equal(socket_last_error(peer), 104);
   closeAll(client, peer, server);
+});
+
+test('false from a failed socket_create() or fsockopen() goes straight in, as in PHP, and throws PHP 8\'s TypeError saying why', async () => {
+  const socket = socket_create(AF_INET, SOCK_RAW, 1); // Node.js offers no raw sockets: false
+  assert.equal(socket, false);
+  await assert.rejects(socket_connect(socket, '127.0.0.1', 9), (err: Error) => err instanceof TypeError &&
+    /^socket_connect\(\): Argument #1 \(\$socket\) must be of type Socket, bool given \(false: the call that should have made it failed: socket_create\(\): Unable to create socket \[94\]: Socket type not supported/.test(err.message));
+  assert.throws(() => socket_close(socket), /^TypeError: socket_close\(\): Argument #1 \(\$socket\) must be of type Socket, bool given/);
+  const fp = await fsockopen('unix:///nonexistent/switchboard.sock', -1);
+  assert.equal(fp, false);
+  await assert.rejects(fwrite(fp, 'x'), /^TypeError: fwrite\(\): Argument #1 \(\$stream\) must be of type resource, bool given \(false: fsockopen\(\) failed; its error argument says why\)$/);
 });

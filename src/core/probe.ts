@@ -1,5 +1,7 @@
 /** Port probing (seed 004: "by this we can build a port scanner"): which TCP ports accept a connection. */
 import net from 'node:net';
+import { lookup } from 'node:dns/promises';
+import { SwitchboardError } from '../errors.js';
 
 export interface ProbeResult {
   port: number;
@@ -15,7 +17,22 @@ export interface ProbeOptions {
   timeout?: number;
 }
 
+/**
+ * Tries each port of `host` (a name is looked up once, first: a host that does not resolve
+ * rejects with a SwitchboardError whose code is the resolver's, ENOTFOUND or EAI_AGAIN, instead of
+ * reporting every port closed).
+ */
 export async function probePorts(host: string, ports: readonly number[], options: ProbeOptions = {}): Promise<ProbeResult[]> {
+  const name = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+  let ip = name;
+  if (net.isIP(name) === 0) {
+    try {
+      ip = (await lookup(name)).address;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? 'ENOTFOUND';
+      throw new SwitchboardError(code, `cannot resolve host "${name}" (${code})`, { cause: err });
+    }
+  }
   const concurrency = Math.max(1, Math.min(options.concurrency ?? 100, 1000));
   const timeout = options.timeout ?? 1000;
   const results: ProbeResult[] = new Array(ports.length);
@@ -23,7 +40,7 @@ export async function probePorts(host: string, ports: readonly number[], options
   const worker = async (): Promise<void> => {
     while (next < ports.length) {
       const i = next++;
-      results[i] = await probeOne(host, ports[i]!, timeout);
+      results[i] = await probeOne(ip, ports[i]!, timeout);
     }
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, ports.length) }, worker));

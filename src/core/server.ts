@@ -5,6 +5,7 @@
  */
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
+import { getSystemErrorMap } from 'node:util';
 import { formatHostPort, parseAddress, type Address } from '../address.js';
 import { wireBytes, type Message } from '../codec/types.js';
 import { SwitchboardError } from '../errors.js';
@@ -167,10 +168,12 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
   /** Binds every address. Rejects (and unbinds what was bound) if any fails. */
   async listen(): Promise<this> {
     if (this.netServers.length > 0) throw new SwitchboardError('ERR_INVALID_OPTION', 'listen() was called twice');
+    let current: Address | undefined;
     try {
       // Subscriptions across processes work before the first client arrives (or we fail to start).
       if (this.hub) await this.hub.ready();
       for (const address of this.listenAddresses) {
+        current = address;
         if (address.transport === 'udp') {
           const udp = await bindUdp(address, { maxDatagram: Math.min(this.limits.maxMessageSize, MAX_UDP_PAYLOAD), maxPeers: this.maxConnections },
             (peer, firstDatagram) => this.acceptPeer(peer, address, firstDatagram));
@@ -181,16 +184,18 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
         }
         const srv = createStreamServer(address, { tls: this.options.tls, backlog: this.options.backlog, native: this.options.native },
           (socket) => this.accept(socket, address));
-        if (srv instanceof net.Server) srv.on('error', (err) => this.emitError(err));
         this.netServers.push(srv);
         await listenStream(srv, address, { backlog: this.options.backlog ?? DEFAULT_BACKLOG });
+        // Only now: a failure to listen is the rejection below, not also an 'error' event.
+        if (srv instanceof net.Server) srv.on('error', (err) => this.emitError(err));
         this.bound.push(boundUrl(address, srv));
       }
+      current = undefined;
     } catch (err) {
       await this.closeListeners();
       await this.hub?.close();
       this.bound.length = 0;
-      throw err;
+      throw current ? listenFailed(current, err) : err;
     }
     this.accepting = true;
     this.emit('listening');
@@ -454,4 +459,18 @@ function checkNonNegative(name: string, v: number): void {
   if (typeof v !== 'number' || Number.isNaN(v) || v < 0) {
     throw new SwitchboardError('ERR_INVALID_OPTION', `option ${name} must be a number >= 0 (got ${String(v)})`);
   }
+}
+
+/**
+ * A failure to listen names the URL (Node's message names only host:port, and in words a person
+ * can act on: "cannot listen on text://127.0.0.1:9999: address already in use"); the code stays
+ * Node's (EADDRINUSE, EACCES, ...) and the original error is the cause.
+ */
+function listenFailed(address: Address, err: unknown): unknown {
+  if (!(err instanceof Error) || err instanceof SwitchboardError) return err;
+  const e = err as NodeJS.ErrnoException;
+  const text = e.syscall === 'getaddrinfo' ? `cannot resolve host "${address.host}"`
+    : typeof e.errno === 'number' ? getSystemErrorMap().get(e.errno)?.[1] : undefined;
+  const what = text ? `${text} (${e.code ?? e.errno})` : err.message;
+  return new SwitchboardError(e.code ?? 'ERR_LISTEN', `cannot listen on ${address.url}: ${what}`, { cause: err });
 }

@@ -231,6 +231,7 @@ async function runWorker(startWorker: StartWorker, options: RunWorkersOptions): 
 
   // Stop requests are honoured from the start: one that comes while startWorker() runs waits for it.
   const starting = Promise.resolve().then(startWorker);
+  let startFailed = false;
   let stopping: Promise<void> | null = null;
   const stop = (): Promise<void> => {
     if (stopping === null) {
@@ -239,6 +240,7 @@ async function runWorker(startWorker: StartWorker, options: RunWorkersOptions): 
           const stopFn = await starting;
           if (typeof stopFn === 'function') await stopFn();
         } catch (err) {
+          if (startFailed) process.exit(1); // said once already, as "failed to start"
           log(`workers: worker ${index} stopped with an error: ${err instanceof Error ? err.message : String(err)}`);
           process.exitCode = 1;
         }
@@ -259,6 +261,7 @@ async function runWorker(startWorker: StartWorker, options: RunWorkersOptions): 
   try {
     await starting;
   } catch (err) {
+    startFailed = true;
     const message = err instanceof Error ? err.message : String(err);
     log(`workers: worker ${index} (pid ${process.pid}) failed to start: ${message}`);
     send({ sbworker: 'failed', message }, () => process.exit(1));

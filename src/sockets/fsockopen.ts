@@ -49,6 +49,17 @@ export class SocketStream {
   constructor(readonly socket: Socket, readonly transport: 'tcp' | 'udp' | 'ssl' | 'unix') {}
 }
 
+/**
+ * The stream functions take what fsockopen() returns, `SocketStream|false`, as PHP's do; given
+ * anything else (`false` from a failed fsockopen), PHP 8 throws a TypeError, and so do these.
+ */
+function assertStream(fn: string, fp: unknown): asserts fp is SocketStream {
+  if (!(fp instanceof SocketStream)) {
+    const given = fp === null ? 'null' : typeof fp === 'boolean' ? 'bool' : typeof fp;
+    throw new TypeError(`${fn}(): Argument #1 ($stream) must be of type resource, ${given} given${fp === false ? ' (false: fsockopen() failed; its error argument says why)' : ''}`);
+  }
+}
+
 export interface StreamMetaData {
   timed_out: boolean;
   blocked: boolean;
@@ -163,7 +174,8 @@ function withTimeout(p: Promise<number>, ms: number): Promise<number> {
 }
 
 /** fwrite(fp, data, length?): bytes written (await it), or false. */
-export async function fwrite(fp: SocketStream, data: string | Uint8Array, length?: number | null): Promise<number | false> {
+export async function fwrite(fp: SocketStream | false, data: string | Uint8Array, length?: number | null): Promise<number | false> {
+  assertStream('fwrite', fp);
   const sock = fp.socket;
   if (fp.closed) return false;
   const bytes = encode(sock, data, length);
@@ -190,7 +202,8 @@ async function waitRead(fp: SocketStream, before: number): Promise<boolean> {
 }
 
 /** fread(fp, length): up to `length` bytes that are there (waiting for some); one datagram on udp://. '' at EOF or timeout. */
-export async function fread(fp: SocketStream, length: number): Promise<string | false> {
+export async function fread(fp: SocketStream | false, length: number): Promise<string | false> {
+  assertStream('fread', fp);
   const sock = fp.socket;
   if (fp.closed || !(length > 0)) return false;
   fp.timedOut = false;
@@ -212,7 +225,8 @@ export async function fread(fp: SocketStream, length: number): Promise<string | 
 }
 
 /** fgets(fp, length?): one line with its "\n" (at most length - 1 bytes); false at EOF or timeout. */
-export async function fgets(fp: SocketStream, length?: number): Promise<string | false> {
+export async function fgets(fp: SocketStream | false, length?: number): Promise<string | false> {
+  assertStream('fgets', fp);
   const sock = fp.socket;
   if (fp.closed) return false;
   fp.timedOut = false;
@@ -244,14 +258,16 @@ export async function fgets(fp: SocketStream, length?: number): Promise<string |
 }
 
 /** feof(fp): true at end of stream, after a read timed out, or once closed. */
-export function feof(fp: SocketStream): boolean {
+export function feof(fp: SocketStream | false): boolean {
+  assertStream('feof', fp);
   const sock = fp.socket;
   if (fp.closed || fp.timedOut) return true;
   if (fp.transport === 'udp') return false;
   return sock.eof && sock.rx.length === 0;
 }
 
-export function fclose(fp: SocketStream): boolean {
+export function fclose(fp: SocketStream | false): boolean {
+  assertStream('fclose', fp);
   if (fp.closed) return false;
   fp.closed = true;
   socket_close(fp.socket);
@@ -259,20 +275,23 @@ export function fclose(fp: SocketStream): boolean {
 }
 
 /** stream_set_timeout(fp, seconds, microseconds): the limit of each read. */
-export function stream_set_timeout(fp: SocketStream, seconds: number, microseconds = 0): boolean {
+export function stream_set_timeout(fp: SocketStream | false, seconds: number, microseconds = 0): boolean {
+  assertStream('stream_set_timeout', fp);
   if (fp.closed) return false;
   fp.timeoutMs = toMillis(seconds, microseconds) || 1;
   return true;
 }
 
 /** stream_set_blocking(fp, false): reads return at once with what is there. */
-export function stream_set_blocking(fp: SocketStream, enable: boolean): boolean {
+export function stream_set_blocking(fp: SocketStream | false, enable: boolean): boolean {
+  assertStream('stream_set_blocking', fp);
   if (fp.closed) return false;
   fp.blocking = enable;
   return true;
 }
 
-export function stream_get_meta_data(fp: SocketStream): StreamMetaData {
+export function stream_get_meta_data(fp: SocketStream | false): StreamMetaData {
+  assertStream('stream_get_meta_data', fp);
   return {
     timed_out: fp.timedOut,
     blocked: fp.blocking,

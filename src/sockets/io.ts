@@ -115,7 +115,7 @@ async function nextDatagram(socket: Socket, fn: string, nonblock: boolean, peek:
  * PHP_NORMAL_READ stops after the first "\n" or "\r" (included), across chunk boundaries.
  * Returns '' at end of stream, false on error (11 EAGAIN when non-blocking and nothing is there).
  */
-export async function socket_read(socket: Socket, length: number, mode: number = PHP_BINARY_READ): Promise<string | false> {
+export async function socket_read(socket: Socket | false, length: number, mode: number = PHP_BINARY_READ): Promise<string | false> {
   assertSocket('socket_read', socket);
   const fn = 'socket_read';
   if (!(length > 0)) return socket.fail(22, `${fn}(): Argument #2 ($length) must be greater than 0`);
@@ -162,7 +162,7 @@ export async function socket_read(socket: Socket, length: number, mode: number =
  * MSG_WAITALL waits for `length` bytes (or EOF), MSG_PEEK leaves the data buffered,
  * MSG_DONTWAIT does not wait (11 EAGAIN). MSG_OOB: no urgent data is ever there (22).
  */
-export async function socket_recv(socket: Socket, ref: DataRef, length: number, flags = 0): Promise<number | false> {
+export async function socket_recv(socket: Socket | false, ref: DataRef, length: number, flags = 0): Promise<number | false> {
   assertSocket('socket_recv', socket);
   return recv(socket, 'socket_recv', ref, length, flags, undefined);
 }
@@ -171,7 +171,7 @@ export async function socket_recv(socket: Socket, ref: DataRef, length: number, 
  * socket_recvfrom(socket, ref, length, flags, from): like socket_recv, and fills from.address /
  * from.port with the sender (a datagram's source; the peer on a stream socket).
  */
-export async function socket_recvfrom(socket: Socket, ref: DataRef, length: number, flags: number, from: AddressRef): Promise<number | false> {
+export async function socket_recvfrom(socket: Socket | false, ref: DataRef, length: number, flags: number, from: AddressRef): Promise<number | false> {
   assertSocket('socket_recvfrom', socket);
   return recv(socket, 'socket_recvfrom', ref, length, flags, from);
 }
@@ -242,13 +242,13 @@ function fillPeer(socket: Socket, from: AddressRef): void {
  * taken, once there is room for them under the write high-water mark (SO_SNDBUF); false on error
  * (32 EPIPE after shutdown or when the peer is gone, 11 EAGAIN when non-blocking and full).
  */
-export async function socket_write(socket: Socket, data: string | Uint8Array, length?: number | null): Promise<number | false> {
+export async function socket_write(socket: Socket | false, data: string | Uint8Array, length?: number | null): Promise<number | false> {
   assertSocket('socket_write', socket);
   return send(socket, 'socket_write', encode(socket, data, length), socket.nonblock);
 }
 
 /** socket_send(socket, data, length, flags): as socket_write; MSG_DONTWAIT does not wait for room. */
-export async function socket_send(socket: Socket, data: string | Uint8Array, length: number, flags = 0): Promise<number | false> {
+export async function socket_send(socket: Socket | false, data: string | Uint8Array, length: number, flags = 0): Promise<number | false> {
   assertSocket('socket_send', socket);
   if (flags & MSG_OOB) return socket.fail(95, `socket_send(): unable to write to socket [95]: ${strerror(95)} (Node.js offers no MSG_OOB)`);
   return send(socket, 'socket_send', encode(socket, data, length), socket.nonblock || (flags & MSG_DONTWAIT) !== 0);
@@ -308,7 +308,7 @@ async function send(socket: Socket, fn: string, bytes: Buffer, nonblock: boolean
  * socket_sendto(socket, data, length, flags, address, port): sends one datagram to address:port
  * (await it). On a stream socket the address is ignored and this is socket_send().
  */
-export async function socket_sendto(socket: Socket, data: string | Uint8Array, length: number, flags: number, address: string, port = 0): Promise<number | false> {
+export async function socket_sendto(socket: Socket | false, data: string | Uint8Array, length: number, flags: number, address: string, port = 0): Promise<number | false> {
   assertSocket('socket_sendto', socket);
   const fn = 'socket_sendto';
   const bytes = encode(socket, data, length);

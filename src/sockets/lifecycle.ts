@@ -125,7 +125,7 @@ async function bindStream(socket: Socket, fn: string, host: string, port: number
 }
 
 /** socket_bind(socket, address, port): binds now (asynchronously: await it); false on failure. */
-export async function socket_bind(socket: Socket, address: string, port = 0): Promise<boolean> {
+export async function socket_bind(socket: Socket | false, address: string, port = 0): Promise<boolean> {
   assertSocket('socket_bind', socket);
   if (socket.state === 'closed') return socket.fail(9);
   if (socket.state !== 'fresh') return socket.fail(22, 'socket_bind(): Unable to bind address [22]: the socket is already bound or connected');
@@ -153,7 +153,7 @@ export async function socket_bind(socket: Socket, address: string, port = 0): Pr
  * backlog bounds switchboard's own queue of connections not yet taken by socket_accept()
  * (at least 128 are kept; beyond that new connections are reset).
  */
-export async function socket_listen(socket: Socket, backlog = 0): Promise<boolean> {
+export async function socket_listen(socket: Socket | false, backlog = 0): Promise<boolean> {
   assertSocket('socket_listen', socket);
   if (socket.state === 'closed') return socket.fail(9);
   if (socket.isDgram) return socket.fail(95, 'socket_listen(): unable to listen on socket [95]: ' + strerror(95) + ' (a datagram socket does not listen)');
@@ -196,7 +196,7 @@ export function adopt(parent: Socket, c: net.Socket): Socket {
 }
 
 /** socket_accept(socket): the next connection (await it), or false (11 EAGAIN when non-blocking and none is pending). */
-export async function socket_accept(socket: Socket): Promise<Socket | false> {
+export async function socket_accept(socket: Socket | false): Promise<Socket | false> {
   assertSocket('socket_accept', socket);
   for (;;) {
     if (socket.state === 'closed') return socket.fail(9);
@@ -251,7 +251,7 @@ export function connectStream(
  * 115 "Operation now in progress" at once and becomes writable in socket_select() when
  * connected (SO_ERROR then tells whether it failed). On a datagram socket, sets the default peer.
  */
-export async function socket_connect(socket: Socket, address: string, port = 0): Promise<boolean> {
+export async function socket_connect(socket: Socket | false, address: string, port = 0): Promise<boolean> {
   assertSocket('socket_connect', socket);
   const fn = 'socket_connect';
   if (socket.state === 'closed') return socket.fail(9);
@@ -314,7 +314,7 @@ export async function socket_connect(socket: Socket, address: string, port = 0):
 }
 
 /** socket_shutdown(socket, how): 0 stops reading, 1 sends FIN (the socket still reads), 2 both. */
-export function socket_shutdown(socket: Socket, how = 2): boolean {
+export function socket_shutdown(socket: Socket | false, how = 2): boolean {
   assertSocket('socket_shutdown', socket);
   if (socket.state === 'closed') return socket.fail(9);
   if (how !== 0 && how !== 1 && how !== 2) return socket.fail(22);
@@ -334,7 +334,7 @@ export function socket_shutdown(socket: Socket, how = 2): boolean {
 const CLOSE_FLUSH_MS = 30_000;
 
 /** socket_close(socket): closes at once; data already written is still delivered (then FIN). */
-export function socket_close(socket: Socket): void {
+export function socket_close(socket: Socket | false): void {
   assertSocket('socket_close', socket);
   if (socket.state === 'closed') return;
   socket.state = 'closed';
@@ -376,7 +376,7 @@ export interface AddressRef {
 }
 
 /** socket_getpeername(socket, ref): fills ref.address / ref.port with the peer's address. */
-export function socket_getpeername(socket: Socket, ref: AddressRef): boolean {
+export function socket_getpeername(socket: Socket | false, ref: AddressRef): boolean {
   assertSocket('socket_getpeername', socket);
   if (socket.state === 'closed') return socket.fail(9);
   if (socket.isDgram) {
@@ -398,7 +398,7 @@ export function socket_getpeername(socket: Socket, ref: AddressRef): boolean {
 }
 
 /** socket_getsockname(socket, ref): fills ref.address / ref.port with the local address. */
-export function socket_getsockname(socket: Socket, ref: AddressRef): boolean {
+export function socket_getsockname(socket: Socket | false, ref: AddressRef): boolean {
   assertSocket('socket_getsockname', socket);
   if (socket.state === 'closed') return socket.fail(9);
   const anyAddr = socket.domain === AF_INET6 ? '::' : socket.domain === AF_UNIX ? '' : '0.0.0.0';
@@ -427,7 +427,7 @@ export function socket_getsockname(socket: Socket, ref: AddressRef): boolean {
 }
 
 /** socket_set_nonblock(socket): reads, accept and connect no longer wait (11 EAGAIN / 115). */
-export function socket_set_nonblock(socket: Socket): boolean {
+export function socket_set_nonblock(socket: Socket | false): boolean {
   assertSocket('socket_set_nonblock', socket);
   if (socket.state === 'closed') return socket.fail(9);
   socket.nonblock = true;
@@ -435,7 +435,7 @@ export function socket_set_nonblock(socket: Socket): boolean {
 }
 
 /** socket_set_block(socket): back to waiting reads (the default). */
-export function socket_set_block(socket: Socket): boolean {
+export function socket_set_block(socket: Socket | false): boolean {
   assertSocket('socket_set_block', socket);
   if (socket.state === 'closed') return socket.fail(9);
   socket.nonblock = false;

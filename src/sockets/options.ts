@@ -47,7 +47,7 @@ function isLinger(v: unknown): v is LingerOption {
   return typeof v === 'object' && v !== null && typeof (v as LingerOption).l_onoff === 'number' && typeof (v as LingerOption).l_linger === 'number';
 }
 
-export function socket_set_option(socket: Socket, level: number, option: number, value: SocketOptionValue): boolean {
+export function socket_set_option(socket: Socket | false, level: number, option: number, value: SocketOptionValue): boolean {
   assertSocket('socket_set_option', socket);
   const fn = 'socket_set_option';
   if (socket.state === 'closed') return socket.fail(9);
@@ -115,7 +115,7 @@ function timeval(ms: number): TimevalOption {
   return { sec: Math.floor(ms / 1000), usec: (ms % 1000) * 1000 };
 }
 
-export function socket_get_option(socket: Socket, level: number, option: number): number | TimevalOption | LingerOption | false {
+export function socket_get_option(socket: Socket | false, level: number, option: number): number | TimevalOption | LingerOption | false {
   assertSocket('socket_get_option', socket);
   const fn = 'socket_get_option';
   if (socket.state === 'closed') return socket.fail(9);

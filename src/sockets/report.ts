@@ -4,7 +4,7 @@ import { assertSocket } from './resolve.js';
 import type { Socket, SocketEncoding } from './socket.js';
 
 /** The errno of the last failure of `socket`, or of any socket function when none is given. */
-export function socket_last_error(socket?: Socket | null): number {
+export function socket_last_error(socket?: Socket | false | null): number {
   if (socket === undefined || socket === null) return globalError.errno;
   assertSocket('socket_last_error', socket);
   return socket.error.errno;
@@ -16,7 +16,7 @@ export function socket_strerror(errno: number): string {
 }
 
 /** Forgets the last error of `socket`, or the global one. */
-export function socket_clear_error(socket?: Socket | null): void {
+export function socket_clear_error(socket?: Socket | false | null): void {
   if (socket === undefined || socket === null) {
     globalError.errno = 0;
     globalError.detail = '';
@@ -32,7 +32,7 @@ export function socket_clear_error(socket?: Socket | null): void {
  * `socket_connect(): unable to connect [111]: Connection refused (127.0.0.1:9)` or why Node.js
  * cannot offer a socket type. '' when there was none.
  */
-export function socket_last_error_detail(socket?: Socket | null): string {
+export function socket_last_error_detail(socket?: Socket | false | null): string {
   if (socket === undefined || socket === null) return globalError.detail;
   assertSocket('socket_last_error_detail', socket);
   return socket.error.detail;
@@ -44,7 +44,7 @@ export function socket_last_error_detail(socket?: Socket | null): string {
  * maps every byte to one char (binary-safe; strings written must hold chars <= 0xFF).
  * Sockets accepted from a listening socket inherit its encoding.
  */
-export function socket_set_encoding(socket: Socket, encoding: SocketEncoding): boolean {
+export function socket_set_encoding(socket: Socket | false, encoding: SocketEncoding): boolean {
   assertSocket('socket_set_encoding', socket);
   if (encoding !== 'utf8' && encoding !== 'latin1') return socket.fail(22, `socket_set_encoding(): unknown encoding "${String(encoding)}"`);
   socket.encoding = encoding;

@@ -2,16 +2,26 @@
 import { lookup } from 'node:dns/promises';
 import { isIPv4, isIPv6 } from 'node:net';
 import { AF_INET6, AF_UNIX } from './constants.js';
-import { HOST_NOT_FOUND } from './errors.js';
+import { HOST_NOT_FOUND, globalError, strerror } from './errors.js';
 import { Socket } from './socket.js';
 
-/** PHP 8 throws a TypeError when a function gets something other than a Socket (often `false`
- * from a failed socket_create or socket_accept); so does this port, with PHP's message. */
+/**
+ * PHP's socket functions take what socket_create() and socket_accept() return, `Socket|false`,
+ * and the types here do too, so that a port reads line by line; given `false` (the call that
+ * should have made the socket failed), PHP 8 throws a TypeError, and so does this port: PHP's
+ * message, and what that failed call recorded, so the first failure is the one reported.
+ */
 export function assertSocket(fn: string, socket: unknown, arg = 1): asserts socket is Socket {
   if (!(socket instanceof Socket)) {
     const given = socket === null ? 'null' : typeof socket === 'boolean' ? 'bool' : typeof socket;
-    throw new TypeError(`${fn}(): Argument #${arg} ($socket) must be of type Socket, ${given} given`);
+    throw new TypeError(`${fn}(): Argument #${arg} ($socket) must be of type Socket, ${given} given${whyFalse(socket)}`);
   }
+}
+
+/** For `false`: the last socket error, which is most likely why there is no socket. */
+export function whyFalse(value: unknown): string {
+  if (value !== false) return '';
+  return globalError.errno !== 0 ? ` (false: the call that should have made it failed: ${globalError.detail || strerror(globalError.errno)})` : ' (false: the call that should have made it failed)';
 }
 
 /**

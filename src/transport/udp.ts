@@ -170,9 +170,12 @@ export async function connectUdp(address: Address, maxDatagram: number): Promise
   const remote = socket.remoteAddress();
   const peer = new PeerSocket(socket, { address: remote.address, port: remote.port, family: remote.family }, true, maxDatagram,
     () => socket.close());
-  // A refused datagram (ICMP port unreachable) shows up as an error on a connected socket.
-  socket.on('error', (err) => {
-    peer.emit('error', err);
+  // A refused datagram (ICMP port unreachable) shows up as an error on a connected socket,
+  // worded by Node as "recvmsg ECONNREFUSED": say what it means.
+  socket.on('error', (err: NodeJS.ErrnoException) => {
+    peer.emit('error', err.code === 'ECONNREFUSED'
+      ? new SwitchboardError('ECONNREFUSED', `${address.url} refused the datagram (ICMP port unreachable): nothing listens on that port`, { cause: err })
+      : err);
     peer.destroy();
   });
   socket.on('message', (msg) => peer.deliver(msg));

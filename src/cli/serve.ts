@@ -1,0 +1,144 @@
+/** `switchboard serve NAME`: one of the ready servers, in one process or in --workers N. */
+import cluster from 'node:cluster';
+import { apps } from '../apps/index.js';
+import { consoleLogger, type AppOptions } from '../apps/common.js';
+import { isHubSpec } from '../hubs/index.js';
+import { runWorkers } from '../core/workers.js';
+import { parseAddress } from '../address.js';
+import type { Server } from '../core/server.js';
+import { parseCount, parseDuration, parseSize } from './args.js';
+import { HELP_OPTION, UsageError, addressArgument, noExtraArguments, parseCommandLine, readOptionFile } from './usage.js';
+
+export const SERVE_USAGE = `usage: switchboard serve NAME [options]
+
+  NAME                  ${Object.keys(apps).join(', ')}
+${Object.entries(apps).map(([n, a]) => `      ${n.padEnd(18)}${a.about}`).join('\n')}
+
+  --listen URL          address to listen on (repeatable); e.g. text://127.0.0.1:5353, ws://[::1]:8080/chat
+  --bare                plain echo: every message back unchanged, no banner (messages up to 64m)
+  --deflate             offer permessage-deflate on ws:// and wss:// listeners (off by default)
+  --ws-path PATH        WebSocket upgrades only at PATH (other paths get the HTTP handler / 404)
+  --max-connections N   clients at once; the next one is told "server full" and closed
+  --max-accepts N       stop after N connections
+  --idle-timeout T      close connections quiet for T (e.g. 30s; default off)
+  --max-message-size S  largest message (e.g. 64k; default 1m)
+  --greeting TEXT       greet: the first line sent (default 测试成功！)
+  --reply TEXT          greet: the answer to the client's message (default success)
+  --tls-cert FILE --tls-key FILE   certificate for tls:// and wss:// listeners
+  --workers N           N processes share the ports; rooms span them (no Redis needed)
+  --hub URL             rooms span processes and machines: redis://HOST:PORT (or memory, cluster)
+  --quiet               no connection log
+  -h, --help            this text
+
+Runs until SIGINT or SIGTERM (then closes gracefully; exit 0). Exit 1 when it cannot start
+(address in use, hub unreachable, ...), 2 on bad usage.`;
+
+export async function runServe(argv: string[]): Promise<number> {
+  const { values, positionals } = parseCommandLine('serve', {
+    args: argv,
+    allowPositionals: true,
+    options: {
+      ...HELP_OPTION,
+      'listen': { type: 'string', multiple: true },
+      'bare': { type: 'boolean' },
+      'max-connections': { type: 'string' },
+      'max-accepts': { type: 'string' },
+      'idle-timeout': { type: 'string' },
+      'max-message-size': { type: 'string' },
+      'greeting': { type: 'string' },
+      'reply': { type: 'string' },
+      'room': { type: 'string' },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
+      'quiet': { type: 'boolean' },
+      'workers': { type: 'string' },
+      'deflate': { type: 'boolean' },
+      'ws-path': { type: 'string' },
+      'hub': { type: 'string' },
+    },
+  });
+  if (values.help) {
+    console.log(SERVE_USAGE);
+    return 0;
+  }
+  const name = positionals[0];
+  const app = name ? apps[name] : undefined;
+  if (!app) {
+    throw new UsageError(`${name ? `unknown server "${name}"` : 'which server?'}; choose one of:\n` +
+      Object.entries(apps).map(([n, a]) => `  ${n.padEnd(8)} ${a.about}`).join('\n'));
+  }
+  noExtraArguments(positionals, 1);
+  const options: AppOptions & Record<string, unknown> = {};
+  if (values.listen) {
+    // A bad URL stops us before any socket opens.
+    for (const url of values.listen) addressArgument(url);
+    options.listen = values.listen;
+  }
+  if (values.bare) {
+    options.bare = true;
+    // The bare echo is what conformance suites drive; Autobahn sends messages of up to 16 MiB.
+    options.maxMessageSize = 64 * 1024 * 1024;
+  }
+  if (values.deflate || values['ws-path']) {
+    options.websocket = {
+      ...(values.deflate ? { perMessageDeflate: true } : {}),
+      ...(values['ws-path'] ? { path: values['ws-path'] } : {}),
+    };
+  }
+  if (values['max-connections']) options.maxConnections = parseCount(values['max-connections'], '--max-connections');
+  if (values['max-accepts']) options.maxAccepts = parseCount(values['max-accepts'], '--max-accepts', 1);
+  if (values['idle-timeout']) options.idleTimeout = parseDuration(values['idle-timeout'], '--idle-timeout');
+  if (values['max-message-size']) options.maxMessageSize = parseSize(values['max-message-size'], '--max-message-size');
+  if (values.greeting !== undefined) options.greeting = values.greeting;
+  if (values.reply !== undefined) options.reply = values.reply;
+  if (values.room !== undefined) options.room = values.room;
+  if (values['tls-cert'] || values['tls-key']) {
+    if (!values['tls-cert'] || !values['tls-key']) throw new UsageError('--tls-cert and --tls-key go together');
+    options.tls = { cert: readOptionFile('--tls-cert', values['tls-cert']), key: readOptionFile('--tls-key', values['tls-key']) };
+  } else {
+    const tls = (values.listen ?? []).find((url) => parseAddress(url).transport === 'tls');
+    if (tls) throw new UsageError(`${tls} needs a certificate: --tls-cert FILE --tls-key FILE`);
+  }
+  if (values.quiet) options.log = () => {};
+  if (values.hub !== undefined) {
+    if (!isHubSpec(values.hub)) throw new UsageError(`--hub: "${values.hub}" is not a hub; use redis://HOST:PORT, memory or cluster`);
+    options.hub = values.hub;
+  }
+  const workers = values.workers ? parseCount(values.workers, '--workers', 1) : 1;
+  if (workers > 1) return serveWorkers(name!, app, options, workers);
+
+  const server: Server = await app.start(options);
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) process.exit(130);
+    stopping = true;
+    console.error(`switchboard: ${signal}, closing (again to force)`);
+    void server.close();
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  await server.closed();
+  return 0;
+}
+
+async function serveWorkers(name: string, app: (typeof apps)[string], options: AppOptions, workers: number): Promise<number> {
+  // Every process runs this same code: the primary forks, each worker starts the app.
+  let handle;
+  try {
+    handle = await runWorkers(workers, async () => {
+      const index = process.env.SWITCHBOARD_WORKER_INDEX ?? '?';
+      const log = options.log ?? ((line: string) => consoleLogger(`[w${index}] ${line}`));
+      const server = await app.start({ ...options, log });
+      return () => server.close();
+    }, { log: (m) => consoleLogger(m) });
+  } catch (err) {
+    // A worker that cannot start has said why (runWorkers logs it); the primary reports it once more, for all.
+    if (cluster.isWorker) return 1;
+    throw err;
+  }
+  if (handle.role === 'primary') {
+    consoleLogger(`[${name}] ${workers} workers started: pids ${handle.pids().join(' ')}`);
+    await handle.stopped;
+  }
+  return 0;
+}
