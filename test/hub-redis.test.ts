@@ -229,7 +229,7 @@ describe('redis hub', () => {
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     const exit = await exitOf(child, 15000);
     assert.deepEqual(exit, { code: 1, signal: null });
-    assert.equal(stderr, `switchboard: redis hub: cannot reach redis://127.0.0.1:${port}: connect ECONNREFUSED 127.0.0.1:${port} ` +
+    assert.equal(stderr, `switchboard serve: redis hub: cannot reach redis://127.0.0.1:${port}: connect ECONNREFUSED 127.0.0.1:${port} ` +
       '(tried for 5000 ms; is redis running there?)\n');
     assert.equal(stdout, '');
   });
