@@ -311,3 +311,21 @@ test('serve on a host that does not resolve, and send to a TLS server whose cert
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('send and connect to serve chat over ws:// print what the server says first (the banner), exit 0', { timeout: 30000 }, async () => {
+  const { child, output } = await serve(['chat', '--listen', 'text://127.0.0.1:0', '--listen', 'ws://127.0.0.1:0']);
+  try {
+    const deadline = Date.now() + 8000;
+    while (!/listening on .*ws:\/\/\S+/.test(output()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    const ws = /listening on .*?(ws:\/\/\S+)/.exec(output())![1]!;
+    const sent = await run(['send', ws, 'hi']);
+    assert.equal(sent.code, 0, sent.stderr);
+    assert.match(sent.stdout, /you are guest/, 'the banner printed');
+    const connected = await run(['connect', ws], 'hello from stdin\n');
+    assert.equal(connected.code, 0, connected.stderr);
+    assert.match(connected.stdout, /you are guest/);
+  } finally {
+    child.kill('SIGTERM');
+    await once(child, 'exit');
+  }
+});

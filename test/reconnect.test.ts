@@ -64,3 +64,18 @@ test('maxAttempts: gives up and says so', { timeout: 5000 }, async () => {
   assert.match(String(end.error?.message), /ECONNREFUSED/);
   assert.deepEqual(retries, [1, 2]);
 });
+
+test("the README's reconnecting() example: 'message' listeners get what the chat says first", { timeout: 15000 }, async () => {
+  const { chatServer } = await import('../src/apps/index.js');
+  const server = await chatServer({ listen: 'ws://127.0.0.1:0', log: () => {} });
+  try {
+    const client = reconnecting(server.addresses[0]!, { reconnect: { initialDelay: 500, maxDelay: 30_000, jitter: 0.5 } });
+    const got: string[] = [];
+    client.on('open', (_conn, { reconnected }) => client.send(reconnected ? 'back again' : 'hello'));
+    client.on('message', (m) => got.push(String(m)));
+    await waitFor(() => got.some((m) => /you are guest/.test(m)), 5000, 'the banner');
+    client.close();
+  } finally {
+    await server.close();
+  }
+});
