@@ -22,6 +22,7 @@ import {
   isUpgradeRequest, newKey, parseHead, type ParsedHead,
 } from '../../codec/websocket/handshake.js';
 import { Receiver, type FrameSink } from '../../codec/websocket/receiver.js';
+import { decodeError } from '../../codec/alloc.js';
 import { encodeClose, encodeControl, encodeFrame, Opcode } from '../../codec/websocket/sender.js';
 import { isUtf8 } from '../../codec/websocket/utf8.js';
 
@@ -238,8 +239,9 @@ export class WebSocketSession implements ProtocolSession, FrameSink {
       case State.Closing:
         try {
           (this.receiver ??= this.newReceiver()).push(chunk);
-        } catch (err) {
-          if (!(err instanceof ProtocolError)) throw err;
+        } catch (caught) {
+          const err = decodeError(caught);
+          if (err === null) throw caught;
           this.fail(err);
         }
         return;
@@ -257,6 +259,11 @@ export class WebSocketSession implements ProtocolSession, FrameSink {
         // Http: a request body or a pipelined request is ignored; the connection ends after the answer.
         return;
     }
+  }
+
+  /** The message the peer has begun and not finished, for core's messageTimeout (see ProtocolSession). */
+  pendingMessage(): number {
+    return this.state === State.Open && this.receiver !== null ? this.receiver.pendingMessage : 0;
   }
 
   private hold(chunk: Buffer): void {

