@@ -84,3 +84,68 @@ describe('ws limits: memory follows bytes received, not lengths announced', () =
     }
   });
 });
+
+describe('ws limits: the HTTP head is read as RFC 9112 and RFC 6455 require', () => {
+  /** Sends a head; returns the status line's code once the answer's head arrived. */
+  async function statusOf(port: number, head: string): Promise<number> {
+    const p = await RawPeer.connect(port);
+    try {
+      p.write(Buffer.from(head, 'latin1'));
+      const text = await p.until((t) => t.includes('\r\n\r\n'), 5000);
+      return Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1]);
+    } finally {
+      p.destroy();
+    }
+  }
+  const lines = (...l: string[]): string => l.join('\r\n') + '\r\n\r\n';
+  const base = ['GET / HTTP/1.1', 'Host: 127.0.0.1', 'Upgrade: websocket', 'Connection: Upgrade',
+    'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Version: 13'];
+
+  it('a head with LF-only line ends is answered (RFC 9112 §2.2): 101 for an upgrade, 404 for a GET', T, async () => {
+    const { server, port } = await wsServer({ handshakeTimeout: 5000 });
+    try {
+      assert.equal(await statusOf(port, base.join('\n') + '\n\n'), 101);
+      assert.equal(await statusOf(port, 'GET /page HTTP/1.1\nHost: x\n\n'), 404);
+      // LF and CRLF mixed, and frames right behind an LF-only head.
+      const p = await RawPeer.connect(port);
+      p.write(Buffer.concat([Buffer.from(base.join('\r\n') + '\n\n'), frame({ opcode: 1, payload: 'after LF' })]));
+      await p.until((t) => t.includes('after LF'));
+      p.destroy();
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('NUL, a bare CR or another control character in a header, a body on an upgrade, repeated single headers: 400', T, async () => {
+    const { server, port } = await wsServer({ handshakeTimeout: 5000 });
+    try {
+      const cases: Array<[string, string[]]> = [
+        ['NUL in a value', [...base, 'X-Name: a\0b']],
+        ['bare CR in a value', [...base, 'X-Name: a\rb']],
+        ['ESC in a value', [...base, 'X-Name: a\x1bb']],
+        ['Content-Length and Transfer-Encoding', [...base, 'Content-Length: 0', 'Transfer-Encoding: chunked']],
+        ['a Content-Length body on the upgrade', [...base, 'Content-Length: 5']],
+        ['Transfer-Encoding on the upgrade', [...base, 'Transfer-Encoding: chunked']],
+        ['a malformed Content-Length', [...base, 'Content-Length: 1e3']],
+        ['two Host lines', [...base, 'Host: other.example']],
+        ['no Host in HTTP/1.1', base.filter((l) => !l.startsWith('Host'))],
+        ['a malformed Host', [...base.filter((l) => !l.startsWith('Host')), 'Host: a b/c']],
+        ['two Sec-WebSocket-Key lines', [...base, 'Sec-WebSocket-Key: AQIDBAUGBwgJCgsMDQ4PEA==']],
+        ['two Sec-WebSocket-Version lines', [...base, 'Sec-WebSocket-Version: 13']],
+        ['obs-fold', [...base, 'X-Name: a', ' folded']],
+        ['white space before the colon', [...base, 'X-Name : a']],
+        ['a CTL in the request target', ['GET /a\x01b HTTP/1.1', ...base.slice(1)]],
+      ];
+      for (const [what, head] of cases) assert.equal(await statusOf(port, lines(...head)), 400, what);
+      // Plain HTTP is held to the same head rules.
+      assert.equal(await statusOf(port, lines('GET /x HTTP/1.1', 'Host: a', 'Host: b')), 400);
+      assert.equal(await statusOf(port, lines('POST /x HTTP/1.1', 'Host: a', 'Content-Length: 1', 'Transfer-Encoding: chunked')), 400);
+      // HTTP/1.0 may leave Host out; tabs around a value are not part of it.
+      assert.equal(await statusOf(port, lines('GET /x HTTP/1.0')), 404);
+      assert.equal(await statusOf(port, lines(...base, 'Sec-WebSocket-Protocol:\tchat \t')), 101);
+      assert.equal(await statusOf(port, lines(...base, 'Content-Length: 0')), 101);
+    } finally {
+      await server.close();
+    }
+  });
+});

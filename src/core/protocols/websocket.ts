@@ -300,7 +300,7 @@ export class WebSocketSession implements ProtocolSession, FrameSink {
     this.pending = rest.length > 0 ? [rest] : null;
     this.pendingBytes = rest.length;
     // A copy of just the head's bytes (flat, latin1), so the read chunk is not kept alive by it.
-    if (this.isServer) this.serverHead(head, buf.toString('latin1', 0, head.length - 4));
+    if (this.isServer) this.serverHead(head, buf.toString('latin1', 0, head.textLength));
     else this.clientHead(head);
   }
 
