@@ -84,3 +84,98 @@ describe('frame:// and text:// memory follows bytes received', () => {
     }
   });
 });
+
+describe('text:// and frame:// timeouts', () => {
+  it('close() to a peer that stops reading: destroyed at closeTimeout and reported as 1006 ERR_CLOSE_TIMEOUT', T, async () => {
+    const server = new Server({ listen: 'text://127.0.0.1:0', closeTimeout: 300, maxBufferedAmount: 64 * MiB });
+    const closed = new Promise<CloseInfo>((resolve) => server.on('connection', (c) => {
+      c.once('message', () => {
+        // Far more than the kernel's socket buffers hold for a reader that reads nothing.
+        const line = 'y'.repeat(64 * 1024 - 1);
+        for (let i = 0; i < 512; i++) c.send(line);
+        c.close();
+      });
+      c.on('close', resolve);
+    }));
+    await server.listen();
+    try {
+      const p = await RawPeer.connect(portOf(server.addresses[0]!));
+      p.socket.pause();
+      p.write('go\n');
+      const info = await closed;
+      assert.equal(info.code, 1006);
+      assert.equal(info.error?.code, 'ERR_CLOSE_TIMEOUT');
+      assert.match(info.reason, /did not close within 300 ms \(\d+ bytes still unsent\)/);
+      p.destroy();
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('close() to a peer that reads and closes is still a clean 1000', T, async () => {
+    const server = new Server({ listen: 'text://127.0.0.1:0', closeTimeout: 300 });
+    const closed = new Promise<CloseInfo>((resolve) => server.on('connection', (c) => {
+      c.once('message', () => { c.send('bye'); c.close(); });
+      c.on('close', resolve);
+    }));
+    await server.listen();
+    try {
+      const p = await RawPeer.connect(portOf(server.addresses[0]!));
+      p.write('go\n');
+      await p.until((t) => t === 'bye\n');
+      await new Promise((r) => setTimeout(r, 20));
+      p.socket.end();
+      const info = await closed;
+      assert.equal(info.code, 1000);
+      assert.equal(info.error, undefined);
+    } finally {
+      await server.close();
+    }
+  });
+
+  for (const [proto, start, more] of [
+    ['text', Buffer.from('an unfinished li'), Buffer.from('ne that goes on and on'.repeat(5))],
+    ['frame', Buffer.from([0, 0, 0x10, 0, 1, 2, 3]), Buffer.alloc(100, 9)],
+  ] as const) {
+    it(`${proto}://: a message trickled in is closed by messageTimeout (ERR_MESSAGE_TIMEOUT)`, T, async () => {
+      const { server, port, closes } = await echo(`${proto}://127.0.0.1:0`, { messageTimeout: 300, idleTimeout: 200 });
+      try {
+        const p = await RawPeer.connect(port);
+        p.write(start);
+        let i = 0;
+        const timer = setInterval(() => { if (i < more.length) p.write(more.subarray(i, ++i)); }, 20);
+        try {
+          await p.untilClosed(5000);
+        } finally {
+          clearInterval(timer);
+        }
+        await waitFor(() => closes.length === 1);
+        assert.equal(closes[0]!.error?.code, 'ERR_MESSAGE_TIMEOUT');
+        assert.match(closes[0]!.reason, /not completed within 300 ms/);
+      } finally {
+        await server.close();
+      }
+    });
+  }
+
+  it('text://: lines that arrive in pieces but finish are never timed out', T, async () => {
+    const { server, port, closes } = await echo('text://127.0.0.1:0', { messageTimeout: 300 });
+    try {
+      const p = await RawPeer.connect(port);
+      const started = Date.now();
+      let n = 0;
+      while (Date.now() - started < 1000) {
+        p.write(`line ${n}`);
+        await new Promise((r) => setTimeout(r, 30));
+        p.write(` done\n`);
+        await new Promise((r) => setTimeout(r, 30));
+        n++;
+      }
+      await p.until((t) => t.includes(`line ${n - 1} done\n`));
+      assert.equal(closes.length, 0);
+      p.destroy();
+    } finally {
+      await server.close();
+    }
+  });
+});

@@ -149,3 +149,139 @@ describe('ws limits: the HTTP head is read as RFC 9112 and RFC 6455 require', ()
     }
   });
 });
+
+describe('ws limits: timeouts say what happened', () => {
+  it('a request head that never finishes gets 408 Request Timeout before the close', T, async () => {
+    const { server, port } = await wsServer({ handshakeTimeout: 300 });
+    try {
+      const p = await RawPeer.connect(port);
+      p.write('GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n');
+      const text = await p.untilClosed(5000);
+      assert.match(text, /^HTTP\/1\.1 408 Request Timeout\r\n/);
+      assert.match(text, /Connection: close\r\n/);
+      // A peer that sent nothing at all hears the same.
+      const q = await RawPeer.connect(port);
+      assert.match(await q.untilClosed(5000), /^HTTP\/1\.1 408 /);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('a verifyClient that never answers: 503 at the handshake timeout', T, async () => {
+    const { server, port } = await wsServer({ handshakeTimeout: 300, websocket: { verifyClient: () => new Promise<boolean>(() => {}) } });
+    try {
+      const p = await RawPeer.connect(port);
+      p.write(UPGRADE);
+      assert.match(await p.untilClosed(5000), /^HTTP\/1\.1 503 /);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('a close the peer never answers is reported as 1006 ERR_CLOSE_TIMEOUT, not as a clean 1000', T, async () => {
+    const server = new Server({ listen: 'ws://127.0.0.1:0', closeTimeout: 300 });
+    const closed = new Promise<CloseInfo>((resolve) => server.on('connection', (c) => {
+      c.once('message', () => c.close(1000, 'bye'));
+      c.on('close', resolve);
+    }));
+    await server.listen();
+    try {
+      const p = await upgraded(portOf(server.addresses[0]!));
+      p.write(frame({ opcode: 1, payload: 'close me' }));
+      const info = await closed;
+      assert.equal(info.code, 1006);
+      assert.equal(info.error?.code, 'ERR_CLOSE_TIMEOUT');
+      assert.match(info.reason, /did not close within 300 ms/);
+      // The peer did get the close frame; it just never answered.
+      assert.equal(closeFrameOf(p.received)?.code, 1000);
+      p.destroy();
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe('ws limits: messageTimeout', () => {
+  const trickle = (p: RawPeer, bytes: Buffer, everyMs: number): NodeJS.Timeout => {
+    let i = 0;
+    return setInterval(() => { if (i < bytes.length) p.write(bytes.subarray(i, ++i)); }, everyMs);
+  };
+
+  it('a frame trickled a byte at a time is closed with 1008 ERR_MESSAGE_TIMEOUT (activity does not save it)', T, async () => {
+    const { server, port, closes } = await wsServer({ messageTimeout: 300, idleTimeout: 200, heartbeatInterval: 100 });
+    try {
+      const p = await upgraded(port);
+      const f = frame({ opcode: 1, payload: 'x'.repeat(10_000) });
+      p.write(f.subarray(0, 100));
+      const timer = trickle(p, f.subarray(100), 20);
+      try {
+        await p.untilClosed(5000);
+      } finally {
+        clearInterval(timer);
+      }
+      assert.deepEqual(closeFrameOf(p.received), { code: 1008, reason: 'a message was not completed within 300 ms' });
+      await waitFor(() => closes.length === 1);
+      assert.equal(closes[0]!.code, 1008);
+      assert.equal(closes[0]!.error?.code, 'ERR_MESSAGE_TIMEOUT');
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('a fragmented message kept open with pings between its fragments is closed too', T, async () => {
+    const { server, port, closes } = await wsServer({ messageTimeout: 300 });
+    try {
+      const p = await upgraded(port);
+      p.write(frame({ opcode: 1, fin: false, payload: 'first part' }));
+      const timer = setInterval(() => p.write(Buffer.concat([frame({ opcode: 9, payload: 'p' }), frame({ opcode: 0, fin: false, payload: 'more' })])), 40);
+      try {
+        await p.untilClosed(5000);
+      } finally {
+        clearInterval(timer);
+      }
+      assert.equal(closeFrameOf(p.received)?.code, 1008);
+      await waitFor(() => closes.length === 1);
+      assert.equal(closes[0]!.error?.code, 'ERR_MESSAGE_TIMEOUT');
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('messages that each arrive in pieces but complete keep the connection, however long it lasts', T, async () => {
+    const { server, port, closes } = await wsServer({ messageTimeout: 300 });
+    try {
+      const p = await upgraded(port);
+      const started = Date.now();
+      let n = 0;
+      while (Date.now() - started < 1000) {
+        const f = frame({ opcode: 1, payload: `message ${n} `.repeat(50) });
+        p.write(f.subarray(0, 30));
+        await new Promise((r) => setTimeout(r, 30));
+        p.write(f.subarray(30));
+        await new Promise((r) => setTimeout(r, 30));
+        n++;
+      }
+      await p.until((t) => t.includes(`message ${n - 1} `));
+      assert.equal(p.closed, false);
+      assert.equal(closes.length, 0);
+      p.destroy();
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('messageTimeout: 0 turns it off', T, async () => {
+    const { server, port, closes } = await wsServer({ messageTimeout: 0, handshakeTimeout: 100 });
+    try {
+      const p = await upgraded(port);
+      p.write(frame({ opcode: 1, payload: 'x'.repeat(100) }).subarray(0, 20));
+      // Several sweeps of a 100 ms handshake timeout pass (the sweep runs every 25 ms).
+      await new Promise((r) => setTimeout(r, 400));
+      assert.equal(p.closed, false);
+      assert.equal(closes.length, 0);
+      p.destroy();
+    } finally {
+      await server.close();
+    }
+  });
+});

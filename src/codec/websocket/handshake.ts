@@ -50,8 +50,14 @@ export class HttpError extends ProtocolError {
 /** Header fields that may appear once only; a second line is a 400 (RFC 9112 §3.2, RFC 6455 §11.3.1, §11.3.5). */
 const SINGLE_IN_REQUEST = new Set(['host', 'content-length', 'sec-websocket-key', 'sec-websocket-version']);
 const SINGLE_IN_RESPONSE = new Set(['content-length', 'sec-websocket-accept']);
-/** Control characters other than HTAB, which no field value may hold (RFC 9110 §5.5); CR and NUL are among them. */
-const CTL = /[\x00-\x08\x0a-\x1f\x7f]/;
+/** Whether `s` holds a control character other than HTAB, which no field value may (RFC 9110 §5.5); CR and NUL are among them. */
+function hasControl(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if ((c < 0x20 && c !== 0x09) || c === 0x7f) return true;
+  }
+  return false;
+}
 /** uri-host [ ":" port ] (RFC 3986 reg-name, IPv4, IP-literal), or empty. */
 const HOST = /^(?:\[[0-9A-Fa-f:.vV]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::\d*)?$/;
 
@@ -106,8 +112,8 @@ export function parseHead(buf: Buffer, kind: 'request' | 'response', limits: Hea
     head.target = m[2]!;
     head.version = m[3]!;
   } else {
-    const m = /^HTTP\/(\d\.\d) (\d{3})(?: ([^\x00-\x08\x0a-\x1f\x7f]*))?$/.exec(start);
-    if (!m) throw new HttpError(400, 'malformed status line');
+    const m = /^HTTP\/(\d\.\d) (\d{3})(?: (.*))?$/.exec(start);
+    if (!m || hasControl(m[3] ?? '')) throw new HttpError(400, 'malformed status line');
     head.version = m[1]!;
     head.status = Number(m[2]);
     head.statusText = m[3] ?? '';
@@ -123,7 +129,7 @@ export function parseHead(buf: Buffer, kind: 'request' | 'response', limits: Hea
     if (!TOKEN.test(name)) throw new HttpError(400, 'malformed header name');
     const raw = line.slice(colon + 1);
     // A CR left here was a bare CR (not before an LF): RFC 9112 §2.2 says such an element is invalid.
-    if (CTL.test(raw)) throw new HttpError(400, `invalid character in the ${name} header`);
+    if (hasControl(raw)) throw new HttpError(400, `invalid character in the ${name} header`);
     const key = name.toLowerCase();
     const value = raw.replace(/^[ \t]+|[ \t]+$/g, '');
     const prev = head.headers[key];
@@ -210,7 +216,7 @@ export function acceptResponse(key: string, protocol: string | undefined, extens
 
 const STATUS_TEXT: Record<number, string> = {
   200: 'OK', 204: 'No Content', 301: 'Moved Permanently', 302: 'Found', 304: 'Not Modified',
-  400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed',
+  400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed', 408: 'Request Timeout',
   426: 'Upgrade Required', 429: 'Too Many Requests', 431: 'Request Header Fields Too Large',
   500: 'Internal Server Error', 503: 'Service Unavailable',
 };

@@ -531,6 +531,20 @@ export class WebSocketSession implements ProtocolSession, FrameSink {
     return httpResponse(503, { 'Retry-After': '1' }, reason + '\n');
   }
 
+  /**
+   * Server, handshake timed out: a client still sending its head hears 408 Request Timeout, one
+   * waiting on verifyClient or httpHandler hears 503; then nothing more is read.
+   */
+  timeoutReply(): Buffer | null {
+    const state = this.state;
+    if (!this.isServer || (state !== State.Handshake && state !== State.Verifying && state !== State.Http)) return null;
+    this.state = State.Ended;
+    this.pending = null;
+    this.pendingBytes = 0;
+    if (state === State.Handshake) return httpResponse(408, {}, 'the request head did not arrive in time\n');
+    return httpResponse(503, { 'Retry-After': '1' }, 'the server did not answer in time\n');
+  }
+
   ping(payload?: Buffer): Buffer | null {
     if (this.state !== State.Open) return null;
     return encodeControl(Opcode.PING, payload ?? EMPTY, !this.isServer);
