@@ -6,7 +6,9 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { Server, type ServerOptions } from '../src/index.js';
+import net from 'node:net';
+import { WebSocket } from 'ws';
+import { HandshakeRefusedError, Server, SwitchboardError, connect, type ServerOptions } from '../src/index.js';
 import type { CloseInfo } from '../src/codec/types.js';
 import { RawPeer, portOf, waitFor } from './helpers.js';
 import { frame, parseFrames } from './ws-helpers.js';
@@ -282,6 +284,63 @@ describe('ws limits: messageTimeout', () => {
       p.destroy();
     } finally {
       await server.close();
+    }
+  });
+});
+
+describe('ws limits: a refusal reaches the client with its status and reason', () => {
+  it("verifyClient's { status: 403, reason: 'banned' }: connect() rejects with err.status 403 and the reason; ws sees 403", T, async () => {
+    const { server } = await wsServer({ websocket: { verifyClient: () => ({ status: 403, reason: 'banned', headers: { 'X-Why': 'list' } }) } });
+    try {
+      const url = server.addresses[0]!;
+      const err = await connect(url).then(() => null, (e: unknown) => e);
+      assert.ok(err instanceof HandshakeRefusedError, String(err));
+      assert.ok(err instanceof SwitchboardError);
+      assert.equal(err.code, 'ERR_HANDSHAKE');
+      assert.equal(err.status, 403);
+      assert.equal(err.reason, 'banned');
+      assert.equal(err.headers['x-why'], 'list');
+      assert.match(err.message, /answered 403 Forbidden: banned/);
+      const status = await new Promise<number>((resolve) => {
+        const w = new WebSocket(url);
+        w.once('unexpected-response', (_req, res) => { resolve(res.statusCode ?? 0); w.terminate(); });
+        w.once('error', () => {});
+      });
+      assert.equal(status, 403);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('other servers: a body with Content-Length, a body up to EOF, no body (the status text)', T, async () => {
+    const answers = [
+      'HTTP/1.1 401 Unauthorized\r\nContent-Length: 12\r\n\r\ntoken absent',
+      'HTTP/1.1 429 Too Many Requests\r\nRetry-After: 5\r\n\r\nslow down\n',
+      'HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n',
+    ];
+    let next = 0;
+    const srv = net.createServer((sock) => {
+      const answer = answers[next++]!;
+      sock.once('data', () => {
+        // The head and the body in separate writes: the client waits for the body.
+        const cut = answer.indexOf('\r\n\r\n') + 4;
+        sock.write(answer.slice(0, cut));
+        setTimeout(() => sock.end(answer.slice(cut)), 30);
+      });
+      sock.on('error', () => {});
+    });
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+    try {
+      const url = `ws://127.0.0.1:${(srv.address() as net.AddressInfo).port}/`;
+      const seen: Array<[number, string, string | undefined]> = [];
+      for (let i = 0; i < answers.length; i++) {
+        const err = await connect(url, { websocket: { perMessageDeflate: false } }).then(() => null, (e: unknown) => e);
+        assert.ok(err instanceof HandshakeRefusedError, String(err));
+        seen.push([err.status, err.reason, err.headers['retry-after']]);
+      }
+      assert.deepEqual(seen, [[401, 'token absent', undefined], [429, 'slow down', '5'], [404, 'Not Found', undefined]]);
+    } finally {
+      srv.close();
     }
   });
 });

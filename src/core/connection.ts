@@ -485,7 +485,8 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
   /** @internal */
   handleEnd(): void {
     this.flags |= PEER_ENDED;
-    if (this.state === State.Open && this.session.finish) this.session.finish();
+    // Opening too: a WebSocket client reads a refusal's body up to EOF.
+    if (this.state <= State.Open && this.session.finish) this.session.finish();
     if (this.protocol === 'ws') {
       // EOF without a close frame: nothing more will come.
       if (this.state !== State.Closing) this.socket.destroy();

@@ -77,6 +77,20 @@ function findHeadEnd(buf: Buffer): { text: number; length: number } | null {
 }
 
 /**
+ * Client side: the server answered the upgrade request with a status other than 101. `reason`
+ * is the response body as text (switchboard servers put verifyClient's reason there), or the
+ * status line's text when there is no body; `headers` are the response's (a Location, a
+ * Retry-After, ...).
+ */
+export class HandshakeRefusedError extends ProtocolError {
+  constructor(readonly status: number, statusText: string, readonly reason: string, readonly headers: Readonly<Record<string, string>>) {
+    const said = `${status} ${statusText}`.trim();
+    super('ERR_HANDSHAKE', `WebSocket handshake failed: the server answered ${said}${reason && reason !== statusText ? `: ${reason}` : ''}`, 1002);
+    this.name = 'HandshakeRefusedError';
+  }
+}
+
+/**
  * Finds and parses an HTTP head at the start of `buf`. Returns null while the blank line has not
  * arrived yet (and the head is within its limit); throws HttpError on bad input: a bare CR, a NUL
  * or another control character in a line, obs-fold, whitespace before a colon, a repeated

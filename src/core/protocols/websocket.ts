@@ -18,7 +18,7 @@ import {
   type DeflateParams, type PerMessageDeflateOptions,
 } from '../../codec/websocket/deflate.js';
 import {
-  acceptResponse, checkServerResponse, checkUpgradeRequest, clientRequest, HttpError, httpResponse,
+  acceptResponse, checkServerResponse, checkUpgradeRequest, clientRequest, HandshakeRefusedError, hasToken, HttpError, httpResponse,
   isUpgradeRequest, newKey, parseHead, type ParsedHead,
 } from '../../codec/websocket/handshake.js';
 import { Receiver, type FrameSink } from '../../codec/websocket/receiver.js';
@@ -80,7 +80,11 @@ export interface WebSocketOptions {
   maxHeaders?: number;
 }
 
-const enum State { Handshake, Verifying, Http, Open, Closing, Ended }
+// Refused: a client reading the body of a non-101 answer (the reason for the refusal).
+const enum State { Handshake, Verifying, Http, Refused, Open, Closing, Ended }
+
+/** Most bytes of a refusal's body a client reads for its reason. */
+const MAX_REASON_BYTES = 1024;
 
 const EMPTY = Buffer.alloc(0);
 
@@ -175,6 +179,9 @@ export class WebSocketSession implements ProtocolSession, FrameSink {
    */
   private headText: string | null = null;
   private requestInfo: WebSocketRequestInfo | undefined = undefined;
+  /** Client, refused: the answer's head, and the body bytes to wait for (-1: until EOF). */
+  private refusal: ParsedHead | null = null;
+  private refusalBytes = 0;
 
   constructor(private readonly events: ProtocolEvents, ctx: SessionContext) {
     this.cfg = configFor(ctx);
@@ -248,6 +255,10 @@ export class WebSocketSession implements ProtocolSession, FrameSink {
       case State.Handshake:
         this.hold(chunk);
         this.readHead();
+        return;
+      case State.Refused:
+        this.hold(chunk);
+        this.readRefusal();
         return;
       case State.Verifying:
         this.hold(chunk);
@@ -415,6 +426,16 @@ export class WebSocketSession implements ProtocolSession, FrameSink {
   // ---- client handshake ----
 
   private clientHead(head: ParsedHead): void {
+    if (head.status !== 101) {
+      // The reason is in the body: wait for the bytes Content-Length announces (a few), or for EOF.
+      const length = head.headers['content-length'];
+      const chunked = hasToken(head.headers['transfer-encoding'], 'chunked');
+      this.refusal = head;
+      this.refusalBytes = length !== undefined ? Math.min(Number(length), MAX_REASON_BYTES) : chunked ? 0 : -1;
+      this.state = State.Refused;
+      this.readRefusal();
+      return;
+    }
     try {
       const protocol = checkServerResponse(head, this.key, this.opts.protocols ?? []);
       const params = acceptServerResponse(head.headers['sec-websocket-extensions'], this.deflateOpts);
@@ -429,6 +450,25 @@ export class WebSocketSession implements ProtocolSession, FrameSink {
       return;
     }
     this.open();
+  }
+
+  private readRefusal(): void {
+    if (this.pendingBytes >= (this.refusalBytes >= 0 ? this.refusalBytes : MAX_REASON_BYTES)) this.refused();
+  }
+
+  /** Client: ends with the refusal's status, reason and headers (the body read so far is the reason). */
+  private refused(): void {
+    const head = this.refusal!;
+    const body = this.pendingBytes > 0 ? this.takePending() : EMPTY;
+    const take = this.refusalBytes >= 0 ? Math.min(this.refusalBytes, body.length) : Math.min(MAX_REASON_BYTES, body.length);
+    const reason = body.toString('utf8', 0, take).trim() || head.statusText;
+    const err = new HandshakeRefusedError(head.status, head.statusText, reason, head.headers);
+    this.end({ code: CloseCode.ABNORMAL, reason: err.message, error: err });
+  }
+
+  /** EOF: a client reading a refusal's body has all of it. */
+  finish(): void {
+    if (this.state === State.Refused) this.refused();
   }
 
   // ---- open ----
@@ -537,6 +577,8 @@ export class WebSocketSession implements ProtocolSession, FrameSink {
    */
   timeoutReply(): Buffer | null {
     const state = this.state;
+    // A client still reading a refusal's body ends with what it has: the refusal, not a timeout.
+    if (!this.isServer && state === State.Refused) this.refused();
     if (!this.isServer || (state !== State.Handshake && state !== State.Verifying && state !== State.Http)) return null;
     this.state = State.Ended;
     this.pending = null;
