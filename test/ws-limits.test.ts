@@ -6,6 +6,8 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { WebSocket } from 'ws';
 import { HandshakeRefusedError, Server, SwitchboardError, connect, type ServerOptions } from '../src/index.js';
@@ -341,6 +343,55 @@ describe('ws limits: a refusal reaches the client with its status and reason', (
       assert.deepEqual(seen, [[401, 'token absent', undefined], [429, 'slow down', '5'], [404, 'Not Found', undefined]]);
     } finally {
       srv.close();
+    }
+  });
+});
+
+describe('ws limits: under an address-space cap, the process survives', () => {
+  const hasPrlimit = existsSync('/usr/bin/prlimit');
+  it('a server capped at its size + 256 MiB takes 400 announced 60 MiB frames, and a real over-large one closes that connection with 1009', { ...T, skip: !hasPrlimit && 'no prlimit' }, async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'test/ws-oom-fixture.ts'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const peers: RawPeer[] = [];
+    const log = (what: string): void => { if (process.env.DEBUG_OOM) console.error(what); };
+    try {
+      await waitFor(() => /port \d+\n/.test(out), 20_000, 'the child server');
+      const port = Number(/port (\d+)/.exec(out)![1]);
+      const vm = Number(/VmSize:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))![1]) * 1024;
+      execFileSync('prlimit', ['--pid', String(child.pid), `--as=${vm + 256 * MiB}`]);
+      log(`capped at ${vm + 256 * MiB}`);
+      for (let i = 0; i < 400; i += 50) peers.push(...await Promise.all(Array.from({ length: 50 }, () => upgraded(port))));
+      const announce = frame({ opcode: 2, payload: Buffer.from([1]), fakeLength: BigInt(60 * MiB), lenForm: 64 });
+      for (const p of peers) p.write(announce);
+      await settled(port, peers);
+      log('announced');
+      // A frame announcing 900 MiB whose bytes do come: its buffer doubles until the cap says no.
+      const big = await upgraded(port);
+      big.write(frame({ opcode: 2, fakeLength: BigInt(900 * MiB), lenForm: 64 }).subarray(0, 14));
+      const block = Buffer.alloc(MiB, 1);
+      const gone = new Promise<void>((resolve) => big.socket.once('close', () => resolve()));
+      for (let sent = 0; sent < 600 && !big.closed && !big.ended; sent++) {
+        if (!big.socket.write(block)) await Promise.race([new Promise<void>((resolve) => big.socket.once('drain', () => resolve())), gone]);
+      }
+      log('sent');
+      await big.untilClosed(20_000);
+      log(out);
+      assert.equal(closeFrameOf(big.received)?.code, 1009);
+      await waitFor(() => out.includes('close 1009 ERR_OUT_OF_MEMORY'), 5000, 'the server to report the close');
+      // Still alive and serving.
+      const p = await upgraded(port);
+      p.write(frame({ opcode: 1, payload: 'alive' }));
+      await p.until((t) => t.includes('alive'));
+      p.destroy();
+      assert.equal(child.exitCode, null, err);
+    } finally {
+      for (const p of peers) p.destroy();
+      child.kill('SIGTERM');
+      await exited;
     }
   });
 });
