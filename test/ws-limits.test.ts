@@ -395,3 +395,24 @@ describe('ws limits: under an address-space cap, the process survives', () => {
     }
   });
 });
+
+describe('ws limits: server.close() reports the closes it had to cut short', () => {
+  it('a peer that never answers the 1001 close frame is reported as 1006 ERR_CLOSE_TIMEOUT at server.close({ timeout })', T, async () => {
+    const { server, port, closes } = await wsServer({ closeTimeout: 10_000 });
+    const p = await upgraded(port);
+    const answering = await upgraded(port);
+    answering.socket.on('data', (d: Buffer) => {
+      // This one answers the server's close frame with its own, and is a clean 1001.
+      if (d.includes(Buffer.from([0x88]))) answering.write(frame({ opcode: 8, payload: Buffer.from([0x03, 0xe9]) }));
+    });
+    await waitFor(() => server.connections.size === 2);
+    await server.close({ timeout: 300 });
+    await waitFor(() => closes.length === 2);
+    const byCode = closes.map((c) => `${c.code} ${c.error?.code ?? '-'}`).sort();
+    assert.deepEqual(byCode, ['1001 -', '1006 ERR_CLOSE_TIMEOUT']);
+    assert.match(closes.find((c) => c.code === 1006)!.reason, /within 300 ms/);
+    assert.equal(closeFrameOf(p.received)?.code, 1001);
+    p.destroy();
+    answering.destroy();
+  });
+});

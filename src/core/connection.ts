@@ -596,11 +596,12 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
    * asked for: 1006, ERR_CLOSE_TIMEOUT, when bytes were still unsent or the peer's close frame
    * never came (RFC 6455 §7.1.5: no close frame received is 1006).
    */
-  private closeTimedOut(): void {
+  /** @internal Also called by Server.close() when its timeout passes. */
+  closeTimedOut(ms = this.limits.closeTimeout): void {
     const unsent = this.socket.writableLength + this.queuedBytes(true);
     if (this.endInfo?.error === undefined && (unsent > 0 || (this.flags & AWAITS_PEER) !== 0)) {
       const what = unsent > 0 ? `${unsent} bytes still unsent` : 'no close frame came back';
-      const err = new SwitchboardError('ERR_CLOSE_TIMEOUT', `the peer did not close within ${this.limits.closeTimeout} ms (${what})`);
+      const err = new SwitchboardError('ERR_CLOSE_TIMEOUT', `the peer did not close within ${ms} ms (${what})`);
       this.endInfo = { code: 1006, reason: err.message, error: err };
     }
     this.socket.destroy();

@@ -297,7 +297,7 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
     if (this.sweeper.size === 0) this.finishClose();
     else {
       const timer = setTimeout(() => {
-        for (const conn of this.sweeper.list()) conn.destroy();
+        for (const conn of this.sweeper.list()) conn.closeTimedOut(timeout);
       }, timeout);
       timer.unref();
       void done.then(() => clearTimeout(timer));
