@@ -212,7 +212,7 @@ describe('ws limits: messageTimeout', () => {
   };
 
   it('a frame trickled a byte at a time is closed with 1008 ERR_MESSAGE_TIMEOUT (activity does not save it)', T, async () => {
-    const { server, port, closes } = await wsServer({ messageTimeout: 300, idleTimeout: 200, heartbeatInterval: 100 });
+    const { server, port, closes } = await wsServer({ messageTimeout: 300 });
     try {
       const p = await upgraded(port);
       const f = frame({ opcode: 1, payload: 'x'.repeat(10_000) });
@@ -252,12 +252,13 @@ describe('ws limits: messageTimeout', () => {
   });
 
   it('messages that each arrive in pieces but complete keep the connection, however long it lasts', T, async () => {
-    const { server, port, closes } = await wsServer({ messageTimeout: 300 });
+    // A timeout far above the 30 ms each message stays unfinished, so a loaded machine does not trip it.
+    const { server, port, closes } = await wsServer({ messageTimeout: 800 });
     try {
       const p = await upgraded(port);
       const started = Date.now();
       let n = 0;
-      while (Date.now() - started < 1000) {
+      while (Date.now() - started < 2000) {
         const f = frame({ opcode: 1, payload: `message ${n} `.repeat(50) });
         p.write(f.subarray(0, 30));
         await new Promise((r) => setTimeout(r, 30));
@@ -406,11 +407,11 @@ describe('ws limits: server.close() reports the closes it had to cut short', () 
       if (d.includes(Buffer.from([0x88]))) answering.write(frame({ opcode: 8, payload: Buffer.from([0x03, 0xe9]) }));
     });
     await waitFor(() => server.connections.size === 2);
-    await server.close({ timeout: 300 });
+    await server.close({ timeout: 1000 });
     await waitFor(() => closes.length === 2);
     const byCode = closes.map((c) => `${c.code} ${c.error?.code ?? '-'}`).sort();
     assert.deepEqual(byCode, ['1001 -', '1006 ERR_CLOSE_TIMEOUT']);
-    assert.match(closes.find((c) => c.code === 1006)!.reason, /within 300 ms/);
+    assert.match(closes.find((c) => c.code === 1006)!.reason, /within 1000 ms/);
     assert.equal(closeFrameOf(p.received)?.code, 1001);
     p.destroy();
     answering.destroy();
