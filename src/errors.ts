@@ -20,6 +20,9 @@ export type ErrorCode =
   | 'ERR_NOT_OPEN'
   | 'ERR_CLOSED'
   | 'ERR_HUB'
+  | 'ERR_OUT_OF_MEMORY'
+  | 'ERR_MESSAGE_TIMEOUT'
+  | 'ERR_CLOSE_TIMEOUT'
   | (string & {});
 
 export class SwitchboardError extends Error {
@@ -34,8 +37,8 @@ export class SwitchboardError extends Error {
 /** A peer broke the rules of the wire protocol; `closeCode` is the WebSocket close code to answer with. */
 export class ProtocolError extends SwitchboardError {
   readonly closeCode: number;
-  constructor(code: ErrorCode, message: string, closeCode = 1002) {
-    super(code, message);
+  constructor(code: ErrorCode, message: string, closeCode = 1002, options?: { cause?: unknown }) {
+    super(code, message, options);
     this.name = 'ProtocolError';
     this.closeCode = closeCode;
   }

@@ -7,6 +7,7 @@ export type { AcceptHook, AcceptRemote } from './core/admission.js';
 export { reconnecting, backoffDelay, ReconnectingClient, type ReconnectOptions, type ReconnectingEvents } from './core/reconnect.js';
 export { parseAddress, formatHostPort, KNOWN_SCHEMES, type Address, type Transport, type ProtocolName } from './address.js';
 export { SwitchboardError, ProtocolError, type ErrorCode } from './errors.js';
+export { HandshakeRefusedError } from './codec/websocket/handshake.js';
 export type { Message, CloseInfo } from './codec/types.js';
 export { createHub, MemoryHub, RedisHub, ClusterHub } from './hubs/index.js';
 export type { Hub, HubListener, HubLog, HubSpec, HubOptions, RedisHubOptions } from './hubs/index.js';

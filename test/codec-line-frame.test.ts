@@ -61,3 +61,25 @@ test('frame codec: a length over the bound fails as soon as the header is read',
   const huge = Buffer.from([0xff, 0xff, 0xff, 0xff]);
   assert.throws(() => d2.push(huge, () => {}), /over the limit/);
 });
+
+test('frame and line decoders: large messages in uneven pieces (buffers grow as bytes arrive) arrive intact', () => {
+  const big = Buffer.alloc(200_000);
+  for (let i = 0; i < big.length; i++) big[i] = (i * 7) & 0xff;
+  const wire = Buffer.concat([frameEncoder.encode(big), frameEncoder.encode(Buffer.from('tail'))]);
+  const line = 'ü'.repeat(70_000);
+  const text = Buffer.from(`${line}\r\nshort\n`);
+  for (const step of [1, 3, 997, 65_536]) {
+    const frames: Buffer[] = [];
+    const d = new FrameDecoder(1 << 20);
+    const lines: string[] = [];
+    const l = new LineDecoder(1 << 20);
+    for (let off = 0; off < wire.length; off += step) d.push(wire.subarray(off, off + step), (f) => frames.push(Buffer.from(f)));
+    for (let off = 0; off < text.length; off += step) l.push(text.subarray(off, off + step), (s) => lines.push(s));
+    assert.equal(frames.length, 2, `step ${step}`);
+    assert.ok(frames[0]!.equals(big), `step ${step}`);
+    assert.equal(frames[1]!.toString(), 'tail');
+    assert.deepEqual(lines, [line, 'short'], `step ${step}`);
+    assert.equal(d.pendingMessage, 0);
+    assert.equal(l.pendingMessage, 0);
+  }
+});

@@ -181,7 +181,7 @@ describe('ws handshake: server', () => {
     assert.ok(c.r.written().toString().endsWith('\r\n\r\n'));
 
     const d = makeSession({ ws: { httpHandler: async () => ({ status: 200, body: 'later' }) } });
-    d.s.receive(Buffer.from('GET /x HTTP/1.1\r\n\r\n'));
+    d.s.receive(Buffer.from('GET /x HTTP/1.1\r\nHost: x\r\n\r\n'));
     await new Promise((r) => setImmediate(r));
     assert.ok(d.r.written().toString().endsWith('later'));
   });

@@ -3,7 +3,8 @@
  * close message. Subclasses decode bytes into messages and throw ProtocolError on bad input,
  * which ends the connection, after `errorReply` where the protocol has a way to say why.
  */
-import { ProtocolError } from '../errors.js';
+import type { ProtocolError } from '../errors.js';
+import { decodeError } from './alloc.js';
 import { wireBytes, type Message, type ProtocolEvents, type ProtocolSession, type SharedEncoder, type Wire } from './types.js';
 
 const NO_CLOSE_MESSAGE = { bytes: null, awaitsPeer: false } as const;
@@ -29,8 +30,9 @@ export abstract class SimpleSession implements ProtocolSession {
     if (this.ended) return;
     try {
       this.decode(chunk);
-    } catch (err) {
-      if (!(err instanceof ProtocolError)) throw err;
+    } catch (caught) {
+      const err = decodeError(caught);
+      if (err === null) throw caught;
       this.ended = true;
       const reply = this.errorReply(err);
       if (reply) this.events.onWrite(reply, true);

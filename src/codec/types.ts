@@ -87,6 +87,17 @@ export interface ProtocolSession {
    * delivers an unterminated last line). Optional.
    */
   finish?(): void;
+  /**
+   * 0 when no message is partly received; otherwise a number naming the one in progress, the
+   * same until it completes and different for the next. Core's sweep closes a connection whose
+   * number stays for `messageTimeout` (so nothing is timed per message). Optional.
+   */
+  pendingMessage?(): number;
+  /**
+   * The handshake timed out: bytes that tell the peer so before the connection closes (an HTTP
+   * 408 to a request head that never finished), or null. Optional.
+   */
+  timeoutReply?(): Buffer | null;
   /** A liveness probe (WebSocket ping); null when the protocol has none. */
   ping?(payload?: Buffer): Buffer | null;
   /** Release resources (zlib streams and such). Called once when the connection is gone. */

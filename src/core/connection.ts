@@ -7,7 +7,7 @@ import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import type { Address, ProtocolName } from '../address.js';
 import { wireBytes, type CloseInfo, type Message, type ProtocolEvents, type ProtocolSession, type Wire } from '../codec/types.js';
-import { SwitchboardError } from '../errors.js';
+import { ProtocolError, SwitchboardError } from '../errors.js';
 import { protocolFactories } from './protocols.js';
 import { batch, NativeSocket } from '../transport/native.js';
 import type { Sweeper } from './sweeper.js';
@@ -22,6 +22,8 @@ export interface ConnectionLimits {
   heartbeatInterval: number;
   /** After close() or a protocol end, destroy the socket if the peer has not closed within this many ms. */
   closeTimeout: number;
+  /** A message (line, frame, WebSocket message) that began arriving must be complete within this many ms (0: no limit). */
+  messageTimeout: number;
   /** The largest message accepted, in bytes. */
   maxMessageSize: number;
   /** Bytes allowed to wait in the send buffer; beyond it `bufferPolicy` applies. */
@@ -85,6 +87,7 @@ const DRAIN_HOOKED = 2; // the socket's 'drain' is listened to
 const PEER_ENDED = 4;
 const FAULTED = 8; // ended for a fault (a limit, bad input): its further input is not handled
 const INBOX_FLUSH_SCHEDULED = 16;
+const AWAITS_PEER = 32; // our close message is sent and the peer's is awaited (WebSocket close handshake)
 
 // Writes are queued per connection and flushed once the event loop has handled the input it
 // read in this round, as one socket.write per connection: sixteen replies to sixteen pipelined
@@ -124,6 +127,9 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
   private lastSeen: number;
   private pingSentAt = 0;
   private deadline: number;
+  /** The session's pendingMessage() at the last sweep, and when it was first seen (messageTimeout). */
+  private partialMark = 0;
+  private partialSince = 0;
   /** What waits for this round's flush: nothing, one buffer, text (joined, encoded at the flush), or several buffers. */
   private out: Wire | Buffer[] | null = null;
   /** Bytes of `out` when it is bytes; text is measured only when a limit may be near (see queuedBytes). */
@@ -266,7 +272,8 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
     const { bytes, awaitsPeer } = wasOpen ? this.session.close(code, reason) : { bytes: null, awaitsPeer: false };
     if (!this.endInfo) this.endInfo = { code, reason };
     if (bytes) this.write(bytes, true);
-    if (!awaitsPeer) this.endSocket();
+    if (awaitsPeer) this.flags |= AWAITS_PEER;
+    else this.endSocket();
   }
 
   /** Ends the connection at once, without flushing. */
@@ -567,6 +574,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
   }
 
   onEnd(info: CloseInfo): void {
+    this.flags &= ~AWAITS_PEER;
     if (this.heldEnd !== null || (this.inbox !== null && this.inbox.length > 0 && this.state === State.Open)) {
       // Held: messages before the end wait for a listener. They get closeTimeout to be taken.
       (this.heldEnd ??= { info: null, bytes: null }).info = info;
@@ -595,7 +603,8 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
   handleEnd(): void {
     this.flags |= PEER_ENDED;
     this.rate?.flush();
-    if (this.state === State.Open && this.session.finish) this.session.finish();
+    // Opening too: a WebSocket client reads a refusal's body up to EOF.
+    if (this.state <= State.Open && this.session.finish) this.session.finish();
     if (this.protocol === 'ws') {
       // A held end (messages before it wait for a listener) plays out first; the peer can still read.
       if (this.heldEnd !== null) return;
@@ -647,11 +656,8 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
       if (this.heldEnd !== null) {
         this.deadline = 0;
         this.releaseEnd();
-      } else if (this.state === State.Opening) {
-        this.fail(new SwitchboardError('ERR_HANDSHAKE_TIMEOUT', `handshake not completed within ${this.limits.handshakeTimeout} ms`), 1002);
-      } else {
-        this.socket.destroy();
-      }
+      } else if (this.state === State.Opening) this.handshakeTimedOut(now);
+      else this.closeTimedOut();
       return;
     }
     if (this.state !== State.Open) return;
@@ -668,6 +674,22 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
       this.endInfo = { code: 1001, reason: err.message, error: err };
       this.close(1001, 'idle timeout');
       return;
+    }
+    const mt = this.limits.messageTimeout;
+    if (mt > 0 && this.session.pendingMessage) {
+      // The same unfinished message as at the last sweep: it is timed from when a sweep first saw it.
+      const mark = this.session.pendingMessage();
+      if (mark !== this.partialMark) {
+        this.partialMark = mark;
+        this.partialSince = now;
+      } else if (mark !== 0 && now - this.partialSince >= mt) {
+        const err = new ProtocolError('ERR_MESSAGE_TIMEOUT', `a message was not completed within ${mt} ms`, 1008);
+        this.endInfo = { code: 1008, reason: err.message, error: err };
+        this.close(1008, err.message);
+        // No waiting for the peer's close: it is in the middle of a message.
+        this.endSocket();
+        return;
+      }
     }
     const hb = this.limits.heartbeatInterval;
     if (hb > 0 && this.session.ping && quiet >= hb) {
@@ -704,6 +726,38 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
     if (!this.endInfo) this.endInfo = { code, reason: error.message, error };
     if (this.state === State.Open && this.protocol !== 'ws') this.write(this.session.refuse(reason), true);
     this.close(code, reason);
+  }
+
+  /** The handshake did not finish in time: the protocol may say so (HTTP 408) before the socket closes. */
+  private handshakeTimedOut(now: number): void {
+    const err = new SwitchboardError('ERR_HANDSHAKE_TIMEOUT', `handshake not completed within ${this.limits.handshakeTimeout} ms`);
+    const reply = this.session.timeoutReply?.() ?? null;
+    if (reply === null) {
+      this.fail(err, 1002);
+      return;
+    }
+    if (!this.endInfo) this.endInfo = { code: 1002, reason: err.message, error: err };
+    this.state = State.Closing;
+    this.deadline = now + this.limits.closeTimeout;
+    this.write(reply, true);
+    this.endSocket();
+  }
+
+  /**
+   * closeTimeout passed while closing: the socket is destroyed. Unless the connection already
+   * ended for a reason of its own, it is reported as what it is, not as the clean close that was
+   * asked for: 1006, ERR_CLOSE_TIMEOUT, when bytes were still unsent or the peer's close frame
+   * never came (RFC 6455 §7.1.5: no close frame received is 1006).
+   */
+  /** @internal Also called by Server.close() when its timeout passes. */
+  closeTimedOut(ms = this.limits.closeTimeout): void {
+    const unsent = this.socket.writableLength + this.queuedBytes(true);
+    if (this.endInfo?.error === undefined && (unsent > 0 || (this.flags & AWAITS_PEER) !== 0)) {
+      const what = unsent > 0 ? `${unsent} bytes still unsent` : 'no close frame came back';
+      const err = new SwitchboardError('ERR_CLOSE_TIMEOUT', `the peer did not close within ${ms} ms (${what})`);
+      this.endInfo = { code: 1006, reason: err.message, error: err };
+    }
+    this.socket.destroy();
   }
 
   /** @internal Emits 'drain' for users who wait on backpressure. */

@@ -86,6 +86,9 @@ export const DEFAULT_LIMITS: ConnectionLimits = {
   handshakeTimeout: 10_000,
   heartbeatInterval: 30_000,
   closeTimeout: 5_000,
+  // A whole message within a minute: a 1 MiB message needs only 17 KiB/s, a person typing one line
+  // in character-mode telnet has a minute, and a stalled or trickling peer frees what it holds.
+  messageTimeout: 60_000,
   maxMessageSize: 1024 * 1024,
   maxBufferedAmount: 4 * 1024 * 1024,
   bufferPolicy: 'close',
@@ -139,7 +142,7 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
     // The WebSocket option of the same name is honoured when the general one is not given.
     const wsHandshake = (options.websocket as { handshakeTimeout?: number } | undefined)?.handshakeTimeout;
     if (options.handshakeTimeout === undefined && wsHandshake !== undefined) this.limits.handshakeTimeout = wsHandshake;
-    for (const key of ['idleTimeout', 'handshakeTimeout', 'heartbeatInterval', 'closeTimeout', 'maxMessageSize', 'maxBufferedAmount', 'drainTimeout'] as const) {
+    for (const key of ['idleTimeout', 'handshakeTimeout', 'heartbeatInterval', 'closeTimeout', 'messageTimeout', 'maxMessageSize', 'maxBufferedAmount', 'drainTimeout'] as const) {
       checkNonNegative(key, this.limits[key]);
     }
     this.maxConnections = options.maxConnections ?? 10_000;
@@ -156,7 +159,7 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
     this.udpLimits = this.limits.idleTimeout > 0 ? this.limits : { ...this.limits, idleTimeout: options.udpPeerTimeout ?? 60_000 };
     this.protocolOptions = options.websocket ?? NO_OPTIONS;
     const l = this.limits;
-    this.sweeper = new Sweeper(resolutionFor(l.idleTimeout, l.handshakeTimeout, l.heartbeatInterval, l.closeTimeout, l.drainTimeout));
+    this.sweeper = new Sweeper(resolutionFor(l.idleTimeout, l.handshakeTimeout, l.heartbeatInterval, l.closeTimeout, l.messageTimeout, l.drainTimeout));
     if (options.hub !== undefined || inSwitchboardWorker()) this.useHub(createHub(options.hub));
   }
 
@@ -382,7 +385,7 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
     if (this.sweeper.size === 0) this.finishClose();
     else {
       const timer = setTimeout(() => {
-        for (const conn of this.sweeper.list()) conn.destroy();
+        for (const conn of this.sweeper.list()) conn.closeTimedOut(timeout);
       }, timeout);
       timer.unref();
       void done.then(() => clearTimeout(timer));

@@ -2,13 +2,15 @@
  * Frame parser (RFC 6455 §5). Bytes in, whole messages and control frames out.
  *
  * Frames that sit whole in a chunk are unmasked in place and handed on as subarrays of that
- * chunk: many frames per chunk, no copy. Only a frame split across chunks is copied, once, into
- * a buffer of its exact length (known from its header), and unmasked as its bytes arrive so that
- * UTF-8 can be checked before the frame is complete. A fragmented message is gathered in one
- * growing buffer (doubling, capped by the message limit), so thousands of tiny fragments cost no
- * per-fragment objects.
+ * chunk: many frames per chunk, no copy. Only a frame split across chunks is copied, into a
+ * buffer that grows as its bytes arrive (doubling up to the length its header announced, see
+ * alloc.ts: a header is a promise, not bytes), and unmasked as they arrive so that UTF-8 can be
+ * checked before the frame is complete. A fragmented message is gathered in one growing buffer
+ * (doubling, capped by the message limit), so thousands of tiny fragments cost no per-fragment
+ * objects.
  */
 import { ProtocolError } from '../../errors.js';
+import { allocate, firstCapacity, grow } from '../alloc.js';
 import { applyMask } from './mask.js';
 import { Opcode } from './sender.js';
 import { isUtf8, Utf8Validator } from './utf8.js';
@@ -63,9 +65,13 @@ export class Receiver {
   private masked = false;
   private payloadLen = 0;
 
-  // A frame whose payload is split across chunks.
+  // A frame whose payload is split across chunks (the buffer may be shorter than the payload: it grows).
   private partial: Buffer | null = null;
   private partialAt = 0;
+  /** Frames completed so far; names the message in progress for pendingMessage. */
+  private frames = 0;
+  /** `frames` when the fragmented message in progress began. */
+  private msgStart = 0;
 
   // The fragmented message being gathered (msgOpcode 0: none).
   private msgOpcode = 0;
@@ -96,6 +102,17 @@ export class Receiver {
     this.stopped = true;
     this.partial = null;
     this.acc = null;
+  }
+
+  /**
+   * 0 when no frame or message is partly received; otherwise a number for the one in progress,
+   * the same until it completes (control frames between its fragments included), different for
+   * the next one. Core times unfinished messages with it (messageTimeout) at no cost per frame.
+   */
+  get pendingMessage(): number {
+    if (this.stopped) return 0;
+    if (this.msgOpcode !== 0) return this.msgStart + 1;
+    return this.headLen > 0 || this.partial !== null ? this.frames + 1 : 0;
   }
 
   /** Bytes held for unfinished frames and messages (for limits and metrics). */
@@ -139,9 +156,9 @@ export class Receiver {
         this.frameComplete(chunk, off, pend, false);
         off = pend;
       } else {
-        // Payload split across chunks: one copy into a buffer of the frame's exact length.
+        // Payload split across chunks: copied as it arrives, into a buffer sized by what is here.
         if (this.masked) src.copy(this.head, 14, maskAt, maskAt + 4);
-        this.partial = Buffer.allocUnsafe(len);
+        this.partial = allocate(firstCapacity(len, end - off));
         this.partialAt = 0;
       }
     }
@@ -227,8 +244,8 @@ export class Receiver {
 
   /** Copies more of a split payload; returns the new offset. */
   private continuePartial(chunk: Buffer, off: number): number {
-    const partial = this.partial!;
     const n = Math.min(this.payloadLen - this.partialAt, chunk.length - off);
+    const partial = (this.partial = grow(this.partial!, this.partialAt, this.partialAt + n, this.payloadLen));
     chunk.copy(partial, this.partialAt, off, off + n);
     const from = this.partialAt;
     this.partialAt += n;
@@ -241,7 +258,7 @@ export class Receiver {
     }
     if (this.partialAt === this.payloadLen) {
       this.partial = null;
-      this.frameComplete(partial, 0, partial.length, text);
+      this.frameComplete(partial, 0, this.payloadLen, text);
     }
     return off + n;
   }
@@ -252,6 +269,7 @@ export class Receiver {
    */
   private frameComplete(buf: Buffer, start: number, end: number, checked: boolean): void {
     const opcode = this.opcode;
+    this.frames++;
     if (opcode >= Opcode.CLOSE) {
       this.sink.onFrameControl(opcode, start === end ? EMPTY : buf.subarray(start, end));
       return;
@@ -269,6 +287,8 @@ export class Receiver {
     }
     if (opcode !== Opcode.CONTINUATION) {
       this.msgOpcode = opcode;
+      // Named as the first frame was while it arrived (frames + 1 then), so its clock does not restart.
+      this.msgStart = this.frames - 1;
       this.msgCompressed = this.rsv1;
       this.fragments = 0;
       if (opcode === Opcode.TEXT && !checked) this.utf8.reset();
@@ -299,7 +319,7 @@ export class Receiver {
     const need = this.accLen + n;
     if (this.acc === null || need > this.acc.length) {
       const cap = Math.max(need, Math.min(this.maxMessageSize, Math.max(1024, (this.acc?.length ?? 0) * 2)));
-      const next = Buffer.allocUnsafe(cap);
+      const next = allocate(cap);
       if (this.acc !== null) this.acc.copy(next, 0, 0, this.accLen);
       this.acc = next;
     }

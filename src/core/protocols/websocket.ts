@@ -18,10 +18,11 @@ import {
   type DeflateParams, type PerMessageDeflateOptions,
 } from '../../codec/websocket/deflate.js';
 import {
-  acceptResponse, checkServerResponse, checkUpgradeRequest, clientRequest, HttpError, httpResponse,
+  acceptResponse, checkServerResponse, checkUpgradeRequest, clientRequest, HandshakeRefusedError, hasToken, HttpError, httpResponse,
   isUpgradeRequest, newKey, parseHead, type ParsedHead,
 } from '../../codec/websocket/handshake.js';
 import { Receiver, type FrameSink } from '../../codec/websocket/receiver.js';
+import { decodeError } from '../../codec/alloc.js';
 import { encodeClose, encodeControl, encodeFrame, Opcode } from '../../codec/websocket/sender.js';
 import { isUtf8 } from '../../codec/websocket/utf8.js';
 
@@ -79,7 +80,11 @@ export interface WebSocketOptions {
   maxHeaders?: number;
 }
 
-const enum State { Handshake, Verifying, Http, Open, Closing, Ended }
+// Refused: a client reading the body of a non-101 answer (the reason for the refusal).
+const enum State { Handshake, Verifying, Http, Refused, Open, Closing, Ended }
+
+/** Most bytes of a refusal's body a client reads for its reason. */
+const MAX_REASON_BYTES = 1024;
 
 const EMPTY = Buffer.alloc(0);
 
@@ -174,6 +179,9 @@ export class WebSocketSession implements ProtocolSession, FrameSink {
    */
   private headText: string | null = null;
   private requestInfo: WebSocketRequestInfo | undefined = undefined;
+  /** Client, refused: the answer's head, and the body bytes to wait for (-1: until EOF). */
+  private refusal: ParsedHead | null = null;
+  private refusalBytes = 0;
 
   constructor(private readonly events: ProtocolEvents, ctx: SessionContext) {
     this.cfg = configFor(ctx);
@@ -238,14 +246,19 @@ export class WebSocketSession implements ProtocolSession, FrameSink {
       case State.Closing:
         try {
           (this.receiver ??= this.newReceiver()).push(chunk);
-        } catch (err) {
-          if (!(err instanceof ProtocolError)) throw err;
+        } catch (caught) {
+          const err = decodeError(caught);
+          if (err === null) throw caught;
           this.fail(err);
         }
         return;
       case State.Handshake:
         this.hold(chunk);
         this.readHead();
+        return;
+      case State.Refused:
+        this.hold(chunk);
+        this.readRefusal();
         return;
       case State.Verifying:
         this.hold(chunk);
@@ -257,6 +270,11 @@ export class WebSocketSession implements ProtocolSession, FrameSink {
         // Http: a request body or a pipelined request is ignored; the connection ends after the answer.
         return;
     }
+  }
+
+  /** The message the peer has begun and not finished, for core's messageTimeout (see ProtocolSession). */
+  pendingMessage(): number {
+    return this.state === State.Open && this.receiver !== null ? this.receiver.pendingMessage : 0;
   }
 
   private hold(chunk: Buffer): void {
@@ -293,7 +311,7 @@ export class WebSocketSession implements ProtocolSession, FrameSink {
     this.pending = rest.length > 0 ? [rest] : null;
     this.pendingBytes = rest.length;
     // A copy of just the head's bytes (flat, latin1), so the read chunk is not kept alive by it.
-    if (this.isServer) this.serverHead(head, buf.toString('latin1', 0, head.length - 4));
+    if (this.isServer) this.serverHead(head, buf.toString('latin1', 0, head.textLength));
     else this.clientHead(head);
   }
 
@@ -408,6 +426,16 @@ export class WebSocketSession implements ProtocolSession, FrameSink {
   // ---- client handshake ----
 
   private clientHead(head: ParsedHead): void {
+    if (head.status !== 101) {
+      // The reason is in the body: wait for the bytes Content-Length announces (a few), or for EOF.
+      const length = head.headers['content-length'];
+      const chunked = hasToken(head.headers['transfer-encoding'], 'chunked');
+      this.refusal = head;
+      this.refusalBytes = length !== undefined ? Math.min(Number(length), MAX_REASON_BYTES) : chunked ? 0 : -1;
+      this.state = State.Refused;
+      this.readRefusal();
+      return;
+    }
     try {
       const protocol = checkServerResponse(head, this.key, this.opts.protocols ?? []);
       const params = acceptServerResponse(head.headers['sec-websocket-extensions'], this.deflateOpts);
@@ -422,6 +450,25 @@ export class WebSocketSession implements ProtocolSession, FrameSink {
       return;
     }
     this.open();
+  }
+
+  private readRefusal(): void {
+    if (this.pendingBytes >= (this.refusalBytes >= 0 ? this.refusalBytes : MAX_REASON_BYTES)) this.refused();
+  }
+
+  /** Client: ends with the refusal's status, reason and headers (the body read so far is the reason). */
+  private refused(): void {
+    const head = this.refusal!;
+    const body = this.pendingBytes > 0 ? this.takePending() : EMPTY;
+    const take = this.refusalBytes >= 0 ? Math.min(this.refusalBytes, body.length) : Math.min(MAX_REASON_BYTES, body.length);
+    const reason = body.toString('utf8', 0, take).trim() || head.statusText;
+    const err = new HandshakeRefusedError(head.status, head.statusText, reason, head.headers);
+    this.end({ code: CloseCode.ABNORMAL, reason: err.message, error: err });
+  }
+
+  /** EOF: a client reading a refusal's body has all of it. */
+  finish(): void {
+    if (this.state === State.Refused) this.refused();
   }
 
   // ---- open ----
@@ -522,6 +569,22 @@ export class WebSocketSession implements ProtocolSession, FrameSink {
     this.receiver?.stop();
     if (!this.isServer || !wasHandshake) return EMPTY;
     return httpResponse(503, { 'Retry-After': '1' }, reason + '\n');
+  }
+
+  /**
+   * Server, handshake timed out: a client still sending its head hears 408 Request Timeout, one
+   * waiting on verifyClient or httpHandler hears 503; then nothing more is read.
+   */
+  timeoutReply(): Buffer | null {
+    const state = this.state;
+    // A client still reading a refusal's body ends with what it has: the refusal, not a timeout.
+    if (!this.isServer && state === State.Refused) this.refused();
+    if (!this.isServer || (state !== State.Handshake && state !== State.Verifying && state !== State.Http)) return null;
+    this.state = State.Ended;
+    this.pending = null;
+    this.pendingBytes = 0;
+    if (state === State.Handshake) return httpResponse(408, {}, 'the request head did not arrive in time\n');
+    return httpResponse(503, { 'Retry-After': '1' }, 'the server did not answer in time\n');
   }
 
   ping(payload?: Buffer): Buffer | null {
