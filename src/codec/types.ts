@@ -35,6 +35,13 @@ export interface ProtocolEvents {
   onEnd(info: CloseInfo): void;
   /** A pong arrived (WebSocket); liveness is tracked by core on any received byte anyway. */
   onPong?(payload: Buffer): void;
+  /**
+   * The session did its share of work for this event-loop round (WebSocket: it inflated its
+   * budget) and keeps the rest of its input. Core stops reading the socket and calls
+   * `session.resume()` in a later round, so that other connections are served in between.
+   * Without this hook a session never holds input.
+   */
+  onYield?(): void;
 }
 
 /**
@@ -83,6 +90,8 @@ export interface ProtocolSession {
    * delivers an unterminated last line). Optional.
    */
   finish?(): void;
+  /** Goes on with the input kept since onYield(); may call onYield() again. Optional. */
+  resume?(): void;
   /** A liveness probe (WebSocket ping); null when the protocol has none. */
   ping?(payload?: Buffer): Buffer | null;
   /** Release resources (zlib streams and such). Called once when the connection is gone. */

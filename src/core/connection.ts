@@ -77,6 +77,8 @@ function sharedFor(owner: ConnectionOwner, address: Address, role: 'server' | 'c
 const OWES_DRAIN = 1; // send() returned false: a 'drain' is owed
 const DRAIN_HOOKED = 2; // the socket's 'drain' is listened to
 const PEER_ENDED = 4;
+const YIELDED = 8; // the session keeps input until resumeYielded runs (reads paused meanwhile)
+const END_HELD = 16; // EOF came while YIELDED: handled once the kept input is
 
 // Writes are queued per connection and flushed once the event loop has handled the input it
 // read in this round, as one socket.write per connection: sixteen replies to sixteen pipelined
@@ -278,7 +280,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
         const inbox = this.inbox!;
         if (inbox.length > 0) {
           const value = inbox.shift()!;
-          if (inbox.length < INBOX_HIGH_WATER / 2 && this.socket.isPaused()) this.socket.resume();
+          if (inbox.length < INBOX_HIGH_WATER / 2 && this.socket.isPaused() && (this.flags & YIELDED) === 0) this.socket.resume();
           return Promise.resolve({ value, done: false });
         }
         if (this.state === State.Closed) return Promise.resolve({ value: undefined, done: true });
@@ -456,6 +458,29 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
     this.write(bytes, true);
   }
 
+  onYield(): void {
+    if ((this.flags & YIELDED) !== 0) return;
+    this.flags |= YIELDED;
+    // Not read meanwhile: TCP backpressure slows the peer, and what the transport already read
+    // in this round is kept by the session (at most one round's reads).
+    this.socket.pause();
+    // The next round, after the other connections' reads: the check phase, as for flushes.
+    setImmediate(resumeYielded, this);
+  }
+
+  /** @internal The round after onYield: the session goes on with what it kept, then reading resumes. */
+  afterYield(): void {
+    this.flags &= ~YIELDED;
+    if (this.state === State.Closed || this.socket.destroyed) return;
+    this.session.resume?.();
+    if ((this.flags & YIELDED) !== 0) return; // it yielded again: another round
+    if (this.inbox === null || this.inbox.length < INBOX_HIGH_WATER) this.socket.resume();
+    if ((this.flags & END_HELD) !== 0) {
+      this.flags &= ~END_HELD;
+      this.handleEnd();
+    }
+  }
+
   onEnd(info: CloseInfo): void {
     if (!this.endInfo || this.state !== State.Closing) this.endInfo = info;
     if (this.state < State.Closing) {
@@ -476,6 +501,11 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
 
   /** @internal */
   handleEnd(): void {
+    // The session still keeps input from before the EOF: the EOF waits for it (see afterYield).
+    if ((this.flags & YIELDED) !== 0) {
+      this.flags |= END_HELD;
+      return;
+    }
     this.flags |= PEER_ENDED;
     if (this.state === State.Open && this.session.finish) this.session.finish();
     if (this.protocol === 'ws') {
@@ -564,6 +594,10 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
 export interface TopicOwner {
   addSubscriber(topic: string, conn: Connection): void;
   removeSubscriber(topic: string, conn: Connection): void;
+}
+
+function resumeYielded(conn: Connection): void {
+  conn.afterYield();
 }
 
 function emitDrain(conn: Connection): void {
