@@ -8,10 +8,11 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import net from 'node:net';
 import { constants, deflateRawSync } from 'node:zlib';
 import { WebSocket } from 'ws';
-import { Server } from '../src/index.js';
+import { Server, connect } from '../src/index.js';
 import type { CloseInfo, Message, ProtocolEvents } from '../src/codec/types.js';
 import { PerMessageDeflate } from '../src/codec/websocket/deflate.js';
 import { closeCodeOf, frame, openServer, parseFrames } from './ws-helpers.js';
@@ -276,6 +277,65 @@ describe('ws inflate budget: one abuser, one bystander, real sockets', () => {
       abuser.socket.destroy();
     } finally {
       await stop();
+    }
+  });
+
+  it('our client too: a server bursting compressed 1 MiB messages reaches it in order, one per round', T, async () => {
+    // A raw server: the 101 with permessage-deflate; at the client's first frame, COUNT compressed frames in one write.
+    const COUNT = 40;
+    const sockets = new Set<net.Socket>();
+    const server = net.createServer((sock) => {
+      sockets.add(sock);
+      sock.on('error', () => {});
+      let head = '';
+      let burst: Buffer | null = null;
+      sock.on('data', (d) => {
+        if (burst !== null) {
+          sock.write(burst);
+          burst = Buffer.alloc(0);
+          return;
+        }
+        head += d.toString('latin1');
+        if (!head.includes('\r\n\r\n')) return;
+        const key = /sec-websocket-key: *(\S+)/i.exec(head)![1]!;
+        const accept = createHash('sha1').update(key + '258EAFA5-E914-47DA-95CA-C5AB0DC85B11').digest('base64');
+        const frames = Array.from({ length: COUNT }, (_, i) => {
+          const f = abuseFrame(i);
+          return Buffer.concat([Buffer.from([0xc2, 126, f[2]!, f[3]!]), f.subarray(8)]); // unmasked: server to client
+        });
+        sock.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n` +
+          'Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n');
+        burst = Buffer.concat(frames);
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    let ticking = true;
+    try {
+      const conn = await connect(`ws://127.0.0.1:${(server.address() as net.AddressInfo).port}/`);
+      const seqs: number[] = [];
+      let inRound = 0;
+      let maxPerRound = 0;
+      const tick = (): void => {
+        maxPerRound = Math.max(maxPerRound, inRound);
+        inRound = 0;
+        if (ticking) setImmediate(tick);
+      };
+      setImmediate(tick);
+      conn.on('message', (m) => {
+        assert.ok(Buffer.isBuffer(m) && m.length === MSG);
+        seqs.push(Number(m.readBigUInt64BE(0)));
+        inRound++;
+      });
+      conn.send('go'); // listening now: the burst may come
+      await until(() => seqs.length === COUNT, 30_000, `${COUNT} messages (got ${seqs.length})`);
+      ticking = false;
+      assert.deepEqual(seqs, Array.from({ length: COUNT }, (_, i) => i));
+      assert.ok(maxPerRound <= 1, `at most one 1 MiB message per round, got ${maxPerRound}`);
+      conn.destroy();
+    } finally {
+      ticking = false;
+      for (const sock of sockets) sock.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
     }
   });
 });
