@@ -464,7 +464,10 @@ export class WebSocketSession implements ProtocolSession, FrameSink {
 
   private yieldRound(): void {
     const receiver = this.receiver;
-    if (this.events.onYield === undefined || receiver === null || this.state >= State.Ended) return;
+    if (this.events.onYield === undefined || receiver === null || this.state >= State.Ended) {
+      this.inflated = 0; // no one to resume us: nothing to hold, count afresh
+      return;
+    }
     receiver.hold();
     if (receiver.isHeld) this.events.onYield();
   }
