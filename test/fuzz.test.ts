@@ -133,6 +133,45 @@ test('WebSocket server: random bytes instead of a handshake, and mutated frames 
   assert.ok(ended > ROUNDS / 2, `only ${ended} sessions ended`);
 });
 
+test('WebSocket server, inflate budget of one byte: held and resumed input gives the same messages, writes and end', () => {
+  let yields = 0;
+  for (let seed = 1; seed <= ROUNDS; seed++) {
+    const stream = mutatedFrames(rng(seed));
+    const run = (budget: number | undefined): { messages: Message[]; written: Buffer; end: number | undefined } => {
+      const bytes = Buffer.from(stream); // a copy each: the receiver unmasks in place
+      const { s, r } = openServer({ maxMessageSize: LIMIT, ws: { perMessageDeflate: budget === undefined ? true : { inflateBudget: budget } } },
+        { 'Sec-WebSocket-Extensions': 'permessage-deflate' });
+      let held = false;
+      if (budget !== undefined) {
+        (r as ProtocolEvents).onYield = () => {
+          assert.ok(!held, `seed ${seed}: onYield twice without a resume`);
+          held = true;
+          yields++;
+        };
+      }
+      // The same chunking in both runs; resumes come at random points between chunks, as rounds do.
+      const rand = rng(seed * 7919);
+      for (let i = 0; i < bytes.length;) {
+        const n = 1 + Math.floor(rand() * Math.min(300, bytes.length - i));
+        s.receive(bytes.subarray(i, i + n));
+        i += n;
+        if (held && rand() < 0.5) {
+          held = false;
+          s.resume();
+        }
+      }
+      for (let k = 0; held && k < 10_000; k++) {
+        held = false;
+        s.resume();
+      }
+      assert.ok(!held, `seed ${seed}: still held`);
+      return { messages: r.messages, written: r.written(), end: r.end?.code };
+    };
+    assert.deepEqual(run(1), run(undefined), `seed ${seed}`);
+  }
+  assert.ok(yields > ROUNDS / 4, `only ${yields} yields: the held path was hardly taken`);
+});
+
 test('WebSocket client: random bytes instead of the 101 answer', () => {
   for (let seed = 1; seed <= ROUNDS; seed++) {
     const rand = rng(seed);

@@ -39,6 +39,13 @@ export interface ProtocolEvents {
   onEnd(info: CloseInfo): void;
   /** A pong arrived (WebSocket); liveness is tracked by core on any received byte anyway. */
   onPong?(payload: Buffer): void;
+  /**
+   * The session did its share of work for this event-loop round (WebSocket: it inflated its
+   * budget) and keeps the rest of its input. Core stops reading the socket and calls
+   * `session.resume()` in a later round, so that other connections are served in between.
+   * Without this hook a session never holds input.
+   */
+  onYield?(): void;
 }
 
 /**
@@ -98,6 +105,8 @@ export interface ProtocolSession {
    * 408 to a request head that never finished), or null. Optional.
    */
   timeoutReply?(): Buffer | null;
+  /** Goes on with the input kept since onYield(); may call onYield() again. Optional. */
+  resume?(): void;
   /** A liveness probe (WebSocket ping); null when the protocol has none. */
   ping?(payload?: Buffer): Buffer | null;
   /** Release resources (zlib streams and such). Called once when the connection is gone. */

@@ -88,6 +88,8 @@ const PEER_ENDED = 4;
 const FAULTED = 8; // ended for a fault (a limit, bad input): its further input is not handled
 const INBOX_FLUSH_SCHEDULED = 16;
 const AWAITS_PEER = 32; // our close message is sent and the peer's is awaited (WebSocket close handshake)
+const YIELDED = 64; // the session keeps input until resumeYielded runs (reads paused meanwhile)
+const END_HELD = 128; // EOF came while YIELDED: handled once the kept input is
 
 // Writes are queued per connection and flushed once the event loop has handled the input it
 // read in this round, as one socket.write per connection: sixteen replies to sixteen pipelined
@@ -302,7 +304,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
         const inbox = this.inbox!;
         if (inbox.length > 0) {
           const value = inbox.shift()!;
-          if (inbox.length < INBOX_HIGH_WATER / 2 && this.socket.isPaused() && this.rate?.paused !== true) this.socket.resume();
+          if (inbox.length < INBOX_HIGH_WATER / 2) this.resumeReading();
           return Promise.resolve({ value, done: false });
         }
         // Everything before the protocol's end was handled (replies included): now it may end.
@@ -359,7 +361,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
     while (inbox.length > 0 && this.listenerCount('message') > 0) this.emit('message', inbox.shift()!);
     if (inbox.length > 0) return;
     this.inbox = null;
-    if (this.socket.isPaused() && this.rate?.paused !== true) this.socket.resume();
+    this.resumeReading();
     if (this.heldEnd !== null) this.releaseEnd();
   }
 
@@ -573,6 +575,29 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
     else this.write(bytes, true);
   }
 
+  onYield(): void {
+    if ((this.flags & YIELDED) !== 0) return;
+    this.flags |= YIELDED;
+    // Not read meanwhile: TCP backpressure slows the peer, and what the transport already read
+    // in this round is kept by the session (at most one round's reads).
+    this.socket.pause();
+    // The next round, after the other connections' reads: the check phase, as for flushes.
+    setImmediate(resumeYielded, this);
+  }
+
+  /** @internal The round after onYield: the session goes on with what it kept, then reading resumes. */
+  afterYield(): void {
+    this.flags &= ~YIELDED;
+    if (this.state === State.Closed || this.socket.destroyed) return;
+    this.session.resume?.();
+    if ((this.flags & YIELDED) !== 0) return; // it yielded again: another round
+    this.resumeReading();
+    if ((this.flags & END_HELD) !== 0) {
+      this.flags &= ~END_HELD;
+      this.handleEnd();
+    }
+  }
+
   onEnd(info: CloseInfo): void {
     this.flags &= ~AWAITS_PEER;
     if (this.heldEnd !== null || (this.inbox !== null && this.inbox.length > 0 && this.state === State.Open)) {
@@ -601,6 +626,11 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
 
   /** @internal */
   handleEnd(): void {
+    // The session still keeps input from before the EOF: the EOF waits for it (see afterYield).
+    if ((this.flags & YIELDED) !== 0) {
+      this.flags |= END_HELD;
+      return;
+    }
     this.flags |= PEER_ENDED;
     this.rate?.flush();
     // Opening too: a WebSocket client reads a refusal's body up to EOF.
@@ -711,8 +741,12 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
     this.pingSentAt = 0;
   }
 
-  /** @internal Reading paused by a limit may go on, unless async iteration still has enough waiting. */
+  /**
+   * @internal Reading goes on once nothing holds it: three things pause it (held messages waiting
+   * for a listener or the iterator, the rate limit, the inflate budget), and each asks here when done.
+   */
   resumeReading(): void {
+    if (!this.socket.isPaused() || this.rate?.paused === true || (this.flags & YIELDED) !== 0) return;
     if (this.inbox !== null && this.inbox.length >= INBOX_HIGH_WATER / 2) return;
     this.socket.resume();
   }
@@ -775,6 +809,10 @@ export interface TopicOwner {
 
 function flushInbox(conn: Connection): void {
   conn.deliverInbox();
+}
+
+function resumeYielded(conn: Connection): void {
+  conn.afterYield();
 }
 
 function emitDrain(conn: Connection): void {

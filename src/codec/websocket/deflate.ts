@@ -41,7 +41,16 @@ export interface PerMessageDeflateOptions {
   memLevel?: number;
   /** Most bytes one message may inflate to (default: the connection's max message size); more closes with 1009. */
   maxInflated?: number;
+  /**
+   * Receiving side: bytes one connection may inflate before it lets the other connections go
+   * first (default 1 MiB). Past it, the connection's further input waits for the next event-loop
+   * round (and its socket is not read meanwhile), so one peer's decompression cannot stall the rest.
+   */
+  inflateBudget?: number;
 }
+
+/** The default of PerMessageDeflateOptions.inflateBudget: about a millisecond of zlib per connection per round. */
+export const DEFAULT_INFLATE_BUDGET = 1 << 20;
 
 /** What one side agreed to, in the RFC's terms. */
 export interface DeflateParams {
@@ -185,6 +194,10 @@ function checkBits(name: string, v: number | undefined): void {
 export function checkDeflateOptions(o: PerMessageDeflateOptions): void {
   checkBits('serverMaxWindowBits', o.serverMaxWindowBits);
   checkBits('clientMaxWindowBits', o.clientMaxWindowBits);
+  const b = o.inflateBudget;
+  if (b !== undefined && !(typeof b === 'number' && b >= 1)) {
+    throw new SwitchboardError('ERR_INVALID_OPTION', `perMessageDeflate.inflateBudget must be a number of bytes >= 1, got ${String(b)}`);
+  }
 }
 
 /**

@@ -8,6 +8,10 @@
  * checked before the frame is complete. A fragmented message is gathered in one growing buffer
  * (doubling, capped by the message limit), so thousands of tiny fragments cost no per-fragment
  * objects.
+ *
+ * The sink may `hold()` the receiver between two frames (the session did its share of work for
+ * this event-loop round): the bytes not yet parsed are kept, in order, and parsed on `release()`.
+ * Holding is only a flag checked once per frame, so it costs nothing to traffic that never holds.
  */
 import { ProtocolError } from '../../errors.js';
 import { allocate, firstCapacity, grow } from '../alloc.js';
@@ -43,8 +47,14 @@ function protocolError(message: string, closeCode = 1002): ProtocolError {
   return new ProtocolError(closeCode === 1007 ? 'ERR_INVALID_UTF8' : closeCode === 1009 ? 'ERR_PAYLOAD_TOO_LARGE' : 'ERR_PROTOCOL', message, closeCode);
 }
 
+/** Receiver.halt: parsing, held (bytes kept for release()), stopped (bytes ignored). */
+const RUNNING = 0, HELD = 1, STOPPED = 2;
+
 export class Receiver {
-  private stopped = false;
+  private halt: number = RUNNING;
+  /** Bytes that arrived or were left while held, in arrival order (null when none). */
+  private held: Buffer[] | null = null;
+  private heldBytes = 0;
   // Options, kept as fields: no options object per connection.
   private readonly expectMasked: boolean;
   private readonly maxMessageSize: number;
@@ -99,9 +109,11 @@ export class Receiver {
 
   /** Stops parsing: bytes after a close frame or an error are ignored. */
   stop(): void {
-    this.stopped = true;
+    this.halt = STOPPED;
     this.partial = null;
     this.acc = null;
+    this.held = null;
+    this.heldBytes = 0;
   }
 
   /**
@@ -110,21 +122,65 @@ export class Receiver {
    * the next one. Core times unfinished messages with it (messageTimeout) at no cost per frame.
    */
   get pendingMessage(): number {
-    if (this.stopped) return 0;
+    if (this.halt === STOPPED) return 0;
     if (this.msgOpcode !== 0) return this.msgStart + 1;
     return this.headLen > 0 || this.partial !== null ? this.frames + 1 : 0;
   }
 
-  /** Bytes held for unfinished frames and messages (for limits and metrics). */
+  /**
+   * Called by the sink from inside a message or control callback: parsing stops after that frame,
+   * and the rest of the input (and whatever is pushed meanwhile) waits for release().
+   */
+  hold(): void {
+    if (this.halt === RUNNING) this.halt = HELD;
+  }
+
+  /** Whether the receiver is held (input waits for release()). */
+  get isHeld(): boolean {
+    return this.halt === HELD;
+  }
+
+  /**
+   * Parses what was kept while held, in order. The sink may hold again midway: the rest stays
+   * kept. Throws ProtocolError as push() does.
+   */
+  release(): void {
+    if (this.halt !== HELD) return;
+    this.halt = RUNNING;
+    const held = this.held;
+    this.held = null;
+    this.heldBytes = 0;
+    if (held === null) return;
+    for (let i = 0; i < held.length; i++) {
+      if (this.halt !== RUNNING) {
+        // Held again (or stopped): what is left goes behind what push() just kept, in order.
+        if (this.halt === HELD) for (let j = i; j < held.length; j++) this.keep(held[j]!, 0);
+        return;
+      }
+      this.push(held[i]!);
+    }
+  }
+
+  /** Bytes held for unfinished frames and messages, and input kept while held (for limits and metrics). */
   get buffered(): number {
-    return this.headLen + (this.partial ? this.partialAt : 0) + this.accLen;
+    return this.headLen + (this.partial ? this.partialAt : 0) + this.accLen + this.heldBytes;
+  }
+
+  private keep(chunk: Buffer, off: number): void {
+    const rest = off === 0 ? chunk : chunk.subarray(off);
+    (this.held ??= []).push(rest);
+    this.heldBytes += rest.length;
   }
 
   /** Feeds bytes; throws ProtocolError (with the close code) when the peer breaks a rule. */
   push(chunk: Buffer): void {
+    if (this.halt !== RUNNING) {
+      if (this.halt === HELD && chunk.length > 0) this.keep(chunk, 0);
+      return;
+    }
     let off = 0;
     const end = chunk.length;
-    while (off < end && !this.stopped) {
+    while (off < end && this.halt === RUNNING) {
       if (this.partial !== null) {
         off = this.continuePartial(chunk, off);
         continue;
@@ -162,6 +218,8 @@ export class Receiver {
         this.partialAt = 0;
       }
     }
+    // Held by the sink after a frame: the unparsed rest is kept (a view: frames after it are still masked).
+    if (off < end && this.isHeld) this.keep(chunk, off);
   }
 
   private headerSize(b1: number): number {

@@ -14,7 +14,7 @@ import { ProtocolError, SwitchboardError } from '../../errors.js';
 import { formatHostPort, type Address } from '../../address.js';
 import { CloseCode, isValidCloseCode } from '../../codec/websocket/close-codes.js';
 import {
-  acceptServerResponse, checkDeflateOptions, clientOffer, negotiateServer, parseExtensions, PerMessageDeflate,
+  acceptServerResponse, checkDeflateOptions, clientOffer, DEFAULT_INFLATE_BUDGET, negotiateServer, parseExtensions, PerMessageDeflate,
   type DeflateParams, type PerMessageDeflateOptions,
 } from '../../codec/websocket/deflate.js';
 import {
@@ -130,6 +130,8 @@ interface SessionConfig {
   readonly maxBuffered: number;
   readonly address: Address;
   readonly maxMessageSize: number;
+  /** Bytes a connection inflates before it yields the rest of the round to others. */
+  readonly inflateBudget: number;
 }
 // Keyed by the listen address (one object per listener); a Server hands every connection the
 // same options object, so identity finds the config.
@@ -142,13 +144,15 @@ function configFor(ctx: SessionContext): SessionConfig {
   for (const c of list) {
     if (c.isServer === isServer && c.maxMessageSize === ctx.maxMessageSize && c.opts === opts) return c;
   }
+  const deflateOpts = resolveDeflate(opts.perMessageDeflate, ctx.role);
   const c: SessionConfig = {
     isServer,
     opts,
-    deflateOpts: resolveDeflate(opts.perMessageDeflate, ctx.role),
+    deflateOpts,
     maxBuffered: Math.min(opts.maxBufferedBytes ?? ctx.maxMessageSize, ctx.maxMessageSize),
     address: ctx.address,
     maxMessageSize: ctx.maxMessageSize,
+    inflateBudget: deflateOpts?.inflateBudget ?? DEFAULT_INFLATE_BUDGET,
   };
   // A few per options object (one per listener); never a list that grows with connections.
   if (list.length < 16) list.push(c);
@@ -169,6 +173,8 @@ export class WebSocketSession implements ProtocolSession, FrameSink {
   /** Made when the first frame bytes arrive: an idle connection holds no parser state. */
   private receiver: Receiver | null = null;
   private deflate: PerMessageDeflate | null = null;
+  /** Bytes inflated since this session last yielded (see onFrameMessage). */
+  private inflated = 0;
   /** Bytes before the head is whole, or held while a hook runs. */
   private pending: Buffer[] | null = null;
   private pendingBytes = 0;
@@ -489,11 +495,41 @@ export class WebSocketSession implements ProtocolSession, FrameSink {
   }
 
   onFrameMessage(opcode: number, data: Buffer, compressed: boolean): void {
-    if (compressed) {
-      data = this.deflate!.decompress(data);
-      if (opcode === Opcode.TEXT && !isUtf8(data)) throw new ProtocolError('ERR_INVALID_UTF8', 'invalid UTF-8 in a text message', 1007);
+    if (!compressed) {
+      this.events.onMessage(opcode === Opcode.TEXT ? data.toString('utf8') : data);
+      return;
     }
+    data = this.deflate!.decompress(data);
+    if (opcode === Opcode.TEXT && !isUtf8(data)) throw new ProtocolError('ERR_INVALID_UTF8', 'invalid UTF-8 in a text message', 1007);
+    this.inflated += data.length;
     this.events.onMessage(opcode === Opcode.TEXT ? data.toString('utf8') : data);
+    // A few small compressed bytes can make a megabyte of zlib work: once this connection has
+    // inflated its budget, the rest of its input waits for a later round (core stops reading
+    // the socket meanwhile, so TCP slows the peer), and the other connections go first.
+    if (this.inflated >= this.cfg.inflateBudget) this.yieldRound();
+  }
+
+  private yieldRound(): void {
+    const receiver = this.receiver;
+    if (this.events.onYield === undefined || receiver === null || this.state >= State.Ended) {
+      this.inflated = 0; // no one to resume us: nothing to hold, count afresh
+      return;
+    }
+    receiver.hold();
+    if (receiver.isHeld) this.events.onYield();
+  }
+
+  /** Core calls this in a later round after onYield: a fresh budget, and the kept input is parsed. */
+  resume(): void {
+    this.inflated = 0;
+    const receiver = this.receiver;
+    if (receiver === null) return;
+    try {
+      receiver.release();
+    } catch (err) {
+      if (!(err instanceof ProtocolError)) throw err;
+      this.fail(err);
+    }
   }
 
   onFrameControl(opcode: number, payload: Buffer): void {
