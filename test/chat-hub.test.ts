@@ -132,3 +132,41 @@ test('--workers 2: clients on different workers share one room, no Redis', { tim
   }
   assert.equal(W.child.exitCode, 0);
 });
+
+test('a flood on one server and a Redis pause do not get the reading members of the other server dropped', { timeout: 60000 }, async () => {
+  const redis = await RedisProcess.start();
+  const room = `--room=flood-${process.pid}`;
+  const A = serveChat(['--listen', 'text://127.0.0.1:0', '--hub', redis.url, room]);
+  const B = serveChat(['--listen', 'text://127.0.0.1:0', '--hub', redis.url, room]);
+  try {
+    await waitFor(() => /listening on/.test(A.output()) && /listening on/.test(B.output()), 10000, 'servers');
+    const aUrl = /listening on (\S+)/.exec(A.output())![1]!;
+    const bUrl = /listening on (\S+)/.exec(B.output())![1]!;
+    const readers = await Promise.all([1, 2, 3].map(() => RawPeer.connect(portOf(bUrl))));
+    for (const r of readers) await r.until((t) => t.includes('you are'));
+    const flooder = await RawPeer.connect(portOf(aUrl));
+    await flooder.until((t) => t.includes('you are'));
+    flooder.write('/nick flood\n');
+    await readers[0]!.until((t) => t.includes('is now flood'), 5000);
+    // Redis stops answering for 1.5 s (CLIENT PAUSE) while the flood is sent: what queued meanwhile arrives as one burst.
+    const ctl = await RawPeer.connect(redis.port);
+    ctl.write('*4\r\n$6\r\nCLIENT\r\n$5\r\nPAUSE\r\n$4\r\n1500\r\n$3\r\nALL\r\n');
+    await ctl.until((t) => t.includes('+OK'));
+    flooder.write(Array.from({ length: 20000 }, (_, i) => `flood line ${i} ${'x'.repeat(100)}`).join('\n') + '\n');
+    await new Promise((r) => setTimeout(r, 3000));
+    for (const r of readers) {
+      assert.equal(r.closed, false, 'a reading member of the other server was not dropped');
+      assert.ok((r.text.match(/^flood: flood line/gm) ?? []).length >= 100, 'the burst arrived');
+    }
+    assert.doesNotMatch(B.output(), /dropped slow reader/);
+    readers[1]!.write('still here\n');
+    await readers[2]!.until((t) => t.includes('still here'), 5000);
+    ctl.destroy();
+    flooder.destroy();
+    for (const r of readers) r.destroy();
+  } finally {
+    await stop(A);
+    await stop(B);
+    await redis.stop();
+  }
+});
