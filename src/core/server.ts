@@ -14,6 +14,7 @@ import { createStreamServer, listenStream, type StreamListener, type TlsServerOp
 import { asSocket, bindUdp, MAX_UDP_PAYLOAD, type PeerSocket } from '../transport/udp.js';
 import { Connection, type ConnectionLimits, type ConnectionOwner, type TopicOwner } from './connection.js';
 import { resolutionFor, Sweeper } from './sweeper.js';
+import { TlsHandshake, type HandshakeOwner } from './tls-handshake.js';
 
 export interface ServerOptions extends Partial<ConnectionLimits> {
   /** One URL or several: 'text://127.0.0.1:5353', ['ws://0.0.0.0:8080/chat', 'text://[::1]:9999']. */
@@ -51,8 +52,14 @@ export interface ServerOptions extends Partial<ConnectionLimits> {
 export interface ServerEvents {
   listening: [];
   connection: [conn: Connection];
-  /** A client was turned away (server full); it was told why and closed. */
+  /** A client was turned away (server full); it was told why and closed (a TLS client: closed before the handshake). */
   refused: [info: { remote: string; reason: string }];
+  /**
+   * A TLS handshake failed: the peer left or reset before it was done (ECONNRESET), sent what is not
+   * TLS (ERR_SSL_...), or did not finish within handshakeTimeout (ERR_HANDSHAKE_TIMEOUT). Its socket
+   * is already closed; this is for counting and logging (port scanners cause many).
+   */
+  tlsClientError: [err: SwitchboardError, info: { remote: string }];
   /** maxAccepts reached: no more connections will be accepted. */
   exhausted: [];
   error: [err: Error];
@@ -72,11 +79,14 @@ export const DEFAULT_LIMITS: ConnectionLimits = {
   bufferPolicy: 'close',
 };
 
-export class Server extends EventEmitter<ServerEvents> implements ConnectionOwner, TopicOwner {
+export class Server extends EventEmitter<ServerEvents> implements ConnectionOwner, TopicOwner, HandshakeOwner {
   /** Open connections (protocol handshake done). */
   readonly connections = new Set<Connection>();
-  /** Every accepted socket's connection, open or not (for limits and shutdown), and their deadlines. */
-  readonly sweeper: Sweeper<Connection>;
+  /**
+   * Every accepted socket's connection, open or not, and every TLS handshake under way (for limits
+   * and shutdown), and their deadlines.
+   */
+  readonly sweeper: Sweeper<Connection | TlsHandshake>;
   readonly options: Readonly<ServerOptions>;
   private readonly listenAddresses: Address[];
   private readonly limits: ConnectionLimits;
@@ -148,7 +158,7 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
           continue;
         }
         const srv = createStreamServer(address, { tls: this.options.tls, backlog: this.options.backlog, native: this.options.native },
-          (socket) => this.accept(socket, address));
+          (socket, tcp) => this.accept(socket, address, tcp), this.handshakeEvents);
         if (srv instanceof net.Server) srv.on('error', (err) => this.emitError(err));
         this.netServers.push(srv);
         await listenStream(srv, address, { backlog: this.options.backlog ?? DEFAULT_BACKLOG });
@@ -165,14 +175,58 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
     return this;
   }
 
-  private accept(socket: net.Socket, address: Address): void {
+  /** TLS listeners report each TCP connection before its handshake (one object for all of them). */
+  private readonly handshakeEvents = {
+    accepted: (tcp: net.Socket): boolean => this.acceptTcp(tcp),
+    failed: (err: Error, tcp: net.Socket): void => TlsHandshake.of(tcp)?.failed(err),
+  };
+
+  /** `tcp`: the TCP socket of a TLS connection whose handshake is done (it was held as a TlsHandshake). */
+  private accept(socket: net.Socket, address: Address, tcp?: net.Socket): void {
+    let acceptedAt: number | undefined;
+    if (tcp) {
+      const h = TlsHandshake.of(tcp);
+      if (!h?.finish()) {
+        socket.destroy();
+        return;
+      }
+      acceptedAt = h.acceptedAt;
+    }
     if (!this.accepting) {
       socket.destroy();
       return;
     }
+    if (!tcp) this.keepAlive(socket);
+    this.admit(new Connection(socket, address, 'server', this, this.limits, this.protocolOptions, acceptedAt));
+  }
+
+  /**
+   * A TCP connection to a TLS listener, before any TLS work: held (it counts against
+   * maxConnections and has the handshake deadline from now), or refused for the price of a close.
+   */
+  private acceptTcp(tcp: net.Socket): boolean {
+    if (!this.accepting) {
+      tcp.destroy();
+      return false;
+    }
+    if (this.sweeper.size - this.refusing.size >= this.maxConnections) {
+      const remote = formatHostPort(tcp.remoteAddress ?? '', tcp.remotePort ?? 0);
+      tcp.destroy();
+      this.emit('refused', { remote, reason: this.fullReason() });
+      return false;
+    }
+    this.keepAlive(tcp);
+    new TlsHandshake(tcp, this, this.limits.handshakeTimeout);
+    return true;
+  }
+
+  private keepAlive(socket: net.Socket): void {
     const keepAlive = this.options.keepAlive ?? 60_000;
     if (keepAlive > 0) socket.setKeepAlive(true, keepAlive);
-    this.admit(new Connection(socket, address, 'server', this, this.limits, this.protocolOptions));
+  }
+
+  private fullReason(): string {
+    return `server full: ${this.maxConnections} connections already, try again later`;
   }
 
   /** A datagram from a new remote endpoint: it becomes a connection, forgotten after udpPeerTimeout of quiet. */
@@ -188,7 +242,7 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
     // The sweeper holds every connection, this new one included.
     if (this.sweeper.size - 1 - this.refusing.size >= this.maxConnections) {
       this.refusing.add(conn);
-      const reason = `server full: ${this.maxConnections} connections already, try again later`;
+      const reason = this.fullReason();
       conn.onWrite(conn.session.refuse(reason));
       conn.close(1013, reason);
       this.emit('refused', { remote: conn.remote, reason });
@@ -198,6 +252,8 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
     if (this.accepted >= this.maxAccepts) {
       this.accepting = false;
       void this.closeListeners();
+      // No more will be accepted: TLS handshakes under way would only be refused when done.
+      this.endHandshakes();
       this.emit('exhausted');
       this.closing = new Promise((resolve) => { this.closeResolve = resolve; });
     }
@@ -216,6 +272,20 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
     this.connections.delete(conn);
     this.refusing.delete(conn);
     if (this.sweeper.size === 0 && this.closeResolve) this.finishClose();
+  }
+
+  // ---- HandshakeOwner ----
+
+  handshakeEnded(): void {
+    if (this.sweeper.size === 0 && this.closeResolve) this.finishClose();
+  }
+
+  handshakeFailed(h: TlsHandshake, err: SwitchboardError): void {
+    this.emit('tlsClientError', err, { remote: h.remote });
+  }
+
+  private endHandshakes(): void {
+    for (const item of this.sweeper.list()) if (item instanceof TlsHandshake) item.destroy();
   }
 
   // ---- topics ----
@@ -290,7 +360,10 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
     const done = this.closing ?? new Promise<void>((resolve) => { this.closeResolve = resolve; });
     this.closing = done;
     void this.closeListeners();
-    for (const conn of this.sweeper.list()) conn.close(1001, 'server shutting down');
+    for (const item of this.sweeper.list()) {
+      if (item instanceof TlsHandshake) item.destroy();
+      else item.close(1001, 'server shutting down');
+    }
     if (this.sweeper.size === 0) this.finishClose();
     else {
       const timer = setTimeout(() => {
