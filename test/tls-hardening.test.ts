@@ -235,6 +235,36 @@ test('tls+text:// still answers a client that half-closes after its request', T,
   }
 });
 
+test('client certificates are still checked: none or an unknown one is refused and reported, a trusted one is served', T, async () => {
+  const client = makeCertificate();
+  const stranger = makeCertificate();
+  const server = new Server({ listen: 'tls+text://127.0.0.1:0', tls: { key, cert, requestCert: true, rejectUnauthorized: true, ca: client.cert } });
+  let served = 0;
+  server.on('connection', (c) => { served++; c.on('message', (m) => c.send(`hello ${String(m)}`)); });
+  const failures: string[] = [];
+  server.on('tlsClientError', (err) => failures.push(err.code));
+  await server.listen();
+  try {
+    const url = server.addresses[0]!.replace('127.0.0.1', 'localhost');
+    const c = await connect(url, { tls: { ca: cert, key: client.key, cert: client.cert } });
+    c.send('trusted');
+    assert.equal((await c[Symbol.asyncIterator]().next()).value, 'hello trusted');
+    c.close();
+    for (const tlsOptions of [{ ca: cert }, { ca: cert, key: stranger.key, cert: stranger.cert }]) {
+      // TLS 1.3: the client may finish first and learn of the refusal from the close.
+      await connect(url, { tls: tlsOptions, connectTimeout: 3000 }).then((conn) => {
+        // Served by mistake: counted below; do not wait for it forever.
+        const t = setTimeout(() => conn.close(), 2000);
+        return conn.closed().finally(() => clearTimeout(t));
+      }, () => undefined);
+    }
+    await waitFor(() => failures.length === 2, 3000, 'two refused client certificates reported');
+    assert.equal(served, 1, 'only the trusted client reached the application');
+  } finally {
+    await server.close();
+  }
+});
+
 test('client side: connect() to a listener that never completes TLS fails within connectTimeout and frees its socket', T, async () => {
   // Accepts TCP and says nothing.
   const accepted: net.Socket[] = [];
