@@ -83,6 +83,8 @@ export class TlsHandshake implements Sweepable {
     this.state = State.Done;
     this.settled = true;
     this.tcp.off('close', onTcpClose);
+    // Nothing of it is needed for the connection's life (Node reports no handshake error after TLS is done).
+    (this.tcp as TaggedSocket)[kHandshake] = undefined;
     this.leave();
     return true;
   }
