@@ -151,14 +151,15 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
   /** @internal The server's rate limit for this connection (see rate-limit.ts); null when there is none. */
   rate: RateBucket | null = null;
 
+  /** `acceptedAt`: when the handshake deadline started, if before now (a TLS connection's TCP accept). */
   constructor(socket: Socket, address: Address, role: 'server' | 'client', owner: ConnectionOwner,
-    limits: ConnectionLimits, protocolOptions: Readonly<Record<string, unknown>>) {
+    limits: ConnectionLimits, protocolOptions: Readonly<Record<string, unknown>>, acceptedAt?: number) {
     super();
     this.socket = socket;
     this.shared = sharedFor(owner, address, role, limits);
     const now = Date.now(); // not sweeper.now: that is only fresh while the sweeper ticks
     this.lastSeen = now;
-    this.deadline = limits.handshakeTimeout > 0 ? now + limits.handshakeTimeout : 0;
+    this.deadline = limits.handshakeTimeout > 0 ? (acceptedAt ?? now) + limits.handshakeTimeout : 0;
     if (socket instanceof NativeSocket) socket.sink = this; // events come as direct calls
     else {
       (socket as TaggedSocket)[kConnection] = this;

@@ -11,12 +11,13 @@ import { wireBytes, type Message } from '../codec/types.js';
 import { SwitchboardError } from '../errors.js';
 import type { Hub } from '../hubs/types.js';
 import { createHub, inSwitchboardWorker } from '../hubs/index.js';
-import { createStreamServer, listenStream, type StreamListener, type TlsServerOptions } from '../transport/index.js';
+import { createStreamServer, listenStream, type StreamListener, type TlsHandshakeEvents, type TlsServerOptions } from '../transport/index.js';
 import { asSocket, bindUdp, MAX_UDP_PAYLOAD, type PeerSocket } from '../transport/udp.js';
 import { Connection, type ConnectionLimits, type ConnectionOwner, type TopicOwner } from './connection.js';
 import { resolutionFor, Sweeper } from './sweeper.js';
 import { parseRateLimit, RateLimiter, type LimitStats, type RateLimitOptions } from './rate-limit.js';
 import { formatRemote, parseMaxPerIp, PerIpCount, type AcceptHook } from './admission.js';
+import { TlsHandshake, type HandshakeOwner } from './tls-handshake.js';
 
 export interface ServerOptions extends Partial<ConnectionLimits> {
   /** One URL or several: 'text://127.0.0.1:5353', ['ws://0.0.0.0:8080/chat', 'text://[::1]:9999']. */
@@ -72,6 +73,12 @@ export interface ServerEvents {
   connection: [conn: Connection];
   /** A client was turned away (server full, maxConnectionsPerIp, the accept hook) and closed. */
   refused: [info: { remote: string; reason: string }];
+  /**
+   * A TLS handshake failed: the peer left or reset before it was done (ECONNRESET), sent what is not
+   * TLS (ERR_SSL_...), or did not finish within handshakeTimeout (ERR_HANDSHAKE_TIMEOUT). Its socket
+   * is already closed; this is for counting and logging (port scanners cause many).
+   */
+  tlsClientError: [err: SwitchboardError, info: { remote: string }];
   /** maxAccepts reached: no more connections will be accepted. */
   exhausted: [];
   error: [err: Error];
@@ -95,11 +102,14 @@ export const DEFAULT_LIMITS: ConnectionLimits = {
   drainTimeout: 10_000,
 };
 
-export class Server extends EventEmitter<ServerEvents> implements ConnectionOwner, TopicOwner {
+export class Server extends EventEmitter<ServerEvents> implements ConnectionOwner, TopicOwner, HandshakeOwner {
   /** Open connections (protocol handshake done). */
   readonly connections = new Set<Connection>();
-  /** Every accepted socket's connection, open or not (for limits and shutdown), and their deadlines. */
-  readonly sweeper: Sweeper<Connection>;
+  /**
+   * Every accepted socket's connection, open or not, and every TLS handshake under way (for limits
+   * and shutdown), and their deadlines.
+   */
+  readonly sweeper: Sweeper<Connection | TlsHandshake>;
   readonly options: Readonly<ServerOptions>;
   private readonly listenAddresses: Address[];
   private readonly limits: ConnectionLimits;
@@ -186,7 +196,7 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
           continue;
         }
         const srv = createStreamServer(address, { tls: this.options.tls, backlog: this.options.backlog, native: this.options.native },
-          (socket) => this.accept(socket, address));
+          (socket, tcp) => this.accept(socket, address, tcp), this.handshakeEventsFor(address));
         this.netServers.push(srv);
         await listenStream(srv, address, { backlog: this.options.backlog ?? DEFAULT_BACKLOG });
         // Only now: a failure to listen is the rejection below, not also an 'error' event.
@@ -205,18 +215,71 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
     return this;
   }
 
-  private accept(socket: net.Socket, address: Address): void {
+  /** TLS listeners report each TCP connection before its handshake (one object per listener). */
+  private handshakeEventsFor(address: Address): TlsHandshakeEvents {
+    return {
+      accepted: (tcp: net.Socket): boolean => this.acceptTcp(tcp, address),
+      failed: (err: Error, tcp: net.Socket): void => TlsHandshake.of(tcp)?.failed(err),
+    };
+  }
+
+  /** `tcp`: the TCP socket of a TLS connection whose handshake is done (it was held as a TlsHandshake). */
+  private accept(socket: net.Socket, address: Address, tcp?: net.Socket): void {
+    let acceptedAt: number | undefined;
+    if (tcp) {
+      const h = TlsHandshake.of(tcp);
+      if (!h?.finish()) {
+        socket.destroy();
+        return;
+      }
+      acceptedAt = h.acceptedAt;
+    }
     if (!this.accepting) {
       socket.destroy();
       return;
     }
-    if (this.acceptHook !== null && !this.askAcceptHook(socket, address)) {
+    // A TLS connection met the accept hook before its handshake (acceptTcp).
+    if (!tcp && this.acceptHook !== null && !this.askAcceptHook(socket, address)) {
       socket.destroy();
       return;
     }
+    if (!tcp) this.keepAlive(socket);
+    this.admit(new Connection(socket, address, 'server', this, this.limits, this.protocolOptions, acceptedAt));
+  }
+
+  /**
+   * A TCP connection to a TLS listener, before any TLS work: refused by the accept hook or a full
+   * server for the price of a close, or held (it counts against maxConnections and has the
+   * handshake deadline from now).
+   */
+  private acceptTcp(tcp: net.Socket, address: Address): boolean {
+    if (!this.accepting) {
+      tcp.destroy();
+      return false;
+    }
+    if (this.acceptHook !== null && !this.askAcceptHook(tcp, address)) {
+      tcp.destroy();
+      return false;
+    }
+    if (this.sweeper.size - this.refusing.size >= this.maxConnections) {
+      const remote = formatHostPort(tcp.remoteAddress ?? '', tcp.remotePort ?? 0);
+      tcp.destroy();
+      this.limitStats.refused++;
+      this.emit('refused', { remote, reason: this.fullReason() });
+      return false;
+    }
+    this.keepAlive(tcp);
+    new TlsHandshake(tcp, this, this.limits.handshakeTimeout);
+    return true;
+  }
+
+  private keepAlive(socket: net.Socket): void {
     const keepAlive = this.options.keepAlive ?? 60_000;
     if (keepAlive > 0) socket.setKeepAlive(true, keepAlive);
-    this.admit(new Connection(socket, address, 'server', this, this.limits, this.protocolOptions));
+  }
+
+  private fullReason(): string {
+    return `server full: ${this.maxConnections} connections already, try again later`;
   }
 
   /**
@@ -272,6 +335,8 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
     if (this.accepted >= this.maxAccepts) {
       this.accepting = false;
       void this.closeListeners();
+      // No more will be accepted: TLS handshakes under way would only be refused when done.
+      this.endHandshakes();
       this.emit('exhausted');
       this.closing = new Promise((resolve) => { this.closeResolve = resolve; });
     }
@@ -307,6 +372,20 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
     if (!this.refusing.delete(conn) && this.perIp !== null && conn.address.transport !== 'unix') this.perIp.remove(conn.remoteAddress);
     conn.rate?.dispose();
     if (this.sweeper.size === 0 && this.closeResolve) this.finishClose();
+  }
+
+  // ---- HandshakeOwner ----
+
+  handshakeEnded(): void {
+    if (this.sweeper.size === 0 && this.closeResolve) this.finishClose();
+  }
+
+  handshakeFailed(h: TlsHandshake, err: SwitchboardError): void {
+    this.emit('tlsClientError', err, { remote: h.remote });
+  }
+
+  private endHandshakes(): void {
+    for (const item of this.sweeper.list()) if (item instanceof TlsHandshake) item.destroy();
   }
 
   // ---- topics ----
@@ -381,11 +460,17 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
     const done = this.closing ?? new Promise<void>((resolve) => { this.closeResolve = resolve; });
     this.closing = done;
     void this.closeListeners();
-    for (const conn of this.sweeper.list()) conn.close(1001, 'server shutting down');
+    for (const item of this.sweeper.list()) {
+      if (item instanceof TlsHandshake) item.destroy();
+      else item.close(1001, 'server shutting down');
+    }
     if (this.sweeper.size === 0) this.finishClose();
     else {
       const timer = setTimeout(() => {
-        for (const conn of this.sweeper.list()) conn.closeTimedOut(timeout);
+        for (const item of this.sweeper.list()) {
+          if (item instanceof TlsHandshake) item.destroy();
+          else item.closeTimedOut(timeout);
+        }
       }, timeout);
       timer.unref();
       void done.then(() => clearTimeout(timer));

@@ -23,20 +23,70 @@ export interface ListenOptions {
 /** A listening socket: node:net's, or the native transport's for plain TCP. */
 export type StreamListener = net.Server | NativeListener;
 
+/** What a TLS listener reports before its handshake is done (plain listeners report only sockets). */
+export interface TlsHandshakeEvents {
+  /** A TCP connection was accepted; its TLS handshake starts unless this returns false (and destroys it). */
+  accepted(tcp: net.Socket): boolean;
+  /** Its handshake failed: a TLS error, or the peer left (the socket is destroyed). */
+  failed(err: Error, tcp: net.Socket): void;
+}
+
 /**
  * Creates a stream server for a tcp/tls/unix address; `onSocket` gets each accepted socket (a
  * NativeSocket, typed as the subset of net.Socket it provides, when the native transport serves).
+ * TLS: `onSocket` gets the socket once its handshake is done, with the TCP socket it runs on (the
+ * one `handshake.accepted` was given).
  */
-export function createStreamServer(address: Address, options: ListenOptions, onSocket: (socket: net.Socket) => void): StreamListener {
+export function createStreamServer(address: Address, options: ListenOptions, onSocket: (socket: net.Socket, tcp?: net.Socket) => void,
+  handshake?: TlsHandshakeEvents): StreamListener {
   if (address.transport === 'tls') {
     if (!options.tls || (!options.tls.cert && !options.tls.pfx && !options.tls.SNICallback)) {
       throw new SwitchboardError('ERR_INVALID_OPTION', `${address.url}: a TLS listener needs a certificate (options.tls.cert and .key, or .pfx)`);
     }
-    // allowHalfOpen: a peer that half-closes (shutdown(SHUT_WR)) can still be answered.
-    return tls.createServer({ ...options.tls, allowHalfOpen: true, noDelay: true }, onSocket);
+    return createTlsListener(options.tls, onSocket, handshake);
   }
   if (useNative(address, options.native)) return new NativeListener(onSocket as unknown as (s: NativeSocket) => void);
+  // allowHalfOpen: a peer that half-closes (shutdown(SHUT_WR)) can still be answered.
   return net.createServer({ allowHalfOpen: true, noDelay: true }, onSocket);
+}
+
+/**
+ * node:net accepts and a tls.Server that never listens does the handshakes (Node's server side of
+ * TLS: client certificates, SNI, ALPN, sessions). So the owner sees each TCP connection at its
+ * accept, before any TLS work: it can count it, give it a deadline, or refuse it for the price of a
+ * close.
+ */
+function createTlsListener(tlsOptions: TlsServerOptions, onSocket: (socket: net.Socket, tcp?: net.Socket) => void,
+  handshake: TlsHandshakeEvents | undefined): net.Server {
+  // Node arms a timer per handshake for any handshakeTimeout > 0 and turns 0 into 120 s; a negative
+  // value arms none. An owner that watches handshakes bounds them with its own deadline, from the
+  // TCP accept; without one, Node's default stays.
+  const engine = tls.createServer(handshake ? { ...tlsOptions, handshakeTimeout: -1 } : tlsOptions);
+  engine.on('secureConnection', (socket: tls.TLSSocket) => {
+    // From here on a peer that half-closes can still be answered, as on plain TCP.
+    socket.allowHalfOpen = true;
+    onSocket(socket, tcpOf(socket));
+  });
+  // Every failed handshake, once: TLS errors, and a peer that left (ECONNRESET) or was destroyed.
+  engine.on('tlsClientError', (err: Error, socket: tls.TLSSocket) => {
+    socket.destroy();
+    handshake?.failed(err, tcpOf(socket));
+  });
+  // allowHalfOpen false until the handshake is done: a peer that sends FIN before it is closed at
+  // once (it gets no answer; leaving it half open kept the socket in CLOSE-WAIT).
+  return net.createServer({ allowHalfOpen: false, noDelay: true }, (tcp) => {
+    if (handshake && !handshake.accepted(tcp)) return;
+    // The documented way to hand a tls.Server a connection it did not accept itself.
+    engine.emit('connection', tcp);
+  });
+}
+
+/**
+ * The TCP socket under a server-side TLS socket. `_parent` is not documented, but every Node
+ * version (and Bun, Deno) sets it to the socket the TLSSocket was made on; tests cover it.
+ */
+function tcpOf(socket: tls.TLSSocket): net.Socket {
+  return (socket as tls.TLSSocket & { _parent: net.Socket })._parent;
 }
 
 /** Listens; resolves once bound. A stale Unix socket file (nobody listening) is removed first. */
