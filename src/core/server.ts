@@ -17,6 +17,9 @@ import { Connection, type ConnectionLimits, type ConnectionOwner, type TopicOwne
 import { resolutionFor, Sweeper } from './sweeper.js';
 import { parseRateLimit, RateLimiter, type LimitStats, type RateLimitOptions } from './rate-limit.js';
 import { formatRemote, parseMaxPerIp, PerIpCount, type AcceptHook } from './admission.js';
+import { snapshotOf, type Snapshot } from './metrics.js';
+import { startAdmin, watchWorkerServer, type AdminHandle, type AdminOption } from './admin.js';
+import { staggeredClose } from './drain.js';
 
 export interface ServerOptions extends Partial<ConnectionLimits> {
   /** One URL or several: 'text://127.0.0.1:5353', ['ws://0.0.0.0:8080/chat', 'text://[::1]:9999']. */
@@ -65,6 +68,23 @@ export interface ServerOptions extends Partial<ConnectionLimits> {
    * verifyClient comes later, with the HTTP request.)
    */
   accept?: AcceptHook;
+  /**
+   * An HTTP endpoint for operators: GET /metrics (Prometheus text), /healthz, /status (JSON).
+   * 'http://127.0.0.1:9100', or { url, token } to require 'Authorization: Bearer TOKEN'.
+   * Only loopback without a token. Default: none.
+   */
+  admin?: AdminOption;
+}
+
+export interface CloseOptions {
+  /** Destroy connections still open this many ms after they were asked to close (default: closeTimeout). */
+  timeout?: number;
+  /** Spread the closes evenly over this many ms instead of closing every connection at once (default 0). */
+  drain?: number;
+  /** The WebSocket close code the clients get (default 1001; 1012 says "restarting, come back"). */
+  code?: number;
+  /** The close reason (default 'server shutting down', or 'service restart' with 1012). */
+  reason?: string;
 }
 
 export interface ServerEvents {
@@ -123,6 +143,12 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
   private accepting = false;
   private closing: Promise<void> | null = null;
   private closeResolve: (() => void) | null = null;
+  private closedDone = false;
+  private stopDrain: (() => void) | null = null;
+  private admin: AdminHandle | null = null;
+  private readonly startedAt = Date.now();
+  /** Refusals by kind (server_full, max_per_ip, accept_hook), for the admin endpoint. */
+  private readonly refusedBy = new Map<string, number>();
 
   constructor(options: ServerOptions) {
     super();
@@ -197,6 +223,17 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
       this.bound.length = 0;
       throw current ? listenFailed(current, err) : err;
     }
+    if (this.options.admin !== undefined) {
+      try {
+        this.admin = await startAdmin(this.options.admin, () => ({ role: 'server', snapshots: [this.snapshot()] }));
+      } catch (err) {
+        await this.closeListeners();
+        await this.hub?.close();
+        this.bound.length = 0;
+        throw err;
+      }
+    }
+    if (inSwitchboardWorker()) watchWorkerServer(this);
     this.accepting = true;
     this.emit('listening');
     return this;
@@ -249,7 +286,7 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
       ok = false;
     }
     if (!ok) {
-      this.limitStats.refused++;
+      this.countRefused('accept_hook');
       this.emit('refused', { remote: formatRemote(remote), reason: 'refused by the accept hook' });
     }
     return ok;
@@ -266,6 +303,7 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
     }
     if (this.rateLimiter !== null) conn.rate = this.rateLimiter.bucket(conn, conn.address.transport === 'udp');
     this.accepted++;
+    conn.stats.accepted++;
     if (this.accepted >= this.maxAccepts) {
       this.accepting = false;
       void this.closeListeners();
@@ -283,12 +321,32 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
    */
   private refuse(conn: Connection, reason: string, replyBudget: number): false {
     this.refusing.add(conn);
-    this.limitStats.refused++;
+    this.countRefused(reason.startsWith('server full') ? 'server_full' : 'max_per_ip');
     const refusal = conn.session.refuse(reason);
     if (refusal.length <= replyBudget) conn.onWrite(refusal);
     conn.close(1013, reason);
     this.emit('refused', { remote: conn.remote, reason });
     return false;
+  }
+
+  private countRefused(kind: string): void {
+    this.limitStats.refused++;
+    this.refusedBy.set(kind, (this.refusedBy.get(kind) ?? 0) + 1);
+  }
+
+  /** 'starting' until listen() is done, 'draining' from close() (or maxAccepts) until closed. */
+  get state(): Snapshot['state'] {
+    if (this.closedDone) return 'closed';
+    if (this.closing !== null) return 'draining';
+    return this.accepting ? 'serving' : 'starting';
+  }
+
+  /** What this server did and holds now: counters per listener, limits, topics, hub, event-loop delay. */
+  snapshot(): Snapshot {
+    return snapshotOf({
+      addresses: this.listenAddresses, bound: this.bound, connections: this.connections, state: this.state,
+      startedAt: this.startedAt, limitStats: this.limitStats, refusedBy: this.refusedBy, topics: this.topicMap, hub: this.hub,
+    });
   }
 
   // ---- ConnectionOwner ----
@@ -369,21 +427,33 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
 
   /**
    * Stops accepting, asks every connection to close (queued writes are flushed, WebSocket peers
-   * get 1001), and destroys those still open after `timeout` ms (default: closeTimeout).
+   * get 1001), and destroys those still open after `timeout` ms (default: closeTimeout). With
+   * `drain`, the closes are spread evenly over that many ms (the state is 'draining' from the
+   * start). A second close() during a drain closes the rest at once.
    */
-  close(options: { timeout?: number } = {}): Promise<void> {
+  close(options: CloseOptions = {}): Promise<void> {
     if (this.closing && !this.closeResolve) return this.closing;
     this.accepting = false;
     const timeout = options.timeout ?? this.limits.closeTimeout;
+    const drain = options.drain ?? 0;
+    checkNonNegative('drain', drain);
+    const code = options.code ?? 1001;
+    const reason = options.reason ?? (code === 1012 ? 'service restart' : 'server shutting down');
     const done = this.closing ?? new Promise<void>((resolve) => { this.closeResolve = resolve; });
     this.closing = done;
     void this.closeListeners();
-    for (const conn of this.sweeper.list()) conn.close(1001, 'server shutting down');
+    this.stopDrain?.();
+    this.stopDrain = null;
+    const conns = this.sweeper.list();
+    if (drain > 0 && conns.length > 1) {
+      this.stopDrain = staggeredClose(conns, drain, (conn) => conn.close(code, reason));
+      void done.then(() => this.stopDrain?.());
+    } else for (const conn of conns) conn.close(code, reason);
     if (this.sweeper.size === 0) this.finishClose();
     else {
       const timer = setTimeout(() => {
         for (const conn of this.sweeper.list()) conn.destroy();
-      }, timeout);
+      }, drain + timeout);
       timer.unref();
       void done.then(() => clearTimeout(timer));
     }
@@ -401,6 +471,8 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
     this.closeResolve = null;
     void this.closeListeners().then(async () => {
       if (this.hub) await this.hub.close();
+      this.closedDone = true;
+      await this.admin?.close();
       resolve();
       this.emit('close');
     });
@@ -441,6 +513,7 @@ export function deliver(conns: Iterable<Connection>, data: Message, except: Conn
       if (!b) others.set(enc.key, (b = wireBytes(enc.encode(data))));
       out = b;
     }
+    conn.stats.messagesOut++;
     conn.write(out);
     if (conn.isOpen) n++;
   }
