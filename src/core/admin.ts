@@ -10,7 +10,7 @@ import type { Worker } from 'node:cluster';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import net from 'node:net';
 import { SwitchboardError } from '../errors.js';
-import { mergeSnapshots, topOf, type ListenerSnapshot, type Snapshot } from './metrics.js';
+import { eventLoopDelay, mergeSnapshots, topOf, type ListenerSnapshot, type Snapshot } from './metrics.js';
 import { renderMetrics } from './prometheus.js';
 
 /** 'http://127.0.0.1:9100' (or '127.0.0.1:9100', '9100'), or with a token: { url, token }. */
@@ -76,6 +76,7 @@ const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
 export async function startAdmin(option: AdminOption, view: () => Promise<AdminView> | AdminView): Promise<AdminHandle> {
   const { host, port, token } = parseAdminOption(option);
   const want = token === null ? null : digest(`Bearer ${token}`);
+  eventLoopDelay(); // starts the sampling now, so the first scrape has figures
   const srv = http.createServer((req, res) => {
     if (want !== null) {
       // Compared as digests, in constant time: no length or prefix leaks through timing.
@@ -200,6 +201,7 @@ let answering = false;
 /** In a runWorkers() worker: the primary's admin endpoint may ask for this server's snapshot. */
 export function watchWorkerServer(server: Watched): void {
   watched.add(server);
+  eventLoopDelay();
   server.once('close', () => watched.delete(server));
   if (answering) return;
   answering = true;

@@ -191,6 +191,11 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
     return this.bound;
   }
 
+  /** The admin endpoint's URL once listening (see ServerOptions.admin); null without one. */
+  get adminUrl(): string | null {
+    return this.admin?.url ?? null;
+  }
+
   /** Binds every address. Rejects (and unbinds what was bound) if any fails. */
   async listen(): Promise<this> {
     if (this.netServers.length > 0) throw new SwitchboardError('ERR_INVALID_OPTION', 'listen() was called twice');
