@@ -28,6 +28,10 @@
  * recorded when that queue empties.
  */
 #define NAPI_VERSION 8
+#ifdef __linux__
+#define _GNU_SOURCE /* accept4 */
+#include <unistd.h>
+#endif
 #include <node_api.h>
 #include <uv.h>
 #include <errno.h>
@@ -268,20 +272,32 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   conn_close(c);
 }
 
+static void take_connection(listener_t *l, int fd);
+
 static void on_connection(uv_stream_t *server, int status) {
-  listener_t *l = (listener_t *)server;
-  state_t *st = l->st;
   if (status < 0) return; /* EMFILE and the like: libuv has already dropped the pending peer */
+  take_connection((listener_t *)server, -1);
+}
+
+/* A new connection: libuv's pending one (fd < 0), or one accept()ed here (see js_unlisten). */
+static void take_connection(listener_t *l, int fd) {
+  state_t *st = l->st;
   conn_t *c = calloc(1, sizeof(conn_t));
-  if (c == NULL) return;
+  if (c == NULL) {
+    if (fd >= 0) close(fd);
+    return;
+  }
   c->st = st;
   if (uv_tcp_init(st->loop, &c->tcp) != 0) {
+    if (fd >= 0) close(fd);
     free(c);
     return;
   }
   c->tcp.data = st;
   st->handles++;
-  if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+  int r = fd < 0 ? uv_accept((uv_stream_t *)&l->tcp, (uv_stream_t *)&c->tcp) : uv_tcp_open(&c->tcp, fd);
+  if (r != 0 && fd >= 0) close(fd);
+  if (r != 0) {
     c->flags = F_CLOSING;
     uv_close((uv_handle_t *)&c->tcp, on_closed_free);
     return;
@@ -477,6 +493,20 @@ static napi_value js_unlisten(napi_env env, napi_callback_info info) {
   uint32_t id;
   if (argc < 1 || napi_get_value_uint32(env, argv[0], &id) != napi_ok) return throw_bad(env, "unlisten(id)");
   if (id < st->listeners_cap && st->listeners[id] != NULL) {
+#ifdef __linux__
+    /* Connections the kernel completed and nobody accepted yet would be reset by the close: a
+       listener in a SO_REUSEPORT group does not hand its queue to the others (unless
+       net.ipv4.tcp_migrate_req is set). They are taken first, and the owner decides (a draining
+       server serves them and tells them to come back). Bounded: the queue is at most the backlog. */
+    uv_os_fd_t lfd;
+    if (uv_fileno((uv_handle_t *)&st->listeners[id]->tcp, &lfd) == 0) {
+      for (int n = 0; n < 4096; n++) {
+        int cfd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (cfd < 0) break;
+        take_connection(st->listeners[id], cfd);
+      }
+    }
+#endif
     uv_close((uv_handle_t *)&st->listeners[id]->tcp, on_closed_free);
     st->listeners[id] = NULL;
   }

@@ -145,6 +145,9 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
   private closeResolve: (() => void) | null = null;
   private closedDone = false;
   private stopDrain: (() => void) | null = null;
+  /** How close() closes (code, reason), for connections accepted after it; null before close(). */
+  private closeHow: { code: number; reason: string } | null = null;
+  private readonly late = new WeakSet<Connection>();
   private admin: AdminHandle | null = null;
   private readonly startedAt = Date.now();
   /** Refusals by kind (server_full, max_per_ip, accept_hook), for the admin endpoint. */
@@ -246,6 +249,7 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
 
   private accept(socket: net.Socket, address: Address): void {
     if (!this.accepting) {
+      if (this.closeHow !== null && this.closeResolve !== null) return this.acceptLate(socket, address);
       socket.destroy();
       return;
     }
@@ -256,6 +260,19 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
     const keepAlive = this.options.keepAlive ?? 60_000;
     if (keepAlive > 0) socket.setKeepAlive(true, keepAlive);
     this.admit(new Connection(socket, address, 'server', this, this.limits, this.protocolOptions));
+  }
+
+  /**
+   * A connection the kernel had completed when the listener closed (the native transport takes
+   * its listen queue then, rather than have it reset): it is served only to be told to come back
+   * (the close code of close()), after its handshake, so that a client is never refused at a
+   * restart. It does not count against the limits and the application never sees it.
+   */
+  private acceptLate(socket: net.Socket, address: Address): void {
+    const conn = new Connection(socket, address, 'server', this, this.limits, this.protocolOptions);
+    this.late.add(conn);
+    this.refusing.add(conn); // not counted per IP
+    conn.start();
   }
 
   /**
@@ -357,6 +374,10 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
   // ---- ConnectionOwner ----
 
   connectionOpened(conn: Connection): void {
+    if (this.late.has(conn)) {
+      conn.close(this.closeHow!.code, this.closeHow!.reason);
+      return;
+    }
     this.connections.add(conn);
     this.emit('connection', conn);
   }
@@ -446,6 +467,7 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
     const reason = options.reason ?? (code === 1012 ? 'service restart' : 'server shutting down');
     const done = this.closing ?? new Promise<void>((resolve) => { this.closeResolve = resolve; });
     this.closing = done;
+    this.closeHow = { code, reason };
     void this.closeListeners();
     this.stopDrain?.();
     this.stopDrain = null;
