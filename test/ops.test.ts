@@ -151,6 +151,32 @@ test('/metrics is Prometheus text whose counters match the traffic; /status and 
   await assert.rejects(fetch(`${admin}/healthz`));
 });
 
+test('/metrics counts what the drop policy dropped, apart from what was sent', { timeout: 20000 }, async () => {
+  const server = new Server({ listen: 'text://127.0.0.1:0', admin: 'http://127.0.0.1:0', bufferPolicy: 'drop', maxBufferedAmount: 64 * 1024 });
+  const line = 'x'.repeat(16 * 1024 - 1);
+  let accepted = 0;
+  server.on('connection', (c) => c.on('message', () => {
+    // One round of 100 messages of 16 KiB to a peer that reads nothing: past 4 x 64 KiB they are dropped.
+    for (let i = 0; i < 100; i++) if (c.send(line)) accepted++;
+  }));
+  await server.listen();
+  const client = await textClient(Number(new URL(server.addresses[0]!.replace('text:', 'http:')).port));
+  try {
+    client.pause();
+    client.write('go\n');
+    await waitFor(() => server.snapshot().listeners[0]!.messagesIn === 1, 5000, 'the message');
+    const s = await scrape(server.adminUrl!);
+    const sent = sum(s, 'switchboard_messages_sent_total');
+    const dropped = sum(s, 'switchboard_messages_dropped_total');
+    assert.equal(sent + dropped, 100);
+    assert.ok(dropped >= 50, `dropped ${dropped}`);
+    assert.ok(sent >= accepted && sent >= 1, `sent ${sent}`);
+  } finally {
+    client.destroy();
+    await server.close();
+  }
+});
+
 test('the bearer token is enforced; off loopback a token is required', { timeout: 20000 }, async () => {
   const server = echoServer({ listen: 'text://127.0.0.1:0', admin: { url: 'http://127.0.0.1:0', token: 's3cret' } });
   await server.listen();

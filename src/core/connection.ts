@@ -254,8 +254,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
       this.shared.stats.dropped++;
       return false;
     }
-    this.shared.stats.messagesOut++;
-    return this.write(this.session.encode(data));
+    return this.write(this.session.encode(data), false, true);
   }
 
   /** The WebSocket subprotocol agreed in the handshake ('' when none, or for other protocols). */
@@ -369,14 +368,18 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
 
   // ---- internal: writing ----
 
-  /** @internal Writes an encoded message (a broadcast's shared frame or text). */
-  write(wire: Wire, force = false): boolean {
+  /**
+   * @internal Writes an encoded message (a broadcast's shared frame or text). `message`: it is an
+   * application message, counted as sent (or as dropped by the buffer policy).
+   */
+  write(wire: Wire, force = false, message = false): boolean {
     const socket = this.socket;
     if (socket.destroyed) return false;
     if (!force && !this.mayQueue(wire)) {
-      if (this.limits.bufferPolicy === 'drop') this.shared.stats.dropped++;
+      if (message && this.limits.bufferPolicy === 'drop') this.shared.stats.dropped++;
       return false;
     }
+    if (message) this.shared.stats.messagesOut++;
     if (!this.shared.batched) {
       const bytes = wireBytes(wire);
       this.shared.stats.bytesOut += bytes.length;

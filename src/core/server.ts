@@ -540,8 +540,7 @@ export function deliver(conns: Iterable<Connection>, data: Message, except: Conn
       if (!b) others.set(enc.key, (b = wireBytes(enc.encode(data))));
       out = b;
     }
-    conn.stats.messagesOut++;
-    conn.write(out);
+    conn.write(out, false, true);
     if (conn.isOpen) n++;
   }
   return n;
