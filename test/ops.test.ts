@@ -11,7 +11,9 @@ import net from 'node:net';
 import WebSocket from 'ws';
 import { Server } from '../src/core/server.js';
 import { SwitchboardError } from '../src/errors.js';
+import { RedisHub } from '../src/hubs/index.js';
 import { freePort, waitFor } from './helpers.js';
+import { RedisProcess } from './hub-support.js';
 
 const CLI = ['--import', 'tsx', 'src/cli/main.ts'];
 
@@ -174,6 +176,37 @@ test('/metrics counts what the drop policy dropped, apart from what was sent', {
   } finally {
     client.destroy();
     await server.close();
+  }
+});
+
+test('/healthz is 503 while the Redis hub is down, 200 again when it is back; /metrics says switchboard_hub_up', { timeout: 40000 }, async () => {
+  const redis = await RedisProcess.start();
+  const logs: string[] = [];
+  const server = echoServer({ listen: 'text://127.0.0.1:0', admin: 'http://127.0.0.1:0', hub: new RedisHub(redis.url, { log: (m) => logs.push(m), maxRetryDelay: 100 }) });
+  try {
+    await server.listen();
+    const admin = server.adminUrl!;
+    const health = async (): Promise<number> => (await fetch(`${admin}/healthz`)).status;
+    assert.equal(await health(), 200);
+    assert.equal(sum(await scrape(admin), 'switchboard_hub_up', { kind: 'redis' }), 1);
+    await redis.stop();
+    const deadline = Date.now() + 10000;
+    while ((await health()) !== 503) {
+      assert.ok(Date.now() < deadline, 'healthz did not turn 503');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const h = await fetch(`${admin}/healthz`);
+    assert.match(await h.text(), /hub down \(redis\)/);
+    assert.equal(sum(await scrape(admin), 'switchboard_hub_up', { kind: 'redis' }), 0);
+    await redis.start();
+    const back = Date.now() + 10000;
+    while ((await health()) !== 200) {
+      assert.ok(Date.now() < back, 'healthz did not turn 200 again');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  } finally {
+    await server.close();
+    await redis.stop();
   }
 });
 
