@@ -450,8 +450,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
     } else if (n <= CONCAT_MAX) {
       this.shared.stats.bytesOut += n;
       ok = socket.write(Buffer.concat(out, n));
-    }
-    else {
+    } else {
       this.shared.stats.bytesOut += n;
       socket.cork();
       for (let i = 0; i < out.length; i++) socket.write(out[i]!);
