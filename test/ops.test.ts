@@ -353,6 +353,29 @@ test('serve --admin --drain: /healthz turns 503 on SIGTERM while clients drain; 
   assert.match(bad.stderr, /token/);
 });
 
+test('switchboard status names the busiest topics (the chat room) and its members', { timeout: 30000 }, async () => {
+  const port = await freePort();
+  const s = serve(['chat', '--listen', `text://127.0.0.1:${port}`, '--admin', 'http://127.0.0.1:0', '--room', 'lobby']);
+  const peers: net.Socket[] = [];
+  try {
+    const admin = await adminOf(s);
+    for (let i = 0; i < 3; i++) peers.push(await textClient(port));
+    await waitFor(() => (s.output().match(/\+ 127\.0\.0\.1:\d+ connected/g) ?? []).length === 3, 5000, 'three members');
+    const st = await run(['status', admin]);
+    assert.equal(st.code, 0, st.stderr);
+    assert.match(st.stdout, /topics: 1 \(3 subscription\(s\)\); busiest: lobby \(3\)/);
+    const json = await run(['status', admin, '--json']);
+    const parsed = JSON.parse(json.stdout) as { total: { topTopics: { topic: string; subscribers: number }[] } };
+    assert.deepEqual(parsed.total.topTopics, [{ topic: 'lobby', subscribers: 3 }]);
+    const m = await scrape(admin);
+    assert.equal(sum(m, 'switchboard_topics'), 1);
+    assert.equal(sum(m, 'switchboard_subscribers'), 3);
+  } finally {
+    for (const p of peers) p.destroy();
+    await stop(s);
+  }
+});
+
 test('serve --log-format json: one JSON object per line with stable fields', { timeout: 30000 }, async () => {
   const port = await freePort();
   const s = serve(['echo', '--listen', `text://127.0.0.1:${port}`, '--log-format', 'json']);
