@@ -1,7 +1,7 @@
 /**
  * A staggered close: the connections are closed one after another, spread evenly over `ms`, so
  * that a restart does not make every client reconnect in the same instant (a thundering herd on
- * the next server). One timer for all of them, ticking every TICK_MS; each tick closes those due.
+ * the next server). One timer for all of them; each tick closes those due.
  */
 export const DRAIN_TICK_MS = 10;
 
@@ -16,7 +16,8 @@ export function staggeredClose<T>(items: readonly T[], ms: number, close: (item:
     while (next < due) close(items[next++]!);
     if (next >= n) clearInterval(timer);
   };
-  const timer = setInterval(step, Math.max(1, Math.min(DRAIN_TICK_MS, ms / n)));
+  // Ticks of one close's share of the time, but no finer than TICK_MS (several close per tick) nor coarser than 100 ms.
+  const timer = setInterval(step, Math.min(100, Math.max(DRAIN_TICK_MS, ms / n)));
   step();
   return () => clearInterval(timer);
 }
