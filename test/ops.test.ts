@@ -269,6 +269,28 @@ test('a drain of 1000 clients over 2 s spreads the closes; /healthz is 503 from 
   assert.ok(most <= N * 0.2, `at most 20% of the closes within any 200 ms (the most: ${most})`);
 });
 
+test('a server closed from a message handler while connects queue up answers every one of them: none hangs', { timeout: 30000 }, async () => {
+  const server = echoServer({ listen: 'ws://127.0.0.1:0' });
+  server.on('connection', (c) => c.on('message', (m) => { if (String(m) === 'quit') void server.close(); }));
+  await server.listen();
+  const first = await openWs(server.addresses[0]!);
+  const outcomes: string[] = [];
+  const N = 200;
+  const settled = Array.from({ length: N }, () => new Promise<void>((resolve) => {
+    const ws = new WebSocket(server.addresses[0]!);
+    ws.once('close', (code) => { outcomes.push(`close ${code}`); resolve(); });
+    ws.once('error', (err: NodeJS.ErrnoException) => { outcomes.push(err.code ?? err.message); });
+  }));
+  // The close comes while the kernel holds connects nobody has accepted yet (the native transport
+  // takes them at unlisten(), inside the batch that delivered 'quit').
+  setImmediate(() => first.send('quit'));
+  const all = Promise.all(settled);
+  const timeout = new Promise<'hung'>((r) => setTimeout(() => r('hung'), 15000).unref());
+  assert.notEqual(await Promise.race([all.then(() => 'ok' as const), timeout]), 'hung', `settled ${outcomes.length} of ${N}`);
+  assert.equal(outcomes.filter((o) => o.startsWith('close')).length, N);
+  await server.closed();
+});
+
 // ---- the CLI ----
 
 interface Serving { child: ChildProcess; output: () => string }
