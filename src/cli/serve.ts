@@ -35,9 +35,9 @@ ${Object.entries(apps).map(([n, a]) => `      ${n.padEnd(18)}${a.about}`).join('
   --drain T             on SIGTERM (and SIGHUP with --workers), close clients spread over T (e.g. 10s; default 0: at once)
   -h, --help            this text
 
-Runs until SIGINT or SIGTERM (then closes gracefully; exit 0). With --workers, SIGHUP replaces the
-workers one at a time (clients of the worker being replaced get WebSocket 1012; the port stays open). Exit 1 when it cannot start
-(address in use, hub unreachable, ...), 2 on bad usage.`;
+Runs until SIGINT or SIGTERM (then closes gracefully; exit 0). Exit 1 when it cannot start
+(address in use, hub unreachable, ...), 2 on bad usage. With --workers, SIGHUP replaces the
+workers one at a time (clients of the worker being replaced get WebSocket 1012; the port stays open).`;
 
 export async function runServe(argv: string[]): Promise<number> {
   const { values, positionals } = parseCommandLine('serve', {
