@@ -28,6 +28,10 @@
  * recorded when that queue empties.
  */
 #define NAPI_VERSION 8
+#ifdef __linux__
+#define _GNU_SOURCE /* accept4 */
+#include <unistd.h>
+#endif
 #include <node_api.h>
 #include <uv.h>
 #include <errno.h>
@@ -134,11 +138,16 @@ static void dispatch(state_t *st) {
   /* make_callback, not call_function: it runs the nextTick and microtask queues afterwards,
      as Node does after its own I/O callbacks. If JavaScript cannot be called, the batch is lost
      either way: it is emptied all the same, so the buffers' bounds hold. */
+  uint32_t n = st->ev_count;
   napi_status s = napi_get_reference_value(env, st->dispatch_ref, &fn);
   if (s == napi_ok) s = napi_get_global(env, &recv);
-  if (s == napi_ok) s = napi_create_uint32(env, st->ev_count, &argv[0]);
+  if (s == napi_ok) s = napi_create_uint32(env, n, &argv[0]);
   if (s == napi_ok) s = napi_make_callback(env, st->actx, recv, fn, 1, argv, &result);
-  st->ev_count = 0;
+  /* Records made while JavaScript ran (only unlisten() makes any: the accepts of a closing
+     listener's queue, which use no slab) go first in the next batch. */
+  uint32_t extra = st->ev_count > n ? st->ev_count - n : 0;
+  if (extra > 0) memmove(st->events, st->events + RECORD_INTS * n, (size_t)extra * RECORD_INTS * sizeof(int32_t));
+  st->ev_count = extra;
   st->slab_used = 0;
   st->mute &= ~MUTE_FULL;
   st->dispatching = 0;
@@ -151,8 +160,8 @@ static void dispatch(state_t *st) {
 }
 
 /* The buffer always has room here: a full one is delivered at once, and if it cannot be (no path
-   records while JavaScript runs, as nothing it calls records synchronously; so only when the
-   environment is stopping) FULL mutes push() until a dispatch empties it. Nobody would read such a
+   records while JavaScript runs but unlisten(), which leaves room; so only when the environment
+   is stopping) FULL mutes push() until a dispatch empties it. Nobody would read such a
    record: it is dropped rather than written past the buffer. The check costs nothing per record:
    `mute` is the one flag push() tests anyway. */
 static void push(state_t *st, int32_t type, uint32_t slot, int32_t a, int32_t b) {
@@ -268,20 +277,32 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   conn_close(c);
 }
 
+static void take_connection(listener_t *l, int fd);
+
 static void on_connection(uv_stream_t *server, int status) {
-  listener_t *l = (listener_t *)server;
-  state_t *st = l->st;
   if (status < 0) return; /* EMFILE and the like: libuv has already dropped the pending peer */
+  take_connection((listener_t *)server, -1);
+}
+
+/* A new connection: libuv's pending one (fd < 0), or one accept()ed here (see js_unlisten). */
+static void take_connection(listener_t *l, int fd) {
+  state_t *st = l->st;
   conn_t *c = calloc(1, sizeof(conn_t));
-  if (c == NULL) return;
+  if (c == NULL) {
+    if (fd >= 0) close(fd);
+    return;
+  }
   c->st = st;
   if (uv_tcp_init(st->loop, &c->tcp) != 0) {
+    if (fd >= 0) close(fd);
     free(c);
     return;
   }
   c->tcp.data = st;
   st->handles++;
-  if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+  int r = fd < 0 ? uv_accept((uv_stream_t *)&l->tcp, (uv_stream_t *)&c->tcp) : uv_tcp_open(&c->tcp, fd);
+  if (r != 0 && fd >= 0) close(fd);
+  if (r != 0) {
     c->flags = F_CLOSING;
     uv_close((uv_handle_t *)&c->tcp, on_closed_free);
     return;
@@ -477,6 +498,22 @@ static napi_value js_unlisten(napi_env env, napi_callback_info info) {
   uint32_t id;
   if (argc < 1 || napi_get_value_uint32(env, argv[0], &id) != napi_ok) return throw_bad(env, "unlisten(id)");
   if (id < st->listeners_cap && st->listeners[id] != NULL) {
+#ifdef __linux__
+    /* Connections the kernel completed and nobody accepted yet would be reset by the close: a
+       listener in a SO_REUSEPORT group does not hand its queue to the others (unless
+       net.ipv4.tcp_migrate_req is set). They are taken first, and the owner decides (a draining
+       server serves them and tells them to come back). Bounded: the queue is at most the backlog. */
+    uv_os_fd_t lfd;
+    if (uv_fileno((uv_handle_t *)&st->listeners[id]->tcp, &lfd) == 0) {
+      /* Room is left in the event buffer (a full one cannot be delivered while JavaScript runs):
+         what does not fit is reset by the close, as before. */
+      for (int n = 0; n < 4096 && st->mute == 0 && st->ev_count + 2 < st->ev_cap; n++) {
+        int cfd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (cfd < 0) break;
+        take_connection(st->listeners[id], cfd);
+      }
+    }
+#endif
     uv_close((uv_handle_t *)&st->listeners[id]->tcp, on_closed_free);
     st->listeners[id] = NULL;
   }

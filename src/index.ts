@@ -1,5 +1,7 @@
 /** switchboard: the public API. Everything not exported here is internal. */
-export { Server, type ServerOptions, type ServerEvents, DEFAULT_LIMITS } from './core/server.js';
+export { Server, type ServerOptions, type ServerEvents, type CloseOptions, DEFAULT_LIMITS } from './core/server.js';
+export { startAdmin, type AdminOption, type AdminStatus, type AdminHandle, type AdminView } from './core/admin.js';
+export type { Snapshot, ListenerSnapshot } from './core/metrics.js';
 export { Connection, type ConnectionEvents, type ConnectionLimits } from './core/connection.js';
 export { connect, type ConnectOptions } from './core/client.js';
 export type { RateLimitOptions, LimitStats } from './core/rate-limit.js';
@@ -11,7 +13,7 @@ export { HandshakeRefusedError } from './codec/websocket/handshake.js';
 export type { Message, CloseInfo } from './codec/types.js';
 export { createHub, MemoryHub, RedisHub, ClusterHub } from './hubs/index.js';
 export type { Hub, HubListener, HubLog, HubSpec, HubOptions, RedisHubOptions } from './hubs/index.js';
-export { runWorkers, type WorkersHandle, type RunWorkersOptions, type StartWorker, type StopWorker } from './core/workers.js';
+export { runWorkers, type WorkersHandle, type RunWorkersOptions, type StartWorker, type StopWorker, type StopHow } from './core/workers.js';
 export { probePorts, type ProbeResult, type ProbeOptions } from './core/probe.js';
 export {
   ackServer, chatServer, daytimeServer, echoServer, greetServer, reverseServer, udpEchoServer, type AppOptions,

@@ -4,6 +4,7 @@
  *   switchboard send URL [MESSAGE]         send one message, print what comes back
  *   switchboard connect URL                interactive, like nc: stdin to the server, the server to stdout
  *   switchboard probe HOST PORTS           which TCP ports accept a connection
+ *   switchboard status URL                 a server's figures, from its admin endpoint (serve --admin)
  *
  * Exit codes, for every command: 0 success, 1 could not connect or failed at run time, 2 bad usage
  * (the command line itself is wrong; nothing was attempted).
@@ -12,6 +13,7 @@ import { apps } from '../apps/index.js';
 import { CONNECT_USAGE, SEND_USAGE, runConnect, runSend } from './client-commands.js';
 import { PROBE_USAGE, runProbe } from './probe.js';
 import { SERVE_USAGE, runServe } from './serve.js';
+import { STATUS_USAGE, runStatus } from './status.js';
 import { UsageError, describeError } from './usage.js';
 import { packageVersion } from './version.js';
 
@@ -20,6 +22,7 @@ const COMMANDS: Record<string, { run: (argv: string[]) => Promise<number>; usage
   send: { run: runSend, usage: SEND_USAGE },
   connect: { run: runConnect, usage: CONNECT_USAGE },
   probe: { run: runProbe, usage: PROBE_USAGE },
+  status: { run: runStatus, usage: STATUS_USAGE },
 };
 
 const USAGE = `usage: switchboard <command> [options]
@@ -28,6 +31,7 @@ const USAGE = `usage: switchboard <command> [options]
   send URL [MESSAGE]    connect, send MESSAGE (or stdin), print replies until the peer closes or goes quiet
   connect URL           like nc: stdin lines to the server, the server's messages to stdout
   probe HOST PORTS      which TCP ports accept a connection, e.g. probe 127.0.0.1 22,80,8000-8100
+  status URL            a running server's figures from its admin endpoint (serve --admin URL)
 
   switchboard <command> --help    that command's options
   switchboard --version           the version

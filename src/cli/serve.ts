@@ -1,7 +1,8 @@
 /** `switchboard serve NAME`: one of the ready servers, in one process or in --workers N. */
 import cluster from 'node:cluster';
 import { apps } from '../apps/index.js';
-import { consoleLogger, type AppOptions } from '../apps/common.js';
+import { consoleLogger, recordLogger, type AppOptions } from '../apps/common.js';
+import { parseAdminOption, startAdmin, type AdminOption } from '../core/admin.js';
 import { isHubSpec } from '../hubs/index.js';
 import { runWorkers } from '../core/workers.js';
 import { parseAddress } from '../address.js';
@@ -28,10 +29,15 @@ ${Object.entries(apps).map(([n, a]) => `      ${n.padEnd(18)}${a.about}`).join('
   --workers N           N processes share the ports; rooms span them (no Redis needed)
   --hub URL             rooms span processes and machines: redis://HOST:PORT (or memory, cluster)
   --quiet               no connection log
+  --log-format F        text (default) or json: one JSON object per line (time, level, event, remote, code, reason, ...)
+  --admin URL           operator endpoint: GET /metrics (Prometheus), /healthz, /status; e.g. http://127.0.0.1:9100
+  --admin-token TOKEN   require "Authorization: Bearer TOKEN" there (or set SWITCHBOARD_ADMIN_TOKEN); needed off loopback
+  --drain T             on SIGTERM (and SIGHUP with --workers), close clients spread over T (e.g. 10s; default 0: at once)
   -h, --help            this text
 
 Runs until SIGINT or SIGTERM (then closes gracefully; exit 0). Exit 1 when it cannot start
-(address in use, hub unreachable, ...), 2 on bad usage.`;
+(address in use, hub unreachable, ...), 2 on bad usage. With --workers, SIGHUP replaces the
+workers one at a time (clients of the worker being replaced get WebSocket 1012; the port stays open).`;
 
 export async function runServe(argv: string[]): Promise<number> {
   const { values, positionals } = parseCommandLine('serve', {
@@ -55,6 +61,10 @@ export async function runServe(argv: string[]): Promise<number> {
       'deflate': { type: 'boolean' },
       'ws-path': { type: 'string' },
       'hub': { type: 'string' },
+      'admin': { type: 'string' },
+      'admin-token': { type: 'string' },
+      'log-format': { type: 'string' },
+      'drain': { type: 'string' },
     },
   });
   if (values.help) {
@@ -104,16 +114,32 @@ export async function runServe(argv: string[]): Promise<number> {
     if (!isHubSpec(values.hub)) throw new UsageError(`--hub: "${values.hub}" is not a hub; use redis://HOST:PORT, memory or cluster`);
     options.hub = values.hub;
   }
+  const logFormat = values['log-format'] ?? 'text';
+  if (logFormat !== 'text' && logFormat !== 'json') throw new UsageError(`--log-format: "${logFormat}" is not a format; use text or json`);
+  if (logFormat === 'json') options.logFormat = 'json';
+  const drain = values.drain !== undefined ? parseDuration(values.drain, '--drain') : 0;
+  let admin: AdminOption | undefined;
+  const token = values['admin-token'] ?? process.env.SWITCHBOARD_ADMIN_TOKEN;
+  if (values.admin !== undefined) {
+    admin = token ? { url: values.admin, token } : values.admin;
+    try {
+      parseAdminOption(admin);
+    } catch (err) {
+      throw new UsageError(`--admin: ${err instanceof Error ? err.message.replace(/^option admin: /, '') : String(err)}`);
+    }
+  } else if (values['admin-token'] !== undefined) throw new UsageError('--admin-token needs --admin URL');
   const workers = values.workers ? parseCount(values.workers, '--workers', 1) : 1;
-  if (workers > 1) return serveWorkers(name!, app, options, workers);
+  if (workers > 1) return serveWorkers(name!, app, options, workers, { admin, drain });
 
+  if (admin !== undefined) options.admin = admin;
   const server: Server = await app.start(options);
+  if (server.adminUrl !== null) recordLogger(options.logFormat, options.log)({ level: 'info', event: 'admin', message: `[${name}] admin endpoint on ${server.adminUrl}`, url: server.adminUrl });
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) process.exit(130);
     stopping = true;
-    console.error(`switchboard: ${signal}, closing (again to force)`);
-    void server.close();
+    console.error(`switchboard: ${signal}, closing${drain > 0 ? ` over ${drain} ms` : ''} (again to force)`);
+    void server.close({ drain });
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
@@ -121,23 +147,43 @@ export async function runServe(argv: string[]): Promise<number> {
   return 0;
 }
 
-async function serveWorkers(name: string, app: (typeof apps)[string], options: AppOptions, workers: number): Promise<number> {
+async function serveWorkers(name: string, app: (typeof apps)[string], options: AppOptions, workers: number,
+  ops: { admin: AdminOption | undefined; drain: number }): Promise<number> {
   // Every process runs this same code: the primary forks, each worker starts the app.
+  const json = options.logFormat === 'json';
+  const record = recordLogger(options.logFormat, options.log);
+  const primaryLog = (m: string): void => record({ level: 'info', event: 'workers', message: m });
   let handle;
   try {
     handle = await runWorkers(workers, async () => {
       const index = process.env.SWITCHBOARD_WORKER_INDEX ?? '?';
-      const log = options.log ?? ((line: string) => consoleLogger(`[w${index}] ${line}`));
-      const server = await app.start({ ...options, log });
-      return () => server.close();
-    }, { log: (m) => consoleLogger(m) });
+      const log = options.log ?? (json ? undefined : (line: string) => consoleLogger(`[w${index}] ${line}`));
+      const server = await app.start({ ...options, log, logFields: { worker: Number(index) } });
+      // A worker being replaced says "restarting" (1012), so clients reconnect at once, to the new one.
+      return (how) => server.close({ drain: how.drain, code: how.restart ? 1012 : 1001 });
+    }, { log: primaryLog, drain: ops.drain });
   } catch (err) {
     // A worker that cannot start has said why (runWorkers logs it); the primary reports it once more, for all.
     if (cluster.isWorker) return 1;
     throw err;
   }
   if (handle.role === 'primary') {
-    consoleLogger(`[${name}] ${workers} workers started: pids ${handle.pids().join(' ')}`);
+    const h = handle;
+    if (ops.admin !== undefined) {
+      let admin;
+      try {
+        admin = await startAdmin(ops.admin, async () => ({
+          role: 'primary', snapshots: await h.snapshots(), draining: h.stopping,
+          relay: h.relay ? { dropped: h.relay.dropped, topics: h.relay.topics().size } : undefined,
+        }));
+      } catch (err) {
+        await h.stop();
+        throw err;
+      }
+      record({ level: 'info', event: 'admin', message: `[${name}] admin endpoint on ${admin.url}`, url: admin.url });
+      void h.stopped.then(() => admin.close());
+    }
+    primaryLog(`[${name}] ${workers} workers started: pids ${handle.pids().join(' ')}`);
     await handle.stopped;
   }
   return 0;

@@ -12,6 +12,7 @@ import { protocolFactories } from './protocols.js';
 import { batch, NativeSocket } from '../transport/native.js';
 import type { Sweeper } from './sweeper.js';
 import type { RateBucket } from './rate-limit.js';
+import { listenerStats, type ListenerStats } from './metrics.js';
 
 export interface ConnectionLimits {
   /** Close a connection that received nothing for this many ms (0: never). */
@@ -68,6 +69,8 @@ interface Shared {
   readonly limits: ConnectionLimits;
   /** Datagram transports write each message as it comes (joining would merge datagrams). */
   readonly batched: boolean;
+  /** The listener's counters (see metrics.ts): one field added per read, flush or message. */
+  readonly stats: ListenerStats;
 }
 const sharedByOwner = new WeakMap<ConnectionOwner, Shared[]>();
 function sharedFor(owner: ConnectionOwner, address: Address, role: 'server' | 'client', limits: ConnectionLimits): Shared {
@@ -75,7 +78,7 @@ function sharedFor(owner: ConnectionOwner, address: Address, role: 'server' | 'c
   if (list === undefined) sharedByOwner.set(owner, (list = []));
   // Owners pass one limits object per listener (Server keeps its own and one for UDP peers).
   for (const x of list) if (x.address === address && x.role === role && x.limits === limits) return x;
-  const x: Shared = { role, address, owner, limits, batched: address.transport !== 'udp' };
+  const x: Shared = { role, address, owner, limits, batched: address.transport !== 'udp', stats: listenerStats(address) };
   // A handful per owner (one per listener); never a list that grows with connections.
   if (list.length < 16) list.push(x);
   return x;
@@ -197,6 +200,10 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
   private get limits(): ConnectionLimits {
     return this.shared.limits;
   }
+  /** @internal The listener's counters. */
+  get stats(): ListenerStats {
+    return this.shared.stats;
+  }
 
   get protocol(): ProtocolName {
     return this.address.protocol;
@@ -252,8 +259,11 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
     if (this.state !== State.Open) return false;
     // Under the 'drop' policy decide before encoding: a compressed frame that was encoded and
     // then dropped would leave the peer's inflate context out of step with ours.
-    if (this.limits.bufferPolicy === 'drop' && this.dropsNow()) return false;
-    return this.write(this.session.encode(data));
+    if (this.limits.bufferPolicy === 'drop' && this.dropsNow()) {
+      this.shared.stats.dropped++;
+      return false;
+    }
+    return this.write(this.session.encode(data), false, true);
   }
 
   /** The WebSocket subprotocol agreed in the handshake ('' when none, or for other protocols). */
@@ -368,12 +378,23 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
 
   // ---- internal: writing ----
 
-  /** @internal Writes an encoded message (a broadcast's shared frame or text). */
-  write(wire: Wire, force = false): boolean {
+  /**
+   * @internal Writes an encoded message (a broadcast's shared frame or text). `message`: it is an
+   * application message, counted as sent (or as dropped by the buffer policy).
+   */
+  write(wire: Wire, force = false, message = false): boolean {
     const socket = this.socket;
     if (socket.destroyed) return false;
-    if (!force && !this.mayQueue(wire)) return false;
-    if (!this.shared.batched) return socket.write(wireBytes(wire));
+    if (!force && !this.mayQueue(wire)) {
+      if (message && this.limits.bufferPolicy === 'drop') this.shared.stats.dropped++;
+      return false;
+    }
+    if (message) this.shared.stats.messagesOut++;
+    if (!this.shared.batched) {
+      const bytes = wireBytes(wire);
+      this.shared.stats.bytesOut += bytes.length;
+      return socket.write(bytes);
+    }
     const out = this.out;
     if (out === null) {
       this.out = wire;
@@ -432,9 +453,15 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
     const socket = this.socket;
     if (socket.destroyed) return;
     let ok: boolean;
-    if (!Array.isArray(out)) ok = socket.write(wireBytes(out));
-    else if (n <= CONCAT_MAX) ok = socket.write(Buffer.concat(out, n));
-    else {
+    if (!Array.isArray(out)) {
+      const bytes = wireBytes(out);
+      this.shared.stats.bytesOut += bytes.length;
+      ok = socket.write(bytes);
+    } else if (n <= CONCAT_MAX) {
+      this.shared.stats.bytesOut += n;
+      ok = socket.write(Buffer.concat(out, n));
+    } else {
+      this.shared.stats.bytesOut += n;
       socket.cork();
       for (let i = 0; i < out.length; i++) socket.write(out[i]!);
       socket.uncork();
@@ -541,6 +568,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
   }
 
   onMessage(data: Message): void {
+    this.shared.stats.messagesIn++;
     if (this.rate !== null && !this.rate.message(data)) return; // held back or dropped by the rate limit
     this.deliverMessage(data);
   }
@@ -619,6 +647,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
 
   /** @internal */
   handleData(chunk: Buffer): void {
+    this.shared.stats.bytesIn += chunk.length;
     if (this.rate !== null && !this.rate.received(chunk.length)) return;
     this.lastSeen = this.owner.sweeper.now;
     this.pingSentAt = 0;
@@ -665,6 +694,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
     } else if ((this.flags & PEER_ENDED) !== 0 && this.protocol !== 'ws') info = { code: 1000, reason: '' };
     else info = { code: 1006, reason: 'connection closed without a close handshake' };
     this.closedInfo = info;
+    this.shared.stats.countClose(info.error?.code ?? String(info.code));
     if (this.topicSet !== null) {
       for (const topic of this.topicSet) (this.owner as Partial<TopicOwner>).removeSubscriber?.(topic, this);
       this.topicSet.clear();

@@ -18,6 +18,9 @@ import { resolutionFor, Sweeper } from './sweeper.js';
 import { parseRateLimit, RateLimiter, type LimitStats, type RateLimitOptions } from './rate-limit.js';
 import { formatRemote, parseMaxPerIp, PerIpCount, type AcceptHook } from './admission.js';
 import { TlsHandshake, type HandshakeOwner } from './tls-handshake.js';
+import { snapshotOf, type Snapshot } from './metrics.js';
+import { startAdmin, watchWorkerServer, type AdminHandle, type AdminOption } from './admin.js';
+import { staggeredClose } from './drain.js';
 
 export interface ServerOptions extends Partial<ConnectionLimits> {
   /** One URL or several: 'text://127.0.0.1:5353', ['ws://0.0.0.0:8080/chat', 'text://[::1]:9999']. */
@@ -66,6 +69,23 @@ export interface ServerOptions extends Partial<ConnectionLimits> {
    * verifyClient comes later, with the HTTP request.)
    */
   accept?: AcceptHook;
+  /**
+   * An HTTP endpoint for operators: GET /metrics (Prometheus text), /healthz, /status (JSON).
+   * 'http://127.0.0.1:9100', or { url, token } to require 'Authorization: Bearer TOKEN'.
+   * Only loopback without a token. Default: none.
+   */
+  admin?: AdminOption;
+}
+
+export interface CloseOptions {
+  /** Destroy connections still open this many ms after they were asked to close (default: closeTimeout). */
+  timeout?: number;
+  /** Spread the closes evenly over this many ms instead of closing every connection at once (default 0). */
+  drain?: number;
+  /** The WebSocket close code the clients get (default 1001; 1012 says "restarting, come back"). */
+  code?: number;
+  /** The close reason (default 'server shutting down', or 'service restart' with 1012). */
+  reason?: string;
 }
 
 export interface ServerEvents {
@@ -136,6 +156,15 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
   private accepting = false;
   private closing: Promise<void> | null = null;
   private closeResolve: (() => void) | null = null;
+  private closedDone = false;
+  private stopDrain: (() => void) | null = null;
+  /** How close() closes (code, reason), for connections accepted after it; null before close(). */
+  private closeHow: { code: number; reason: string } | null = null;
+  private readonly late = new WeakSet<Connection>();
+  private admin: AdminHandle | null = null;
+  private readonly startedAt = Date.now();
+  /** Refusals by kind (server_full, max_per_ip, accept_hook), for the admin endpoint. */
+  private readonly refusedBy = new Map<string, number>();
 
   constructor(options: ServerOptions) {
     super();
@@ -178,6 +207,11 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
     return this.bound;
   }
 
+  /** The admin endpoint's URL once listening (see ServerOptions.admin); null without one. */
+  get adminUrl(): string | null {
+    return this.admin?.url ?? null;
+  }
+
   /** Binds every address. Rejects (and unbinds what was bound) if any fails. */
   async listen(): Promise<this> {
     if (this.netServers.length > 0) throw new SwitchboardError('ERR_INVALID_OPTION', 'listen() was called twice');
@@ -210,6 +244,17 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
       this.bound.length = 0;
       throw current ? listenFailed(current, err) : err;
     }
+    if (this.options.admin !== undefined) {
+      try {
+        this.admin = await startAdmin(this.options.admin, () => ({ role: 'server', snapshots: [this.snapshot()] }));
+      } catch (err) {
+        await this.closeListeners();
+        await this.hub?.close();
+        this.bound.length = 0;
+        throw err;
+      }
+    }
+    if (inSwitchboardWorker()) watchWorkerServer(this);
     this.accepting = true;
     this.emit('listening');
     return this;
@@ -235,6 +280,7 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
       acceptedAt = h.acceptedAt;
     }
     if (!this.accepting) {
+      if (this.closeHow !== null && this.closeResolve !== null) return this.acceptLate(socket, address);
       socket.destroy();
       return;
     }
@@ -283,6 +329,19 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
   }
 
   /**
+   * A connection the kernel had completed when the listener closed (the native transport takes
+   * its listen queue then, rather than have it reset): it is served only to be told to come back
+   * (the close code of close()), after its handshake, so that a client is never refused at a
+   * restart. It does not count against the limits and the application never sees it.
+   */
+  private acceptLate(socket: net.Socket, address: Address): void {
+    const conn = new Connection(socket, address, 'server', this, this.limits, this.protocolOptions);
+    this.late.add(conn);
+    this.refusing.add(conn); // not counted per IP
+    conn.start();
+  }
+
+  /**
    * A datagram from a new remote endpoint: it becomes a connection, forgotten after udpPeerTimeout
    * of quiet (or evicted by the listener when its table is full). Its source address is unverified,
    * so a refusal may not answer with more bytes than the datagram had: no reflection amplification.
@@ -315,7 +374,7 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
       ok = false;
     }
     if (!ok) {
-      this.limitStats.refused++;
+      this.countRefused('accept_hook');
       this.emit('refused', { remote: formatRemote(remote), reason: 'refused by the accept hook' });
     }
     return ok;
@@ -332,6 +391,7 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
     }
     if (this.rateLimiter !== null) conn.rate = this.rateLimiter.bucket(conn, conn.address.transport === 'udp');
     this.accepted++;
+    conn.stats.accepted++;
     if (this.accepted >= this.maxAccepts) {
       this.accepting = false;
       void this.closeListeners();
@@ -351,7 +411,7 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
    */
   private refuse(conn: Connection, reason: string, replyBudget: number): false {
     this.refusing.add(conn);
-    this.limitStats.refused++;
+    this.countRefused(reason.startsWith('server full') ? 'server_full' : 'max_per_ip');
     const refusal = conn.session.refuse(reason);
     if (refusal.length <= replyBudget) conn.onWrite(refusal);
     conn.close(1013, reason);
@@ -359,9 +419,33 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
     return false;
   }
 
+  private countRefused(kind: string): void {
+    this.limitStats.refused++;
+    this.refusedBy.set(kind, (this.refusedBy.get(kind) ?? 0) + 1);
+  }
+
+  /** 'starting' until listen() is done, 'draining' from close() (or maxAccepts) until closed. */
+  get state(): Snapshot['state'] {
+    if (this.closedDone) return 'closed';
+    if (this.closing !== null) return 'draining';
+    return this.accepting ? 'serving' : 'starting';
+  }
+
+  /** What this server did and holds now: counters per listener, limits, topics, hub, event-loop delay. */
+  snapshot(): Snapshot {
+    return snapshotOf({
+      addresses: this.listenAddresses, bound: this.bound, connections: this.connections, state: this.state,
+      startedAt: this.startedAt, limitStats: this.limitStats, refusedBy: this.refusedBy, topics: this.topicMap, hub: this.hub,
+    });
+  }
+
   // ---- ConnectionOwner ----
 
   connectionOpened(conn: Connection): void {
+    if (this.late.has(conn)) {
+      conn.close(this.closeHow!.code, this.closeHow!.reason);
+      return;
+    }
     this.connections.add(conn);
     this.emit('connection', conn);
   }
@@ -451,19 +535,34 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
 
   /**
    * Stops accepting, asks every connection to close (queued writes are flushed, WebSocket peers
-   * get 1001), and destroys those still open after `timeout` ms (default: closeTimeout).
+   * get 1001), and destroys those still open after `timeout` ms (default: closeTimeout). With
+   * `drain`, the closes are spread evenly over that many ms (the state is 'draining' from the
+   * start). A second close() during a drain closes the rest at once.
    */
-  close(options: { timeout?: number } = {}): Promise<void> {
+  close(options: CloseOptions = {}): Promise<void> {
     if (this.closing && !this.closeResolve) return this.closing;
     this.accepting = false;
     const timeout = options.timeout ?? this.limits.closeTimeout;
+    const drain = options.drain ?? 0;
+    checkNonNegative('drain', drain);
+    const code = options.code ?? 1001;
+    const reason = options.reason ?? (code === 1012 ? 'service restart' : 'server shutting down');
     const done = this.closing ?? new Promise<void>((resolve) => { this.closeResolve = resolve; });
     this.closing = done;
+    this.closeHow = { code, reason };
     void this.closeListeners();
+    this.stopDrain?.();
+    this.stopDrain = null;
+    // TLS handshakes under way end at once: there is nobody to say goodbye to yet.
+    const conns: Connection[] = [];
     for (const item of this.sweeper.list()) {
       if (item instanceof TlsHandshake) item.destroy();
-      else item.close(1001, 'server shutting down');
+      else conns.push(item);
     }
+    if (drain > 0 && conns.length > 1) {
+      this.stopDrain = staggeredClose(conns, drain, (conn) => conn.close(code, reason));
+      void done.then(() => this.stopDrain?.());
+    } else for (const conn of conns) conn.close(code, reason);
     if (this.sweeper.size === 0) this.finishClose();
     else {
       const timer = setTimeout(() => {
@@ -471,7 +570,7 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
           if (item instanceof TlsHandshake) item.destroy();
           else item.closeTimedOut(timeout);
         }
-      }, timeout);
+      }, drain + timeout);
       timer.unref();
       void done.then(() => clearTimeout(timer));
     }
@@ -489,6 +588,8 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
     this.closeResolve = null;
     void this.closeListeners().then(async () => {
       if (this.hub) await this.hub.close();
+      this.closedDone = true;
+      await this.admin?.close();
       resolve();
       this.emit('close');
     });
@@ -529,7 +630,7 @@ export function deliver(conns: Iterable<Connection>, data: Message, except: Conn
       if (!b) others.set(enc.key, (b = wireBytes(enc.encode(data))));
       out = b;
     }
-    conn.write(out);
+    conn.write(out, false, true);
     if (conn.isOpen) n++;
   }
   return n;

@@ -13,6 +13,10 @@
  * primary restarts a worker that dies (backoff 100 ms doubling to 10 s, reset after 30 s of
  * life), and on SIGINT/SIGTERM asks every worker to stop (they run their stop function, then
  * exit), kills those still alive after `stopTimeout`, and a second signal kills at once.
+ * SIGHUP (or handle.restart()) is a rolling restart: one worker at a time, a new one is started
+ * and waited for until it listens, then the old one is asked to stop with `drain` (its clients
+ * get WebSocket 1012 "service restart", spread over that time); the port is never closed and the
+ * other workers' clients are not touched.
  */
 import cluster from 'node:cluster';
 import type { Worker } from 'node:cluster';
@@ -20,8 +24,15 @@ import { SwitchboardError } from '../errors.js';
 import { startClusterRelay, WORKER_ENV } from '../hubs/cluster.js';
 import type { ClusterRelay } from '../hubs/cluster.js';
 import type { HubLog } from '../hubs/types.js';
+import { askWorkers } from './admin.js';
+import type { Snapshot } from './metrics.js';
 
-export type StopWorker = () => Promise<void> | void;
+/** How a worker is asked to stop: over `drain` ms (0: at once), and whether it is being replaced. */
+export interface StopHow {
+  drain: number;
+  restart: boolean;
+}
+export type StopWorker = (how: StopHow) => Promise<void> | void;
 export type StartWorker = () => Promise<void | StopWorker>;
 
 export interface RunWorkersOptions {
@@ -33,8 +44,10 @@ export interface RunWorkersOptions {
   restartDelay?: number;
   /** Longest restart delay, in ms. Default 10000. */
   maxRestartDelay?: number;
-  /** Stop on SIGINT/SIGTERM (the primary forwards them to workers). Default true. */
+  /** Stop on SIGINT/SIGTERM (the primary forwards them to workers), rolling restart on SIGHUP. Default true. */
   handleSignals?: boolean;
+  /** Workers spread their clients' closes over this many ms when stopped or replaced (default 0: at once). */
+  drain?: number;
 }
 
 export interface WorkersHandle {
@@ -49,11 +62,17 @@ export interface WorkersHandle {
   pids(): number[];
   /** Primary only: the cluster hub's relay (topics, drops). */
   readonly relay: ClusterRelay | null;
+  /** Primary: replaces the workers one at a time (what SIGHUP does); resolves when done. */
+  restart(): Promise<void>;
+  /** Primary: true once stop() was called (or a signal asked for it). */
+  readonly stopping: boolean;
+  /** Primary: every worker's figures (see admin.ts); a worker that does not answer is 'starting'. */
+  snapshots(): Promise<Snapshot[]>;
 }
 
 const INDEX_ENV = 'SWITCHBOARD_WORKER_INDEX';
 /** Control messages between primary and workers; `sbworker` tags them. */
-type Control = { sbworker: 'ready' } | { sbworker: 'failed'; message: string } | { sbworker: 'stop' };
+type Control = { sbworker: 'ready' } | { sbworker: 'failed'; message: string } | { sbworker: 'stop'; drain?: number; restart?: boolean };
 
 export async function runWorkers(n: number, startWorker: StartWorker, options: RunWorkersOptions = {}): Promise<WorkersHandle> {
   if (!Number.isInteger(n) || n < 1) {
@@ -77,6 +96,7 @@ function runPrimary(n: number, options: RunWorkersOptions): Promise<WorkersHandl
   const restartDelay = options.restartDelay ?? 100;
   const maxRestartDelay = options.maxRestartDelay ?? 10_000;
   const handleSignals = options.handleSignals ?? true;
+  const drain = options.drain ?? 0;
 
   // Structured-clone IPC: Buffers arrive as Buffers, strings as strings (the cluster hub relies on it).
   cluster.setupPrimary({ serialization: 'advanced' });
@@ -90,6 +110,9 @@ function runPrimary(n: number, options: RunWorkersOptions): Promise<WorkersHandl
     restartTimer: null,
   }));
   const slotOf = new Map<Worker, Slot>();
+  /** Workers outside the slots: a replacement not yet listening, and an old one draining. */
+  const extras = new Set<Worker>();
+  let restarting: Promise<void> | null = null;
   let started = false;
   let stopping: Promise<void> | null = null;
   let resolveStopped!: () => void;
@@ -106,12 +129,13 @@ function runPrimary(n: number, options: RunWorkersOptions): Promise<WorkersHandl
     slot.restartTimer = null;
     slot.ready = false;
     slot.startedAt = Date.now();
-    const worker = cluster.fork({ [WORKER_ENV]: '1', [INDEX_ENV]: String(slot.index) });
+    const worker = spawn(slot.index);
     slot.worker = worker;
     slotOf.set(worker, slot);
   };
 
-  const live = (): Worker[] => slots.flatMap((s) => (s.worker !== null ? [s.worker] : []));
+  const spawn = (index: number): Worker => cluster.fork({ [WORKER_ENV]: '1', [INDEX_ENV]: String(index) });
+  const live = (): Worker[] => [...slots.flatMap((s) => (s.worker !== null ? [s.worker] : [])), ...extras];
 
   const onMessage = (worker: Worker, raw: unknown): void => {
     const slot = slotOf.get(worker);
@@ -132,6 +156,10 @@ function runPrimary(n: number, options: RunWorkersOptions): Promise<WorkersHandl
   };
 
   const onExit = (worker: Worker, code: number | null, signal: string | null): void => {
+    if (extras.delete(worker)) {
+      if (stopping !== null && live().length === 0) finish();
+      return;
+    }
     const slot = slotOf.get(worker);
     if (slot === undefined) return;
     slotOf.delete(worker);
@@ -162,6 +190,7 @@ function runPrimary(n: number, options: RunWorkersOptions): Promise<WorkersHandl
     if (handleSignals) {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
+      process.off('SIGHUP', onHangup);
     }
     resolveStopped();
   };
@@ -181,14 +210,87 @@ function runPrimary(n: number, options: RunWorkersOptions): Promise<WorkersHandl
     for (const w of workers) {
       // A worker on its way out (one that failed to start) may close the channel under this send:
       // with a callback the EPIPE comes here instead of as an 'error' that would crash the primary.
-      if (w.isConnected()) w.send({ sbworker: 'stop' } satisfies Control, undefined, () => {});
-      const t = setTimeout(() => {
-        log(`workers: worker ${slotOf.get(w)?.index ?? '?'} did not stop within ${stopTimeout} ms; killing it`);
-        w.process.kill('SIGKILL');
-      }, stopTimeout);
-      killTimers.add(t);
+      askToStop(w, false);
     }
     return stopping;
+  };
+
+  /** Sends the stop request and arms the kill timer (drain + stopTimeout). */
+  const askToStop = (w: Worker, restart: boolean): void => {
+    // A worker on its way out (one that failed to start) may close the channel under this send:
+    // with a callback the EPIPE comes here instead of as an 'error' that would crash the primary.
+    if (w.isConnected()) w.send({ sbworker: 'stop', drain, restart } satisfies Control, undefined, () => {});
+    const t = setTimeout(() => {
+      log(`workers: worker ${slotOf.get(w)?.index ?? '?'} (pid ${w.process.pid}) did not stop within ${drain + stopTimeout} ms; killing it`);
+      w.process.kill('SIGKILL');
+    }, drain + stopTimeout);
+    killTimers.add(t);
+    w.once('exit', () => {
+      clearTimeout(t);
+      killTimers.delete(t);
+    });
+  };
+
+  /** Resolves 'ready' when the worker listens, or 'gone' if it exits or fails first. */
+  const whenReady = (w: Worker): Promise<'ready' | 'gone'> => new Promise((resolve) => {
+    const onMsg = (raw: unknown): void => {
+      const m = raw as Partial<Control> | null;
+      if (typeof m !== 'object' || m === null) return;
+      if (m.sbworker === 'ready') done('ready');
+      else if (m.sbworker === 'failed') done('gone');
+    };
+    const onGone = (): void => done('gone');
+    const done = (r: 'ready' | 'gone'): void => {
+      w.off('message', onMsg);
+      w.off('exit', onGone);
+      resolve(r);
+    };
+    w.on('message', onMsg);
+    w.once('exit', onGone);
+  });
+
+  const replace = async (slot: Slot): Promise<boolean> => {
+    const old = slot.worker;
+    const next = spawn(slot.index);
+    extras.add(next);
+    if ((await whenReady(next)) !== 'ready' || stopping !== null) {
+      if (stopping === null) log(`workers: the new worker ${slot.index} did not start; keeping pid ${old?.process.pid ?? '-'} and stopping the restart`);
+      if (next.isConnected()) askToStop(next, false);
+      return false;
+    }
+    extras.delete(next);
+    if (old !== null) {
+      slotOf.delete(old);
+      extras.add(old);
+    }
+    slot.worker = next;
+    slot.ready = true;
+    slot.startedAt = Date.now();
+    slotOf.set(next, slot);
+    if (old === null) return true;
+    log(`workers: worker ${slot.index} replaced (pid ${old.process.pid} -> ${next.process.pid}); draining the old one over ${drain} ms`);
+    const exited = new Promise<void>((resolve) => old.once('exit', () => resolve()));
+    askToStop(old, true);
+    await exited;
+    return true;
+  };
+
+  const restart = (): Promise<void> => {
+    if (restarting !== null) return restarting;
+    if (stopping !== null || !started) return Promise.resolve();
+    restarting = (async () => {
+      log(`workers: rolling restart of ${slots.length} worker(s)`);
+      for (const slot of slots) {
+        if (stopping !== null) break;
+        if (!(await replace(slot))) break;
+      }
+      if (stopping === null) log(`workers: rolling restart done (pids ${handle.pids().join(', ')})`);
+    })().finally(() => { restarting = null; });
+    return restarting;
+  };
+  const onHangup = (): void => {
+    if (restarting !== null) log('workers: SIGHUP: a restart is already running');
+    void restart();
   };
 
   let signals = 0;
@@ -209,6 +311,11 @@ function runPrimary(n: number, options: RunWorkersOptions): Promise<WorkersHandl
     stopped,
     pids: () => live().flatMap((w) => (w.process.pid !== undefined ? [w.process.pid] : [])),
     relay,
+    restart,
+    get stopping() {
+      return stopping !== null;
+    },
+    snapshots: () => askWorkers(slots.flatMap((s) => (s.worker !== null ? [{ worker: s.worker, index: s.index }] : []))),
   };
 
   cluster.on('message', onMessage);
@@ -216,6 +323,7 @@ function runPrimary(n: number, options: RunWorkersOptions): Promise<WorkersHandl
   if (handleSignals) {
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
+    process.on('SIGHUP', onHangup);
   }
   for (const slot of slots) fork(slot);
   return startup;
@@ -233,12 +341,12 @@ async function runWorker(startWorker: StartWorker, options: RunWorkersOptions): 
   const starting = Promise.resolve().then(startWorker);
   let startFailed = false;
   let stopping: Promise<void> | null = null;
-  const stop = (): Promise<void> => {
+  const stop = (how: StopHow = { drain: options.drain ?? 0, restart: false }): Promise<void> => {
     if (stopping === null) {
       stopping = (async () => {
         try {
           const stopFn = await starting;
-          if (typeof stopFn === 'function') await stopFn();
+          if (typeof stopFn === 'function') await stopFn(how);
         } catch (err) {
           if (startFailed) process.exit(1); // said once already, as "failed to start"
           log(`workers: worker ${index} stopped with an error: ${err instanceof Error ? err.message : String(err)}`);
@@ -250,12 +358,17 @@ async function runWorker(startWorker: StartWorker, options: RunWorkersOptions): 
     return stopping;
   };
   process.on('message', (raw: unknown) => {
-    if (typeof raw === 'object' && raw !== null && (raw as Partial<Control>).sbworker === 'stop') void stop();
+    const msg = raw as Partial<Control & { sbworker: 'stop' }> | null;
+    if (typeof msg === 'object' && msg !== null && msg.sbworker === 'stop') {
+      void stop({ drain: typeof msg.drain === 'number' && msg.drain >= 0 ? msg.drain : 0, restart: msg.restart === true });
+    }
   });
   if (options.handleSignals ?? true) {
     // Ctrl-C reaches the whole process group: the worker stops itself the same way the primary would ask.
     process.on('SIGINT', () => void stop());
     process.on('SIGTERM', () => void stop());
+    // SIGHUP is for the primary (a rolling restart); a worker that gets it with the group ignores it.
+    process.on('SIGHUP', () => {});
   }
 
   try {
@@ -275,5 +388,8 @@ async function runWorker(startWorker: StartWorker, options: RunWorkersOptions): 
     stopped: new Promise<void>(() => undefined), // the process exits when stopped
     pids: () => [process.pid],
     relay: null,
+    restart: () => Promise.resolve(),
+    stopping: false,
+    snapshots: () => Promise.resolve([]),
   };
 }

@@ -65,6 +65,11 @@ export class ClusterHub implements Hub {
   private readonly pongs = new Map<number, () => void>();
   private closed = false;
   private readonly onIpc = (msg: unknown): void => this.receive(msg);
+
+  /** While the channel to the primary is open (for /healthz). */
+  get up(): boolean {
+    return !this.closed && process.connected;
+  }
   // One callback for every send: counts what the channel still holds (no closure per message).
   private readonly onSent = (err: Error | null): void => {
     this.pending -= this.sentSizes.shift() ?? 0;

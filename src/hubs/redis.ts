@@ -250,7 +250,7 @@ export class RedisHub implements Hub {
     this.lastSub = done;
   }
 
-  private get up(): boolean {
+  get up(): boolean {
     return this.pub?.status === 'ready' && this.sub?.status === 'ready' && this.subSynced;
   }
 

@@ -28,6 +28,10 @@ export interface Hub {
    * Not needed for correctness; a server awaits it in listen() so that it starts ready.
    */
   ready(): Promise<void>;
+  /** False while the hub cannot carry messages (Redis down); absent: always up. For /healthz. */
+  readonly up?: boolean;
+  /** Publishes dropped so far (outages, congestion); absent: none are dropped. For /metrics. */
+  readonly dropped?: number;
   /** Stop; further calls are no-ops. */
   close(): Promise<void>;
 }

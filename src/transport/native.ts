@@ -287,9 +287,14 @@ export class NativeListener {
   /** Stops accepting. Connections already accepted are left to their owner, as net.Server does. */
   close(callback?: () => void): void {
     if (this.id >= 0) {
-      addon!.unlisten(this.id);
-      listeners[this.id] = undefined;
+      // unlisten() takes the connections still queued in the kernel (see native/tcp.c): their
+      // accept records come in the next batch, and still reach this listener's owner.
+      const id = this.id;
+      addon!.unlisten(id);
       this.id = -1;
+      setTimeout(() => {
+        if (listeners[id] === this) listeners[id] = undefined;
+      }, 100).unref();
     }
     if (callback) setImmediate(callback);
   }
