@@ -319,3 +319,63 @@ export async function socket_sendto(socket: Socket | false, data: string | Uint8
   if (host === false) return false;
   return udpSend(socket, fn, bytes, port, host);
 }
+
+/** Copies `bytes` into the vectors in order, the first completely before the second. */
+function scatter(bytes: Buffer, vectors: Buffer[]): void {
+  let off = 0;
+  for (const v of vectors) {
+    if (off >= bytes.length) break;
+    off += bytes.copy(v, 0, off, Math.min(bytes.length, off + v.length));
+  }
+}
+
+/**
+ * readv(2) for socket_readv(): fills `vectors` in order and resolves with the byte count (0 at
+ * end of stream, with no error recorded), or false. Blocking: waits until they are all full (or
+ * end of stream, an error, SO_RCVTIMEO: then what there is). A datagram is scattered whole
+ * (what does not fit is discarded). Bytes, not characters: no UTF-8 boundary is kept.
+ */
+export async function socket_read_vectors(socket: Socket, fn: string, vectors: Buffer[]): Promise<number | false> {
+  const total = vectors.reduce((n, v) => n + v.length, 0);
+  if (socket.isDgram) {
+    const d = await nextDatagram(socket, fn, socket.nonblock, false);
+    if (d === false) return false;
+    scatter(d.data, vectors);
+    return Math.min(d.data.length, total);
+  }
+  if (total === 0) return 0;
+  const deadline = deadlineOf(socket);
+  try {
+    for (;;) {
+      if (socket.state === 'closed') return socket.fail(9);
+      if (socket.state !== 'connected') return notConnected(socket, fn);
+      const end = atEnd(socket);
+      const have = socket.rx.length;
+      if (have >= total || (have > 0 && (end || socket.nonblock))) {
+        const bytes = socket.rx.take(Math.min(total, have));
+        socket.consumed();
+        scatter(bytes, vectors);
+        return bytes.length;
+      }
+      if (socket.pendingErrno && have === 0) return takeError(socket, fn);
+      if (end && have === 0) return 0;
+      want(socket, total);
+      if (!(await waitForData(socket, fn, socket.nonblock, deadline))) {
+        if (!socket.nonblock && socket.rx.length > 0 && socket.error.errno === 11) {
+          const bytes = socket.rx.take(Math.min(total, socket.rx.length)); // SO_RCVTIMEO: what there is
+          socket.consumed();
+          scatter(bytes, vectors);
+          return bytes.length;
+        }
+        return false;
+      }
+    }
+  } finally {
+    socket.wantBytes = 0;
+  }
+}
+
+/** writev(2) for socket_writev(): all vectors, in order, as one write (one datagram on UDP). */
+export function socket_write_gathered(socket: Socket, fn: string, vectors: readonly Buffer[]): Promise<number | false> {
+  return send(socket, fn, Buffer.concat(vectors), socket.nonblock);
+}
