@@ -15,6 +15,8 @@ import { errnoOf, strerror } from './errors.js';
 import { utf8Boundary } from './buffer.js';
 import { assertSocket, resolveFor } from './resolve.js';
 import { ensureUdp } from './lifecycle.js';
+import { sockAddon } from './native.js';
+import { watchDatagrams } from './unix.js';
 import { Socket, nextTurn, waitUntil, type Datagram } from './socket.js';
 import type { AddressRef } from './lifecycle.js';
 
@@ -96,7 +98,7 @@ async function nextDatagram(socket: Socket, fn: string, nonblock: boolean, peek:
     const d = peek ? socket.datagrams[0] : socket.shiftDatagram();
     if (d) return d;
     if (socket.pendingErrno) return takeError(socket, fn);
-    if (!socket.udp) return socket.fail(11, `${fn}(): unable to read from socket [11]: ${strerror(11)} (the socket is not bound)`);
+    if (!socket.udp && !socket.fdWatch) return socket.fail(11, `${fn}(): unable to read from socket [11]: ${strerror(11)} (the socket is not bound)`);
     if (nonblock) {
       await nextTurn();
       if (socket.datagrams.length > 0) continue;
@@ -255,6 +257,7 @@ export async function socket_send(socket: Socket | false, data: string | Uint8Ar
 }
 
 function udpSend(socket: Socket, fn: string, bytes: Buffer, port?: number, address?: string): Promise<number | false> {
+  if (socket.fd >= 0) return Promise.resolve(unixDgramSend(socket, fn, bytes, address ?? '', [], false));
   const u = ensureUdp(socket);
   return new Promise((resolve) => {
     const cb = (err: Error | null): void => {
@@ -378,4 +381,13 @@ export async function socket_read_vectors(socket: Socket, fn: string, vectors: B
 /** writev(2) for socket_writev(): all vectors, in order, as one write (one datagram on UDP). */
 export function socket_write_gathered(socket: Socket, fn: string, vectors: readonly Buffer[]): Promise<number | false> {
   return send(socket, fn, Buffer.concat(vectors), socket.nonblock);
+}
+
+/** One Unix datagram through the addon (to `path`, or the connected peer when ''), with control messages. */
+export function unixDgramSend(socket: Socket, fn: string, bytes: Buffer, path: string, fds: number[], creds: boolean): number | false {
+  const a = sockAddon()!;
+  const n = a.sendmsg(socket.fd, bytes, fds, creds, 0, path);
+  if (n < 0) return socket.fail(-n, `${fn}(): unable to write to socket [${-n}]: ${strerror(-n)}`);
+  watchDatagrams(socket); // an unbound sender is autobound by Linux and can get answers
+  return n;
 }

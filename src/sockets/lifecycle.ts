@@ -13,7 +13,9 @@ import {
 } from './constants.js';
 import { errnoOf, globalError, strerror } from './errors.js';
 import { assertSocket, resolveFor } from './resolve.js';
-import { Socket, nextTurn, waitUntil } from './socket.js';
+import { Socket, nextTurn, waitUntil, type StreamLike } from './socket.js';
+import { sockAddon, addonProblem } from './native.js';
+import { acceptedOne, bindUnix, closeNative, connectUnix, createUnix, listenUnix, unixName } from './unix.js';
 
 const TYPE_NAMES: Record<number, string> = {
   [SOCK_RAW]: 'SOCK_RAW', [SOCK_RDM]: 'SOCK_RDM', [SOCK_SEQPACKET]: 'SOCK_SEQPACKET',
@@ -35,8 +37,13 @@ export function socket_create(domain: number, type: number, protocol = 0): Socke
   if (domain !== AF_INET && domain !== AF_INET6 && domain !== AF_UNIX) {
     return globalFail(97, `socket_create(): Unable to create socket [97]: ${strerror(97)} (domain ${domain}; use AF_INET, AF_INET6 or AF_UNIX)`);
   }
+  if (domain === AF_UNIX && (type === SOCK_STREAM || type === SOCK_DGRAM) && sockAddon()) {
+    const made = createUnix(type);
+    if (typeof made === 'number') return globalFail(made, `socket_create(): Unable to create socket [${made}]: ${strerror(made)}`);
+    return made;
+  }
   if (type === SOCK_RAW || type === SOCK_RDM || type === SOCK_SEQPACKET || (domain === AF_UNIX && type === SOCK_DGRAM)) {
-    const what = domain === AF_UNIX && type === SOCK_DGRAM ? 'Unix datagram sockets' : `${TYPE_NAMES[type]} sockets`;
+    const what = domain === AF_UNIX && type === SOCK_DGRAM ? `Unix datagram sockets (they need the sockets addon: ${addonProblem})` : `${TYPE_NAMES[type]} sockets`;
     return globalFail(94, `socket_create(): Unable to create socket [94]: ${strerror(94)} (Node.js offers no ${what})`);
   }
   if (type !== SOCK_STREAM && type !== SOCK_DGRAM) {
@@ -131,6 +138,7 @@ export async function socket_bind(socket: Socket | false, address: string, port 
   if (socket.state !== 'fresh') return socket.fail(22, 'socket_bind(): Unable to bind address [22]: the socket is already bound or connected');
   const host = await resolveFor(socket, 'socket_bind', address);
   if (host === false) return false;
+  if (socket.fd >= 0) return bindUnix(socket, 'socket_bind', host);
   socket.local = { address: host, port };
   if (socket.isDgram) {
     const u = ensureUdp(socket);
@@ -161,6 +169,10 @@ export async function socket_listen(socket: Socket | false, backlog = 0): Promis
     socket.backlog = backlog;
     return true;
   }
+  if (socket.fd >= 0) {
+    if (socket.state !== 'bound') return socket.fail(22, 'socket_listen(): unable to listen on socket [22]: bind a Unix socket to a path first');
+    return listenUnix(socket, backlog);
+  }
   if (socket.state === 'fresh') {
     if (socket.domain === AF_UNIX) return socket.fail(22, 'socket_listen(): unable to listen on socket [22]: bind a Unix socket to a path first');
     const ok = await bindStream(socket, 'socket_listen', socket.domain === AF_INET6 ? '::' : '0.0.0.0', 0);
@@ -185,12 +197,13 @@ export async function socket_create_listen(port: number, backlog = 128): Promise
 }
 
 /** Wraps a Node socket as a new resource that inherits what Linux lets an accepted socket inherit. */
-export function adopt(parent: Socket, c: net.Socket): Socket {
+export function adopt(parent: Socket, c: StreamLike): Socket {
   const child = new Socket(parent.domain, SOCK_STREAM, parent.protocol);
   Object.assign(child.options, parent.options, { linger: { ...parent.options.linger } });
   child.rcvbufSet = parent.rcvbufSet;
   child.sndbufSet = parent.sndbufSet;
   child.encoding = parent.encoding;
+  child.passcred = parent.passcred;
   child.attach(c);
   return child;
 }
@@ -202,7 +215,10 @@ export async function socket_accept(socket: Socket | false): Promise<Socket | fa
     if (socket.state === 'closed') return socket.fail(9);
     if (socket.state !== 'listening') return socket.fail(22, 'socket_accept(): unable to accept incoming connection [22]: the socket is not listening');
     const c = socket.pending.shift();
-    if (c) return adopt(socket, c);
+    if (c) {
+      acceptedOne(socket);
+      return adopt(socket, c);
+    }
     if (socket.nonblock) {
       await nextTurn();
       if (socket.pending.length > 0) continue;
@@ -258,6 +274,7 @@ export async function socket_connect(socket: Socket | false, address: string, po
   if (socket.state === 'connecting') return socket.fail(114, `${fn}(): unable to connect [114]: ${strerror(114)}`);
   const host = await resolveFor(socket, fn, address);
   if (host === false) return false;
+  if (socket.fd >= 0) return connectUnix(socket, fn, host);
 
   if (socket.isDgram) {
     const u = ensureUdp(socket);
@@ -339,6 +356,7 @@ export function socket_close(socket: Socket | false): void {
   if (socket.state === 'closed') return;
   socket.state = 'closed';
   socket.accepting = false;
+  closeNative(socket);
   if (socket.server) {
     socket.server.close();
     for (const c of socket.pending.splice(0)) c.destroy();
@@ -379,6 +397,12 @@ export interface AddressRef {
 export function socket_getpeername(socket: Socket | false, ref: AddressRef): boolean {
   assertSocket('socket_getpeername', socket);
   if (socket.state === 'closed') return socket.fail(9);
+  if (socket.domain === AF_UNIX && sockAddon() && (socket.state === 'connected' || socket.isDgram)) {
+    const name = unixName(socket, true);
+    if (typeof name === 'number') return socket.fail(name, `socket_getpeername(): unable to retrieve peer name [${name}]: ${strerror(name)}`);
+    ref.address = name;
+    return true;
+  }
   if (socket.isDgram) {
     if (!socket.peer) return socket.fail(107, `socket_getpeername(): unable to retrieve peer name [107]: ${strerror(107)}`);
     ref.address = socket.peer.address;
@@ -401,6 +425,12 @@ export function socket_getpeername(socket: Socket | false, ref: AddressRef): boo
 export function socket_getsockname(socket: Socket | false, ref: AddressRef): boolean {
   assertSocket('socket_getsockname', socket);
   if (socket.state === 'closed') return socket.fail(9);
+  if (socket.domain === AF_UNIX && sockAddon()) {
+    const name = unixName(socket, false);
+    if (typeof name === 'number') return socket.fail(name, `socket_getsockname(): unable to retrieve socket name [${name}]: ${strerror(name)}`);
+    ref.address = name;
+    return true;
+  }
   const anyAddr = socket.domain === AF_INET6 ? '::' : socket.domain === AF_UNIX ? '' : '0.0.0.0';
   let address = anyAddr;
   let port = 0;
