@@ -19,6 +19,8 @@ export const IPPROTO_IP = 0;
 export const IPPROTO_IPV6 = 41;
 
 export const MSG_OOB = 0x1;
+export const MSG_CTRUNC = 0x8;
+export const MSG_TRUNC = 0x20;
 export const MSG_PEEK = 0x2;
 export const MSG_DONTROUTE = 0x4;
 export const MSG_EOR = 0x80;
@@ -44,6 +46,12 @@ export const SO_RCVLOWAT = 18;
 export const SO_SNDLOWAT = 19;
 export const SO_RCVTIMEO = 20;
 export const SO_SNDTIMEO = 21;
+
+export const SO_PASSCRED = 16;
+
+/** Control message types (SOL_SOCKET level), as the seed defines them. */
+export const SCM_RIGHTS = 1;
+export const SCM_CREDENTIALS = 2;
 
 export const TCP_NODELAY = 1;
 

@@ -24,6 +24,8 @@ export type { AddressRef } from './lifecycle.js';
 export { socket_read, socket_write, socket_recv, socket_recvfrom, socket_send, socket_sendto } from './io.js';
 export type { DataRef } from './io.js';
 export { socket_select } from './select.js';
+export { socket_sendmsg, socket_recvmsg, socket_cmsg_space } from './msg.js';
+export type { MessageHeader, MessageName, ControlMessage, Credentials } from './msg.js';
 export {
   socket_iovec_alloc, socket_iovec_add, socket_iovec_set, socket_iovec_fetch, socket_iovec_delete, socket_iovec_free,
   socket_readv, socket_writev, Iovec, IOV_MAX,

@@ -28,7 +28,7 @@ export interface DataRef {
   data: string | null;
 }
 
-function decode(socket: Socket, bytes: Buffer): string {
+export function decode(socket: Socket, bytes: Buffer): string {
   return bytes.toString(socket.encoding);
 }
 
@@ -50,31 +50,31 @@ function cut(socket: Socket, n: number, atEnd: boolean, asked: number): number {
   return atEnd || take >= asked ? take : 0;
 }
 
-function atEnd(socket: Socket): boolean {
+export function atEnd(socket: Socket): boolean {
   return socket.eof || socket.readShut;
 }
 
 /** Lets the receive buffer grow to n bytes for a read that needs them, and wakes a paused socket. */
-function want(socket: Socket, n: number): void {
+export function want(socket: Socket, n: number): void {
   socket.wantBytes = n;
   const s = socket.stream;
   if (s && s.isPaused() && !s.destroyed && socket.rx.length < Math.max(n, socket.options.rcvbuf)) s.resume();
 }
 
 /** Reports a pending asynchronous error once (as Linux does), then reads see EOF. */
-function takeError(socket: Socket, fn: string): false {
+export function takeError(socket: Socket, fn: string): false {
   const errno = socket.pendingErrno;
   socket.pendingErrno = 0;
   socket.eof = true;
   return socket.fail(errno, `${fn}(): unable to read from socket [${errno}]: ${strerror(errno)}`);
 }
 
-function notConnected(socket: Socket, fn: string): false {
+export function notConnected(socket: Socket, fn: string): false {
   return socket.fail(107, `${fn}(): unable to read from socket [107]: ${strerror(107)}`);
 }
 
 /** Waits for a change, honouring non-blocking mode and SO_RCVTIMEO; false (EAGAIN recorded) if it may not. */
-async function waitForData(socket: Socket, fn: string, nonblock: boolean, deadline: number): Promise<boolean> {
+export async function waitForData(socket: Socket, fn: string, nonblock: boolean, deadline: number): Promise<boolean> {
   if (nonblock) {
     await nextTurn();
     return socket.fail(11, `${fn}(): unable to read from socket [11]: ${strerror(11)}`);
@@ -87,11 +87,11 @@ async function waitForData(socket: Socket, fn: string, nonblock: boolean, deadli
   return true;
 }
 
-function deadlineOf(socket: Socket): number {
+export function deadlineOf(socket: Socket): number {
   return socket.options.rcvtimeo > 0 ? Date.now() + socket.options.rcvtimeo : 0;
 }
 
-async function nextDatagram(socket: Socket, fn: string, nonblock: boolean, peek: boolean): Promise<Datagram | false> {
+export async function nextDatagram(socket: Socket, fn: string, nonblock: boolean, peek: boolean): Promise<Datagram | false> {
   const deadline = deadlineOf(socket);
   for (;;) {
     if (socket.state === 'closed') return socket.fail(9);
@@ -256,7 +256,7 @@ export async function socket_send(socket: Socket | false, data: string | Uint8Ar
   return send(socket, 'socket_send', encode(socket, data, length), socket.nonblock || (flags & MSG_DONTWAIT) !== 0);
 }
 
-function udpSend(socket: Socket, fn: string, bytes: Buffer, port?: number, address?: string): Promise<number | false> {
+export function udpSend(socket: Socket, fn: string, bytes: Buffer, port?: number, address?: string): Promise<number | false> {
   if (socket.fd >= 0) return Promise.resolve(unixDgramSend(socket, fn, bytes, address ?? '', [], false));
   const u = ensureUdp(socket);
   return new Promise((resolve) => {
@@ -272,7 +272,7 @@ function udpSend(socket: Socket, fn: string, bytes: Buffer, port?: number, addre
   });
 }
 
-async function send(socket: Socket, fn: string, bytes: Buffer, nonblock: boolean): Promise<number | false> {
+export async function send(socket: Socket, fn: string, bytes: Buffer, nonblock: boolean): Promise<number | false> {
   if (socket.state === 'closed') return socket.fail(9);
   if (socket.isDgram) {
     if (!socket.peer) return socket.fail(89, `${fn}(): unable to write to socket [89]: ${strerror(89)}`);

@@ -370,7 +370,23 @@ export function socket_close(socket: Socket | false): void {
   }
   const s = socket.stream;
   if (s && !s.destroyed) {
-    if (socket.options.linger.l_onoff && socket.options.linger.l_linger === 0) {
+    if (socket.passedOn) {
+      s.destroy(); // another process has the connection now: close(2) this descriptor, no FIN
+    } else if (socket.shared && !(socket.options.linger.l_onoff && socket.options.linger.l_linger === 0)) {
+      // A descriptor other processes may hold too (the addon's, or one received with SCM_RIGHTS):
+      // close(2) it once what was written is sent, as PHP does; shutdown() would end it for them all.
+      if (s.writableLength === 0) s.destroy();
+      else {
+        const t = setTimeout(() => s.destroy(), CLOSE_FLUSH_MS);
+        t.unref();
+        s.on('drain', () => {
+          if (s.writableLength === 0) {
+            clearTimeout(t);
+            s.destroy();
+          }
+        });
+      }
+    } else if (socket.options.linger.l_onoff && socket.options.linger.l_linger === 0) {
       s.resetAndDestroy(); // SO_LINGER {1, 0}: abortive close, RST
     } else {
       s.end();

@@ -16,8 +16,10 @@
  */
 import {
   SOL_SOCKET, SOL_TCP, SO_BROADCAST, SO_ERROR, SO_KEEPALIVE, SO_LINGER, SO_RCVBUF, SO_RCVTIMEO, SO_REUSEADDR,
-  SO_SNDBUF, SO_SNDTIMEO, SO_TYPE, TCP_NODELAY,
+  SO_SNDBUF, SO_SNDTIMEO, SO_TYPE, TCP_NODELAY, SO_PASSCRED, AF_UNIX,
 } from './constants.js';
+import { intValue, sockAddon } from './native.js';
+import { fdOf } from './unix.js';
 import { strerror } from './errors.js';
 import { applyUdpOptions } from './lifecycle.js';
 import { assertSocket, toMillis } from './resolve.js';
@@ -103,6 +105,16 @@ export function socket_set_option(socket: Socket | false, level: number, option:
       if (!isLinger(value)) return socket.fail(22, `${fn}(): Argument #4 ($value) must have keys "l_onoff" and "l_linger"`);
       o.linger = { l_onoff: value.l_onoff, l_linger: value.l_linger };
       return true;
+    case SO_PASSCRED: {
+      if (flag === null) return socket.fail(22);
+      const a = sockAddon();
+      const fd = fdOf(socket);
+      if (socket.domain !== AF_UNIX || !a || fd < 0) return noOption(socket, fn, level, option);
+      const r = a.setsockopt(fd, SOL_SOCKET, SO_PASSCRED, intValue(flag ? 1 : 0));
+      if (r < 0) return socket.fail(-r, `${fn}(): Unable to set socket option [${-r}]: ${strerror(-r)}`);
+      socket.passcred = flag;
+      return true;
+    }
     case SO_TYPE:
     case SO_ERROR:
       return noOption(socket, fn, level, option);
@@ -145,6 +157,9 @@ export function socket_get_option(socket: Socket | false, level: number, option:
     case SO_SNDTIMEO: return timeval(o.sndtimeo);
     case SO_LINGER: return { ...o.linger };
     case SO_TYPE: return socket.type;
+    case SO_PASSCRED:
+      if (socket.domain !== AF_UNIX || fdOf(socket) < 0) return noOption(socket, fn, level, option);
+      return socket.passcred ? 1 : 0;
     case SO_ERROR: {
       const e = socket.pendingErrno;
       socket.pendingErrno = 0;

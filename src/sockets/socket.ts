@@ -108,6 +108,10 @@ export class Socket {
   fdWatch: FdWatch | undefined;
   /** Control messages received with stream bytes not yet read (addon streams only). */
   readonly ancillary: Ancillary[] = [];
+  /** Sent to another process with SCM_RIGHTS: socket_close() then only closes this descriptor. */
+  passedOn = false;
+  /** A descriptor other processes may hold (the addon's, or received): socket_close() is close(2), not shutdown(). */
+  shared = false;
   /** SO_PASSCRED as last set (the kernel holds it; kept for accepted sockets to inherit). */
   passcred = false;
 
@@ -186,6 +190,7 @@ export class Socket {
     this.stream = s;
     this.state = 'connected';
     if (s instanceof FdStream) {
+      this.shared = true;
       s.onControl = (fds, creds) => {
         if (this.readShut) closeFds(fds);
         else this.ancillary.push({ at: this.rx.pushedTotal, fds, creds });
@@ -219,6 +224,9 @@ export class Socket {
 
   /** Called after bytes left the receive buffer: reading from the kernel resumes under the mark. */
   consumed(): void {
+    // Control messages of bytes now read by plain reads are gone, as with read(2).
+    const anc = this.ancillary;
+    while (anc.length > 0 && anc[0]!.at < this.rx.consumedTotal) closeFds(anc.shift()!.fds);
     const s = this.stream;
     if (s && s.isPaused() && !s.destroyed && this.rx.length < this.options.rcvbuf) s.resume();
   }

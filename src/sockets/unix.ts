@@ -217,6 +217,7 @@ export function adoptFd(fd: number): Socket | number {
     const s = new Socket(domain, SOCK_STREAM, 0);
     if (listening) return fd; // a listening TCP descriptor: see README (not adopted)
     s.attach(new net.Socket({ fd, readable: true, writable: true, allowHalfOpen: true }));
+    s.shared = true;
     return s;
   }
   return fd;
