@@ -32,6 +32,7 @@ export {
 } from './iovec.js';
 export { socket_set_option, socket_get_option, socket_setopt, socket_getopt } from './options.js';
 export type { SocketOptionValue, TimevalOption, LingerOption } from './options.js';
+export type { MulticastRequest } from './multicast.js';
 export { socket_create_pair } from './pair.js';
 export {
   socket_last_error, socket_strerror, socket_clear_error, socket_last_error_detail, socket_set_encoding,

@@ -15,6 +15,7 @@ import { errnoOf, globalError, strerror } from './errors.js';
 import { assertSocket, resolveFor } from './resolve.js';
 import { Socket, nextTurn, waitUntil, type StreamLike } from './socket.js';
 import { sockAddon, addonProblem } from './native.js';
+import { applyIpOptions } from './multicast.js';
 import { acceptedOne, bindUnix, closeNative, connectUnix, createUnix, listenUnix, unixName } from './unix.js';
 
 const TYPE_NAMES: Record<number, string> = {
@@ -59,7 +60,9 @@ export function socket_create(domain: number, type: number, protocol = 0): Socke
 /** Creates the dgram socket of a UDP resource (on first bind, connect or sendto). */
 export function ensureUdp(socket: Socket): dgram.Socket {
   if (socket.udp) return socket.udp;
-  const u = dgram.createSocket({ type: socket.domain === AF_INET6 ? 'udp6' : 'udp4', reuseAddr: socket.options.reuseaddr });
+  const u = dgram.createSocket({
+    type: socket.domain === AF_INET6 ? 'udp6' : 'udp4', reuseAddr: socket.options.reuseaddr, ipv6Only: socket.ip.v6only,
+  });
   u.on('message', (data, rinfo) => socket.queueDatagram({ data, address: rinfo.address, port: rinfo.port }));
   u.on('error', (err) => {
     socket.pendingErrno = errnoOf(err);
@@ -80,6 +83,7 @@ export function applyUdpOptions(socket: Socket): void {
   } catch {
     // not bound yet: applied again on 'listening'
   }
+  applyIpOptions(socket);
 }
 
 function bindUdp(u: dgram.Socket, opts: dgram.BindOptions): Promise<unknown> {
@@ -119,7 +123,7 @@ async function bindStream(socket: Socket, fn: string, host: string, port: number
     socket.pending.push(c);
     socket.changed();
   });
-  const opts: net.ListenOptions = socket.domain === AF_UNIX ? { path: host } : { host, port, exclusive: true };
+  const opts: net.ListenOptions = socket.domain === AF_UNIX ? { path: host } : { host, port, exclusive: true, ipv6Only: socket.ip.v6only };
   const err = await listenServer(server, opts);
   if (err) {
     server.close();

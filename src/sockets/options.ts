@@ -16,10 +16,11 @@
  */
 import {
   SOL_SOCKET, SOL_TCP, SO_BROADCAST, SO_ERROR, SO_KEEPALIVE, SO_LINGER, SO_RCVBUF, SO_RCVTIMEO, SO_REUSEADDR,
-  SO_SNDBUF, SO_SNDTIMEO, SO_TYPE, TCP_NODELAY, SO_PASSCRED, AF_UNIX,
+  SO_SNDBUF, SO_SNDTIMEO, SO_TYPE, TCP_NODELAY, SO_PASSCRED, AF_UNIX, IPPROTO_IP, IPPROTO_IPV6,
 } from './constants.js';
 import { intValue, sockAddon } from './native.js';
 import { fdOf } from './unix.js';
+import { getIpOption, setIpOption, type MulticastRequest } from './multicast.js';
 import { strerror } from './errors.js';
 import { applyUdpOptions } from './lifecycle.js';
 import { assertSocket, toMillis } from './resolve.js';
@@ -35,7 +36,7 @@ export interface LingerOption {
   l_linger: number;
 }
 
-export type SocketOptionValue = number | boolean | TimevalOption | LingerOption;
+export type SocketOptionValue = number | boolean | string | TimevalOption | LingerOption | MulticastRequest;
 
 function noOption(socket: Socket, fn: string, level: number, name: number): false {
   return socket.fail(92, `${fn}(): Unable to ${fn === 'socket_set_option' ? 'set' : 'retrieve'} socket option [92]: ${strerror(92)} (level ${level}, option ${name})`);
@@ -56,6 +57,10 @@ export function socket_set_option(socket: Socket | false, level: number, option:
   const o = socket.options;
   const flag = typeof value === 'boolean' ? value : typeof value === 'number' ? value !== 0 : null;
   const num = typeof value === 'number' ? value : typeof value === 'boolean' ? Number(value) : null;
+  if (level === IPPROTO_IP || level === IPPROTO_IPV6) {
+    if (isTimeval(value) || isLinger(value)) return socket.fail(22);
+    return setIpOption(socket, fn, level, option, value);
+  }
   if (level === SOL_TCP) {
     if (option !== TCP_NODELAY || socket.isDgram) return noOption(socket, fn, level, option);
     if (flag === null) return socket.fail(22);
@@ -132,6 +137,7 @@ export function socket_get_option(socket: Socket | false, level: number, option:
   const fn = 'socket_get_option';
   if (socket.state === 'closed') return socket.fail(9);
   const o = socket.options;
+  if (level === IPPROTO_IP || level === IPPROTO_IPV6) return getIpOption(socket, fn, level, option);
   if (level === SOL_TCP) {
     if (option !== TCP_NODELAY || socket.isDgram) return noOption(socket, fn, level, option);
     return o.nodelay ? 1 : 0;

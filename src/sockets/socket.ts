@@ -7,6 +7,7 @@
  */
 import type * as net from 'node:net';
 import { FdStream, sockAddon, type Creds, type FdWatch } from './native.js';
+import { IpOptions } from './ip-options.js';
 import type * as dgram from 'node:dgram';
 import { ByteQueue } from './buffer.js';
 import { errnoOf, globalError, strerror, type ErrorRecord } from './errors.js';
@@ -95,6 +96,8 @@ export class Socket {
     rcvtimeo: 0, sndtimeo: 0, rcvbuf: DEFAULT_RCVBUF, sndbuf: DEFAULT_SNDBUF,
     linger: { l_onoff: 0, l_linger: 0 },
   };
+  /** IP-level options (IPPROTO_IP / IPPROTO_IPV6) and SO_REUSEPORT. */
+  readonly ip = new IpOptions();
   /** SO_RCVBUF / SO_SNDBUF were set by the program (applied to the kernel for UDP). */
   rcvbufSet = false;
   sndbufSet = false;
