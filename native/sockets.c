@@ -24,6 +24,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <unistd.h>
 
 #define MAX_FDS 64          /* descriptors in one SCM_RIGHTS message (Linux allows 253) */
@@ -106,6 +108,35 @@ static napi_value bind_or_connect(napi_env env, napi_callback_info info, int con
 }
 static napi_value js_bind(napi_env env, napi_callback_info info) { return bind_or_connect(env, info, 0); }
 static napi_value js_connect(napi_env env, napi_callback_info info) { return bind_or_connect(env, info, 1); }
+
+/* bindIp(fd, ip, port) -> 0 | -errno: an IPv4 or IPv6 literal (for SO_REUSEPORT, set before bind) */
+static napi_value js_bind_ip(napi_env env, napi_callback_info info) {
+  size_t argc = 3, n = 0;
+  napi_value argv[3];
+  int32_t fd, port;
+  char ip[64];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 3 || arg_int(env, argv[0], &fd) || arg_int(env, argv[2], &port) ||
+      napi_get_value_string_utf8(env, argv[1], ip, sizeof ip, &n) != napi_ok) return type_error(env, "bindIp(fd, ip, port)");
+  if (port < 0 || port > 65535) return num(env, -EINVAL);
+  struct sockaddr_in6 s6;
+  struct sockaddr_in s4;
+  memset(&s6, 0, sizeof s6);
+  memset(&s4, 0, sizeof s4);
+  int r;
+  if (inet_pton(AF_INET, ip, &s4.sin_addr) == 1) {
+    s4.sin_family = AF_INET;
+    s4.sin_port = htons((uint16_t)port);
+    r = bind(fd, (struct sockaddr *)&s4, sizeof s4);
+  } else if (inet_pton(AF_INET6, ip, &s6.sin6_addr) == 1) {
+    s6.sin6_family = AF_INET6;
+    s6.sin6_port = htons((uint16_t)port);
+    r = bind(fd, (struct sockaddr *)&s6, sizeof s6);
+  } else {
+    return num(env, -EINVAL);
+  }
+  return num(env, r < 0 ? -errno : 0);
+}
 
 /* listen(fd, backlog) -> 0 | -errno */
 static napi_value js_listen(napi_env env, napi_callback_info info) {
@@ -491,6 +522,7 @@ NAPI_MODULE_INIT() {
     { "socket", NULL, js_socket, NULL, NULL, NULL, napi_default, NULL },
     { "socketpair", NULL, js_socketpair, NULL, NULL, NULL, napi_default, NULL },
     { "bind", NULL, js_bind, NULL, NULL, NULL, napi_default, NULL },
+    { "bindIp", NULL, js_bind_ip, NULL, NULL, NULL, napi_default, NULL },
     { "connect", NULL, js_connect, NULL, NULL, NULL, napi_default, NULL },
     { "listen", NULL, js_listen, NULL, NULL, NULL, napi_default, NULL },
     { "accept", NULL, js_accept, NULL, NULL, NULL, napi_default, NULL },

@@ -6,7 +6,8 @@ import * as dgram from 'node:dgram';
 import {
   AF_INET, AF_INET6, IPPROTO_IP, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, IPV6_MULTICAST_IF, IPV6_MULTICAST_LOOP, IPV6_RECVPKTINFO,
   IPV6_UNICAST_HOPS, IPV6_V6ONLY, IP_MULTICAST_IF, IP_MULTICAST_LOOP, IP_MULTICAST_TTL, MCAST_BLOCK_SOURCE, MCAST_JOIN_GROUP,
-  MCAST_LEAVE_GROUP, SOCK_DGRAM, SOL_SOCKET, SO_REUSEADDR, type Socket, socket_bind, socket_close, socket_create,
+  MCAST_LEAVE_GROUP, SOCK_DGRAM, SOCK_STREAM, SOL_SOCKET, SO_REUSEADDR, SO_REUSEPORT, type Socket, socket_bind, socket_close,
+  socket_connect, socket_create, socket_listen, socket_select, socket_write,
   socket_get_option, socket_getsockname, socket_last_error, socket_recvfrom, socket_sendto, socket_set_nonblock,
   socket_set_option,
 } from '../src/sockets/index.js';
@@ -139,4 +140,63 @@ test('what cannot be done fails with the errno Linux gives a system without it',
   assert.equal(socket_last_error(six), 92);
   socket_close(s);
   socket_close(six);
+});
+
+test('SO_REUSEPORT: two UDP sockets and two TCP listeners share a port; one without it gets 98', { timeout: 10000, skip: process.env.SWITCHBOARD_SOCKETS_NATIVE === '0' ? 'needs the sockets addon' : false }, async () => {
+  const a = udp();
+  const b = udp();
+  assert.ok(socket_set_option(a, SOL_SOCKET, SO_REUSEPORT, 1));
+  assert.ok(socket_set_option(b, SOL_SOCKET, SO_REUSEPORT, 1));
+  assert.equal(socket_get_option(a, SOL_SOCKET, SO_REUSEPORT), 1);
+  assert.ok(await socket_bind(a, '127.0.0.1', 0));
+  const name = { address: '', port: 0 };
+  socket_getsockname(a, name);
+  assert.ok(await socket_bind(b, '127.0.0.1', name.port));
+  const c = udp();
+  assert.equal(await socket_bind(c, '127.0.0.1', name.port), false);
+  assert.equal(socket_last_error(c), 98);
+  // Both receive: the kernel spreads senders over them by their address, so send from several.
+  const seen = new Set<Socket>();
+  const senders: Socket[] = [];
+  for (let i = 0; i < 32 && seen.size < 2; i++) {
+    const tx = udp();
+    senders.push(tx);
+    const m = `n${i}`;
+    assert.equal(await socket_sendto(tx, m, m.length, 0, '127.0.0.1', name.port), m.length);
+    const deadline = Date.now() + 2000;
+    let got = false;
+    while (!got && Date.now() < deadline) {
+      for (const s of [a, b]) {
+        if (s.datagrams.length > 0) {
+          s.datagrams.length = 0;
+          s.datagramBytes = 0;
+          seen.add(s);
+          got = true;
+        }
+      }
+      if (!got) await new Promise((r) => setTimeout(r, 5));
+    }
+    assert.ok(got, 'the datagram arrived at one of them');
+  }
+  assert.equal(seen.size, 2);
+  for (const s of [a, b, c, ...senders]) socket_close(s);
+
+  const l1 = socket_create(AF_INET, SOCK_STREAM, 0);
+  const l2 = socket_create(AF_INET, SOCK_STREAM, 0);
+  assert.ok(l1 && l2);
+  socket_set_option(l1, SOL_SOCKET, SO_REUSEPORT, 1);
+  socket_set_option(l2, SOL_SOCKET, SO_REUSEPORT, 1);
+  assert.ok(await socket_bind(l1, '127.0.0.1', 0));
+  const tn = { address: '', port: 0 };
+  socket_getsockname(l1, tn);
+  assert.ok(await socket_bind(l2, '127.0.0.1', tn.port));
+  assert.ok(await socket_listen(l1, 8));
+  assert.ok(await socket_listen(l2, 8));
+  const cl = socket_create(AF_INET, SOCK_STREAM, 0);
+  assert.ok(cl);
+  assert.ok(await socket_connect(cl, '127.0.0.1', tn.port));
+  await socket_write(cl, 'which?');
+  const r = await socket_select([l1, l2], null, null, 3);
+  assert.equal(r, 1);
+  for (const s of [cl, l1, l2]) socket_close(s);
 });

@@ -16,7 +16,7 @@ import { assertSocket, resolveFor } from './resolve.js';
 import { Socket, nextTurn, waitUntil, type StreamLike } from './socket.js';
 import { sockAddon, addonProblem } from './native.js';
 import { applyIpOptions } from './multicast.js';
-import { acceptedOne, bindUnix, closeNative, connectUnix, createUnix, listenUnix, unixName } from './unix.js';
+import { acceptedOne, bindUnix, closeNative, connectUnix, createUnix, listenUnix, reusePortFd, unixName } from './unix.js';
 
 const TYPE_NAMES: Record<number, string> = {
   [SOCK_RAW]: 'SOCK_RAW', [SOCK_RDM]: 'SOCK_RDM', [SOCK_SEQPACKET]: 'SOCK_SEQPACKET',
@@ -124,7 +124,13 @@ async function bindStream(socket: Socket, fn: string, host: string, port: number
     socket.changed();
   });
   const opts: net.ListenOptions = socket.domain === AF_UNIX ? { path: host } : { host, port, exclusive: true, ipv6Only: socket.ip.v6only };
-  const err = await listenServer(server, opts);
+  let err: unknown;
+  if (socket.ip.reuseport && socket.domain !== AF_UNIX) {
+    const fd = reusePortFd(socket, host, port);
+    err = fd < 0 ? Object.assign(new Error('bind'), { errno: fd }) : await listenServer(server, { fd } as net.ListenOptions);
+  } else {
+    err = await listenServer(server, opts);
+  }
   if (err) {
     server.close();
     return socket.failWith(err, `${fn}(): Unable to bind address [${errnoOf(err)}]`);
@@ -146,7 +152,13 @@ export async function socket_bind(socket: Socket | false, address: string, port 
   socket.local = { address: host, port };
   if (socket.isDgram) {
     const u = ensureUdp(socket);
-    const err = await bindUdp(u, { address: host, port, exclusive: true });
+    let err: unknown;
+    if (socket.ip.reuseport) {
+      const fd = reusePortFd(socket, host, port);
+      err = fd < 0 ? Object.assign(new Error('bind'), { errno: fd }) : await bindUdp(u, { fd, exclusive: true });
+    } else {
+      err = await bindUdp(u, { address: host, port, exclusive: true });
+    }
     if (err) {
       u.close();
       socket.udp = undefined;

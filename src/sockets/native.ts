@@ -22,6 +22,7 @@ export interface SocketsAddon {
   socketpair(domain: number, type: number, protocol: number): [number, number] | number;
   bind(fd: number, path: string): number;
   connect(fd: number, path: string): number;
+  bindIp(fd: number, ip: string, port: number): number;
   listen(fd: number, backlog: number): number;
   accept(fd: number): number;
   shutdown(fd: number, how: number): number;

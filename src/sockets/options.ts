@@ -16,7 +16,7 @@
  */
 import {
   SOL_SOCKET, SOL_TCP, SO_BROADCAST, SO_ERROR, SO_KEEPALIVE, SO_LINGER, SO_RCVBUF, SO_RCVTIMEO, SO_REUSEADDR,
-  SO_SNDBUF, SO_SNDTIMEO, SO_TYPE, TCP_NODELAY, SO_PASSCRED, AF_UNIX, IPPROTO_IP, IPPROTO_IPV6,
+  SO_SNDBUF, SO_SNDTIMEO, SO_TYPE, TCP_NODELAY, SO_PASSCRED, AF_UNIX, IPPROTO_IP, IPPROTO_IPV6, SO_REUSEPORT,
 } from './constants.js';
 import { intValue, sockAddon } from './native.js';
 import { fdOf } from './unix.js';
@@ -110,6 +110,12 @@ export function socket_set_option(socket: Socket | false, level: number, option:
       if (!isLinger(value)) return socket.fail(22, `${fn}(): Argument #4 ($value) must have keys "l_onoff" and "l_linger"`);
       o.linger = { l_onoff: value.l_onoff, l_linger: value.l_linger };
       return true;
+    case SO_REUSEPORT:
+      if (flag === null) return socket.fail(22);
+      if (socket.domain === AF_UNIX) return noOption(socket, fn, level, option);
+      if (!sockAddon()) return socket.fail(92, `${fn}(): Unable to set socket option [92]: ${strerror(92)} (Node.js has no SO_REUSEPORT; the sockets addon sets it, and it is not built)`);
+      socket.ip.reuseport = flag; // used at bind, where Linux takes it
+      return true;
     case SO_PASSCRED: {
       if (flag === null) return socket.fail(22);
       const a = sockAddon();
@@ -163,6 +169,9 @@ export function socket_get_option(socket: Socket | false, level: number, option:
     case SO_SNDTIMEO: return timeval(o.sndtimeo);
     case SO_LINGER: return { ...o.linger };
     case SO_TYPE: return socket.type;
+    case SO_REUSEPORT:
+      if (socket.domain === AF_UNIX) return noOption(socket, fn, level, option);
+      return socket.ip.reuseport ? 1 : 0;
     case SO_PASSCRED:
       if (socket.domain !== AF_UNIX || fdOf(socket) < 0) return noOption(socket, fn, level, option);
       return socket.passcred ? 1 : 0;

@@ -222,3 +222,32 @@ export function adoptFd(fd: number): Socket | number {
   }
   return fd;
 }
+
+const SO_REUSEADDR_OPT = 2;
+const SO_REUSEPORT_OPT = 15;
+
+/**
+ * SO_REUSEPORT for an IP socket: Node (20) has no option for it, so the descriptor is made and
+ * bound here, with SO_REUSEPORT (and SO_REUSEADDR) set before bind as Linux requires, and handed
+ * to Node (dgram's bind({ fd }), net's listen({ fd })). The descriptor, or an errno as a negative.
+ */
+export function reusePortFd(socket: Socket, host: string, port: number): number {
+  const a = sockAddon();
+  if (!a) return -ENOSYS;
+  const fd = a.socket(socket.domain, socket.type, 0);
+  if (fd < 0) return fd;
+  const steps = [
+    (): number => (socket.options.reuseaddr || !socket.isDgram ? a.setsockopt(fd, 1, SO_REUSEADDR_OPT, intValue(1)) : 0),
+    (): number => a.setsockopt(fd, 1, SO_REUSEPORT_OPT, intValue(1)),
+    (): number => (socket.ip.v6only ? a.setsockopt(fd, 41, 26, intValue(1)) : 0),
+    (): number => a.bindIp(fd, host, port),
+  ];
+  for (const step of steps) {
+    const r = step();
+    if (r < 0) {
+      a.close(fd);
+      return r;
+    }
+  }
+  return fd;
+}
