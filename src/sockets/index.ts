@@ -24,6 +24,7 @@ export type { AddressRef } from './lifecycle.js';
 export { socket_read, socket_write, socket_recv, socket_recvfrom, socket_send, socket_sendto } from './io.js';
 export type { DataRef } from './io.js';
 export { socket_select } from './select.js';
+export { socket_import_stream, socket_export_stream } from './streams.js';
 export { socket_sendmsg, socket_recvmsg, socket_cmsg_space } from './msg.js';
 export type { MessageHeader, MessageName, ControlMessage, Credentials } from './msg.js';
 export {
