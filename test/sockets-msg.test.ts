@@ -342,3 +342,24 @@ test('PHP\'s socket_sendmsg and socket_recvmsg talk SCM_RIGHTS and SCM_CREDENTIA
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('closing a listening Unix socket closes the connections it had not handed out', T, async () => {
+  const { dir, path } = tmp();
+  try {
+    const server = socket_create(AF_UNIX, SOCK_STREAM, 0);
+    assert.ok(server);
+    assert.ok(await socket_bind(server, path));
+    assert.ok(await socket_listen(server, 4));
+    const c = socket_create(AF_UNIX, SOCK_STREAM, 0);
+    assert.ok(c);
+    assert.ok(await socket_connect(c, path));
+    const deadline = Date.now() + 3000;
+    while (server.pending.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    assert.equal(server.pending.length, 1);
+    socket_close(server);
+    assert.equal(await socket_read(c, 10), ''); // the queued connection was closed: EOF
+    socket_close(c);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -373,10 +373,8 @@ export function socket_close(socket: Socket | false): void {
   socket.state = 'closed';
   socket.accepting = false;
   closeNative(socket);
-  if (socket.server) {
-    socket.server.close();
-    for (const c of socket.pending.splice(0)) c.destroy();
-  }
+  if (socket.server) socket.server.close();
+  for (const c of socket.pending.splice(0)) c.destroy(); // Node's or the addon's listener
   if (socket.udp) {
     try {
       socket.udp.close();
