@@ -2,6 +2,7 @@
  * The system calls Node.js lacks, from native/sockets.c (build/switchboard_sockets.node), loaded
  * lazily and only by switchboard/sockets; null where it was not built, off Linux, or with
  * SWITCHBOARD_SOCKETS_NATIVE=0 (the functions that need it then fail with 38 ENOSYS).
+ * SWITCHBOARD_SOCKETS_NATIVE_PATH names another build to load (the sanitizer's).
  *
  * FdStream is a connected stream descriptor (a Unix socket) with the few members of net.Socket
  * that the socket resource uses, read with recvmsg() so that control messages (SCM_RIGHTS,
@@ -11,6 +12,7 @@ import { EventEmitter } from 'node:events';
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { resolve } from 'node:path';
 
 export type Creds = [pid: number, uid: number, gid: number];
 /** recvmsg's result: data, descriptors received, credentials, msg_flags, the sender's path. */
@@ -50,6 +52,9 @@ export function sockAddon(): SocketsAddon | null {
     addonProblem = 'the sockets addon is built for Linux only';
   } else if (process.env.SWITCHBOARD_SOCKETS_NATIVE === '0') {
     addonProblem = 'SWITCHBOARD_SOCKETS_NATIVE=0 is set';
+  } else if (process.env.SWITCHBOARD_SOCKETS_NATIVE_PATH) {
+    // Another build (the sanitizer's, in `npm run test:sanitize`): one that does not load is an error.
+    loaded = createRequire(import.meta.url)(resolve(process.env.SWITCHBOARD_SOCKETS_NATIVE_PATH)) as SocketsAddon;
   } else {
     addonProblem = 'build/switchboard_sockets.node is not built (no C compiler at npm install?): run `npm run build:native`';
     for (const rel of ['../../build/switchboard_sockets.node', '../../../build/switchboard_sockets.node']) {
