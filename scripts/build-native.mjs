@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// Builds the optional native TCP transport (native/tcp.c) into build/switchboard_tcp.node with the
+// Builds the optional native TCP transport (native/tcp.c) into build/switchboard_tcp.node (and
+// switchboard/sockets' system calls, native/sockets.c, into build/switchboard_sockets.node) with the
 // system C compiler and Node's own headers. Without a compiler or headers switchboard still works:
 // it falls back to node:net, so a failed build is reported and is not an error (pass --strict to
 // make it one, as the tests do through `npm run build:native -- --strict`).
@@ -38,12 +39,29 @@ const flags = sanitize
     // Never unloaded (Node unloads a worker's addons): leak reports at exit still name tcp.c's lines.
     '-Wl,-z,nodelete']
   : ['-O2'];
-try {
-  // Node-API and libuv symbols come from the node binary at load time (macOS must be told so).
-  const lazy = process.platform === 'darwin' ? ['-undefined', 'dynamic_lookup'] : [];
+// Node-API and libuv symbols come from the node binary at load time (macOS must be told so).
+const lazy = process.platform === 'darwin' ? ['-undefined', 'dynamic_lookup'] : [];
+function compile(source, output) {
   execFileSync(cc, [...flags, '-fPIC', '-shared', '-Wall', '-Wextra', '-std=gnu11', `-I${include}`, ...lazy,
-    '-o', out, path.join(root, 'native', 'tcp.c')], { stdio: 'inherit' });
+    '-o', output, path.join(root, 'native', source)], { stdio: 'inherit' });
+}
+try {
+  compile('tcp.c', out);
 } catch (err) {
   giveUp(`${cc} failed: ${err.message.split('\n')[0]}`);
 }
 console.log(`switchboard: native transport built: ${path.relative(root, out)}`);
+
+// switchboard/sockets' system calls (native/sockets.c: Unix sockets as descriptors, sendmsg and
+// recvmsg with control messages, setsockopt). Linux only; without it those functions fail with
+// 38 "Function not implemented" and the rest of switchboard/sockets works as before.
+if (process.platform === 'linux') {
+  const socketsOut = path.join(path.dirname(out), 'switchboard_sockets.node');
+  try {
+    compile('sockets.c', socketsOut);
+    console.log(`switchboard: sockets addon built: ${path.relative(root, socketsOut)}`);
+  } catch (err) {
+    console.error(`switchboard: sockets addon not built (${cc} failed: ${err.message.split('\n')[0]}); socket_sendmsg, socket_recvmsg and the options that need setsockopt() will fail with 38.`);
+    if (strict) process.exit(1);
+  }
+}

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npm run test:sanitize`: builds native/tcp.c with AddressSanitizer and UndefinedBehaviorSanitizer
+// `npm run test:sanitize`: builds native/tcp.c (and native/sockets.c) with AddressSanitizer and UndefinedBehaviorSanitizer
 // (build/sanitize/, the normal build untouched) and runs the native transport's tests on that copy.
 // Node itself is not built with ASan, so the sanitizer runtimes are preloaded into it; a finding
 // aborts the test process, and the run fails. Linux with gcc only (elsewhere it says so and passes).
@@ -12,7 +12,9 @@ if (process.platform !== 'linux') {
   console.log('switchboard: test:sanitize runs on Linux only; skipped.');
   process.exit(0);
 }
-const tests = ['test/native-transport.test.ts', 'test/native-cleanup.test.ts'];
+const tests = ['test/native-transport.test.ts', 'test/native-cleanup.test.ts',
+  // switchboard/sockets' addon (native/sockets.c): Unix sockets, sendmsg/recvmsg, setsockopt.
+  'test/sockets-msg.test.ts', 'test/sockets-multicast.test.ts', 'test/sockets-api.test.ts'];
 
 execFileSync(process.execPath, [path.join(root, 'scripts', 'build-native.mjs'), '--strict', '--sanitize'], { stdio: 'inherit' });
 const cc = process.env.CC || 'cc';
@@ -27,6 +29,7 @@ const runtime = (name) => {
 const env = {
   ...process.env,
   SWITCHBOARD_NATIVE_PATH: path.join(root, 'build', 'sanitize', 'switchboard_tcp.node'),
+  SWITCHBOARD_SOCKETS_NATIVE_PATH: path.join(root, 'build', 'sanitize', 'switchboard_sockets.node'),
   LD_PRELOAD: [runtime('libasan.so'), runtime('libubsan.so'), process.env.LD_PRELOAD].filter(Boolean).join(' '),
   // Leaks off here: Node's own allocations at exit are not ours. native-cleanup.test.ts turns
   // leak detection on in a child of its own and looks only at the addon's allocations.

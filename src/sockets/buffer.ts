@@ -7,11 +7,15 @@ export class ByteQueue {
   private chunks: Buffer[] = [];
   private head = 0; // offset into chunks[0]
   length = 0;
+  /** Bytes ever pushed and ever consumed: stream positions, for control messages tied to a byte. */
+  pushedTotal = 0;
+  consumedTotal = 0;
 
   push(chunk: Buffer): void {
     if (chunk.length === 0) return;
     this.chunks.push(chunk);
     this.length += chunk.length;
+    this.pushedTotal += chunk.length;
   }
 
   /** The first n bytes (n <= length), without consuming them. */
@@ -34,6 +38,7 @@ export class ByteQueue {
   consume(n: number): void {
     n = Math.min(n, this.length);
     this.length -= n;
+    this.consumedTotal += n;
     while (n > 0) {
       const c = this.chunks[0]!;
       const left = c.length - this.head;
@@ -66,6 +71,7 @@ export class ByteQueue {
   }
 
   clear(): void {
+    this.consumedTotal += this.length;
     this.chunks = [];
     this.head = 0;
     this.length = 0;

@@ -19,6 +19,8 @@ export const IPPROTO_IP = 0;
 export const IPPROTO_IPV6 = 41;
 
 export const MSG_OOB = 0x1;
+export const MSG_CTRUNC = 0x8;
+export const MSG_TRUNC = 0x20;
 export const MSG_PEEK = 0x2;
 export const MSG_DONTROUTE = 0x4;
 export const MSG_EOR = 0x80;
@@ -44,6 +46,35 @@ export const SO_RCVLOWAT = 18;
 export const SO_SNDLOWAT = 19;
 export const SO_RCVTIMEO = 20;
 export const SO_SNDTIMEO = 21;
+
+export const SO_PASSCRED = 16;
+
+/** Control message types (SOL_SOCKET level), as the seed defines them. */
+export const SCM_RIGHTS = 1;
+export const SCM_CREDENTIALS = 2;
+
+/** IP-level options (level IPPROTO_IP) and their IPv6 counterparts (level IPPROTO_IPV6). */
+export const IP_MULTICAST_IF = 32;
+export const IP_MULTICAST_TTL = 33;
+export const IP_MULTICAST_LOOP = 34;
+export const IPV6_UNICAST_HOPS = 16;
+export const IPV6_MULTICAST_IF = 17;
+export const IPV6_MULTICAST_HOPS = 18;
+export const IPV6_MULTICAST_LOOP = 19;
+export const IPV6_V6ONLY = 26;
+export const IPV6_RECVPKTINFO = 49;
+export const IPV6_PKTINFO = 50;
+export const IPV6_RECVHOPLIMIT = 51;
+export const IPV6_HOPLIMIT = 52;
+export const IPV6_RECVTCLASS = 66;
+export const IPV6_TCLASS = 67;
+/** Protocol-independent multicast (RFC 3678), at level IPPROTO_IP or IPPROTO_IPV6 as the socket's family. */
+export const MCAST_JOIN_GROUP = 42;
+export const MCAST_BLOCK_SOURCE = 43;
+export const MCAST_UNBLOCK_SOURCE = 44;
+export const MCAST_LEAVE_GROUP = 45;
+export const MCAST_JOIN_SOURCE_GROUP = 46;
+export const MCAST_LEAVE_SOURCE_GROUP = 47;
 
 export const TCP_NODELAY = 1;
 

@@ -17,6 +17,7 @@ const MESSAGES: Record<number, string> = {
   14: 'Bad address',
   16: 'Device or resource busy',
   17: 'File exists',
+  19: 'No such device',
   20: 'Not a directory',
   22: 'Invalid argument',
   23: 'Too many open files in system',
@@ -24,6 +25,7 @@ const MESSAGES: Record<number, string> = {
   28: 'No space left on device',
   32: 'Broken pipe',
   36: 'File name too long',
+  38: 'Function not implemented',
   61: 'No data available',
   62: 'Timer expired',
   71: 'Protocol error',
@@ -59,8 +61,8 @@ const MESSAGES: Record<number, string> = {
 
 /** Node's error codes (libuv names) to Linux errno numbers. */
 const CODES: Record<string, number> = {
-  EPERM: 1, ENOENT: 2, EBADF: 9, EAGAIN: 11, EWOULDBLOCK: 11, ENOMEM: 12, EACCES: 13, EEXIST: 17,
-  ENOTDIR: 20, EINVAL: 22, EMFILE: 24, ENFILE: 23, EPIPE: 32, ENAMETOOLONG: 36, ENOTSOCK: 88,
+  EPERM: 1, ENOENT: 2, EBADF: 9, EAGAIN: 11, EWOULDBLOCK: 11, ENOMEM: 12, EACCES: 13, EEXIST: 17, ENODEV: 19,
+  ENOTDIR: 20, EINVAL: 22, EMFILE: 24, ENFILE: 23, EPIPE: 32, ENAMETOOLONG: 36, ENOSYS: 38, ENOTSOCK: 88,
   EDESTADDRREQ: 89, EMSGSIZE: 90, EPROTOTYPE: 91, ENOPROTOOPT: 92, EPROTONOSUPPORT: 93,
   ESOCKTNOSUPPORT: 94, EOPNOTSUPP: 95, ENOTSUP: 95, EAFNOSUPPORT: 97, EADDRINUSE: 98,
   EADDRNOTAVAIL: 99, ENETDOWN: 100, ENETUNREACH: 101, ECONNABORTED: 103, ECONNRESET: 104,

@@ -179,8 +179,11 @@ export async function fwrite(fp: SocketStream | false, data: string | Uint8Array
   const sock = fp.socket;
   if (fp.closed) return false;
   const bytes = encode(sock, data, length);
+  if (sock.state === 'closed') return false;
   if (fp.transport === 'udp') {
-    return new Promise((resolve) => sock.udp!.send(bytes, (err) => resolve(err ? false : bytes.length)));
+    const u = sock.udp;
+    if (!u) return false;
+    return new Promise((resolve) => u.send(bytes, (err) => resolve(err ? false : bytes.length)));
   }
   const s = sock.stream;
   if (!s || s.destroyed || s.writableEnded) return false;
@@ -208,6 +211,7 @@ export async function fread(fp: SocketStream | false, length: number): Promise<s
   if (fp.closed || !(length > 0)) return false;
   fp.timedOut = false;
   for (;;) {
+    if (sock.state === 'closed') return false; // closed through its socket (socket_import_stream)
     if (fp.transport === 'udp') {
       const d = sock.shiftDatagram();
       if (d) return d.data.subarray(0, length).toString(sock.encoding);
@@ -233,6 +237,7 @@ export async function fgets(fp: SocketStream | false, length?: number): Promise<
   const max = length === undefined ? Infinity : length - 1;
   if (!(max > 0)) return false;
   for (;;) {
+    if (sock.state === 'closed') return false; // closed through its socket (socket_import_stream)
     if (fp.transport === 'udp') {
       const d = sock.shiftDatagram();
       if (d) return d.data.subarray(0, Number.isFinite(max) ? max : undefined).toString(sock.encoding);
@@ -261,7 +266,7 @@ export async function fgets(fp: SocketStream | false, length?: number): Promise<
 export function feof(fp: SocketStream | false): boolean {
   assertStream('feof', fp);
   const sock = fp.socket;
-  if (fp.closed || fp.timedOut) return true;
+  if (fp.closed || fp.timedOut || sock.state === 'closed') return true;
   if (fp.transport === 'udp') return false;
   return sock.eof && sock.rx.length === 0;
 }

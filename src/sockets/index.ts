@@ -24,8 +24,16 @@ export type { AddressRef } from './lifecycle.js';
 export { socket_read, socket_write, socket_recv, socket_recvfrom, socket_send, socket_sendto } from './io.js';
 export type { DataRef } from './io.js';
 export { socket_select } from './select.js';
+export { socket_import_stream, socket_export_stream } from './streams.js';
+export { socket_sendmsg, socket_recvmsg, socket_cmsg_space } from './msg.js';
+export type { MessageHeader, MessageName, ControlMessage, Credentials } from './msg.js';
+export {
+  socket_iovec_alloc, socket_iovec_add, socket_iovec_set, socket_iovec_fetch, socket_iovec_delete, socket_iovec_free,
+  socket_readv, socket_writev, Iovec, IOV_MAX,
+} from './iovec.js';
 export { socket_set_option, socket_get_option, socket_setopt, socket_getopt } from './options.js';
 export type { SocketOptionValue, TimevalOption, LingerOption } from './options.js';
+export type { MulticastRequest } from './multicast.js';
 export { socket_create_pair } from './pair.js';
 export {
   socket_last_error, socket_strerror, socket_clear_error, socket_last_error_detail, socket_set_encoding,

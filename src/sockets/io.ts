@@ -15,6 +15,8 @@ import { errnoOf, strerror } from './errors.js';
 import { utf8Boundary } from './buffer.js';
 import { assertSocket, resolveFor } from './resolve.js';
 import { ensureUdp } from './lifecycle.js';
+import { sockAddon } from './native.js';
+import { watchDatagrams } from './unix.js';
 import { Socket, nextTurn, waitUntil, type Datagram } from './socket.js';
 import type { AddressRef } from './lifecycle.js';
 
@@ -26,7 +28,7 @@ export interface DataRef {
   data: string | null;
 }
 
-function decode(socket: Socket, bytes: Buffer): string {
+export function decode(socket: Socket, bytes: Buffer): string {
   return bytes.toString(socket.encoding);
 }
 
@@ -48,31 +50,31 @@ function cut(socket: Socket, n: number, atEnd: boolean, asked: number): number {
   return atEnd || take >= asked ? take : 0;
 }
 
-function atEnd(socket: Socket): boolean {
+export function atEnd(socket: Socket): boolean {
   return socket.eof || socket.readShut;
 }
 
 /** Lets the receive buffer grow to n bytes for a read that needs them, and wakes a paused socket. */
-function want(socket: Socket, n: number): void {
+export function want(socket: Socket, n: number): void {
   socket.wantBytes = n;
   const s = socket.stream;
   if (s && s.isPaused() && !s.destroyed && socket.rx.length < Math.max(n, socket.options.rcvbuf)) s.resume();
 }
 
 /** Reports a pending asynchronous error once (as Linux does), then reads see EOF. */
-function takeError(socket: Socket, fn: string): false {
+export function takeError(socket: Socket, fn: string): false {
   const errno = socket.pendingErrno;
   socket.pendingErrno = 0;
   socket.eof = true;
   return socket.fail(errno, `${fn}(): unable to read from socket [${errno}]: ${strerror(errno)}`);
 }
 
-function notConnected(socket: Socket, fn: string): false {
+export function notConnected(socket: Socket, fn: string): false {
   return socket.fail(107, `${fn}(): unable to read from socket [107]: ${strerror(107)}`);
 }
 
 /** Waits for a change, honouring non-blocking mode and SO_RCVTIMEO; false (EAGAIN recorded) if it may not. */
-async function waitForData(socket: Socket, fn: string, nonblock: boolean, deadline: number): Promise<boolean> {
+export async function waitForData(socket: Socket, fn: string, nonblock: boolean, deadline: number): Promise<boolean> {
   if (nonblock) {
     await nextTurn();
     return socket.fail(11, `${fn}(): unable to read from socket [11]: ${strerror(11)}`);
@@ -85,18 +87,18 @@ async function waitForData(socket: Socket, fn: string, nonblock: boolean, deadli
   return true;
 }
 
-function deadlineOf(socket: Socket): number {
+export function deadlineOf(socket: Socket): number {
   return socket.options.rcvtimeo > 0 ? Date.now() + socket.options.rcvtimeo : 0;
 }
 
-async function nextDatagram(socket: Socket, fn: string, nonblock: boolean, peek: boolean): Promise<Datagram | false> {
+export async function nextDatagram(socket: Socket, fn: string, nonblock: boolean, peek: boolean): Promise<Datagram | false> {
   const deadline = deadlineOf(socket);
   for (;;) {
     if (socket.state === 'closed') return socket.fail(9);
     const d = peek ? socket.datagrams[0] : socket.shiftDatagram();
     if (d) return d;
     if (socket.pendingErrno) return takeError(socket, fn);
-    if (!socket.udp) return socket.fail(11, `${fn}(): unable to read from socket [11]: ${strerror(11)} (the socket is not bound)`);
+    if (!socket.udp && !socket.fdWatch) return socket.fail(11, `${fn}(): unable to read from socket [11]: ${strerror(11)} (the socket is not bound)`);
     if (nonblock) {
       await nextTurn();
       if (socket.datagrams.length > 0) continue;
@@ -254,7 +256,8 @@ export async function socket_send(socket: Socket | false, data: string | Uint8Ar
   return send(socket, 'socket_send', encode(socket, data, length), socket.nonblock || (flags & MSG_DONTWAIT) !== 0);
 }
 
-function udpSend(socket: Socket, fn: string, bytes: Buffer, port?: number, address?: string): Promise<number | false> {
+export function udpSend(socket: Socket, fn: string, bytes: Buffer, port?: number, address?: string): Promise<number | false> {
+  if (socket.fd >= 0) return Promise.resolve(unixDgramSend(socket, fn, bytes, address ?? '', [], false));
   const u = ensureUdp(socket);
   return new Promise((resolve) => {
     const cb = (err: Error | null): void => {
@@ -269,7 +272,7 @@ function udpSend(socket: Socket, fn: string, bytes: Buffer, port?: number, addre
   });
 }
 
-async function send(socket: Socket, fn: string, bytes: Buffer, nonblock: boolean): Promise<number | false> {
+export async function send(socket: Socket, fn: string, bytes: Buffer, nonblock: boolean): Promise<number | false> {
   if (socket.state === 'closed') return socket.fail(9);
   if (socket.isDgram) {
     if (!socket.peer) return socket.fail(89, `${fn}(): unable to write to socket [89]: ${strerror(89)}`);
@@ -318,4 +321,73 @@ export async function socket_sendto(socket: Socket | false, data: string | Uint8
   const host = await resolveFor(socket, fn, address);
   if (host === false) return false;
   return udpSend(socket, fn, bytes, port, host);
+}
+
+/** Copies `bytes` into the vectors in order, the first completely before the second. */
+function scatter(bytes: Buffer, vectors: Buffer[]): void {
+  let off = 0;
+  for (const v of vectors) {
+    if (off >= bytes.length) break;
+    off += bytes.copy(v, 0, off, Math.min(bytes.length, off + v.length));
+  }
+}
+
+/**
+ * readv(2) for socket_readv(): fills `vectors` in order and resolves with the byte count (0 at
+ * end of stream, with no error recorded), or false. Blocking: waits until they are all full (or
+ * end of stream, an error, SO_RCVTIMEO: then what there is). A datagram is scattered whole
+ * (what does not fit is discarded). Bytes, not characters: no UTF-8 boundary is kept.
+ */
+export async function socket_read_vectors(socket: Socket, fn: string, vectors: Buffer[]): Promise<number | false> {
+  const total = vectors.reduce((n, v) => n + v.length, 0);
+  if (socket.isDgram) {
+    const d = await nextDatagram(socket, fn, socket.nonblock, false);
+    if (d === false) return false;
+    scatter(d.data, vectors);
+    return Math.min(d.data.length, total);
+  }
+  if (total === 0) return 0;
+  const deadline = deadlineOf(socket);
+  try {
+    for (;;) {
+      if (socket.state === 'closed') return socket.fail(9);
+      if (socket.state !== 'connected') return notConnected(socket, fn);
+      const end = atEnd(socket);
+      const have = socket.rx.length;
+      if (have >= total || (have > 0 && (end || socket.nonblock))) {
+        const bytes = socket.rx.take(Math.min(total, have));
+        socket.consumed();
+        scatter(bytes, vectors);
+        return bytes.length;
+      }
+      if (socket.pendingErrno && have === 0) return takeError(socket, fn);
+      if (end && have === 0) return 0;
+      want(socket, total);
+      if (!(await waitForData(socket, fn, socket.nonblock, deadline))) {
+        if (!socket.nonblock && socket.rx.length > 0 && socket.error.errno === 11) {
+          const bytes = socket.rx.take(Math.min(total, socket.rx.length)); // SO_RCVTIMEO: what there is
+          socket.consumed();
+          scatter(bytes, vectors);
+          return bytes.length;
+        }
+        return false;
+      }
+    }
+  } finally {
+    socket.wantBytes = 0;
+  }
+}
+
+/** writev(2) for socket_writev(): all vectors, in order, as one write (one datagram on UDP). */
+export function socket_write_gathered(socket: Socket, fn: string, vectors: readonly Buffer[]): Promise<number | false> {
+  return send(socket, fn, Buffer.concat(vectors), socket.nonblock);
+}
+
+/** One Unix datagram through the addon (to `path`, or the connected peer when ''), with control messages. */
+export function unixDgramSend(socket: Socket, fn: string, bytes: Buffer, path: string, fds: number[], creds: boolean): number | false {
+  const a = sockAddon()!;
+  const n = a.sendmsg(socket.fd, bytes, fds, creds, 0, path);
+  if (n < 0) return socket.fail(-n, `${fn}(): unable to write to socket [${-n}]: ${strerror(-n)}`);
+  watchDatagrams(socket); // an unbound sender is autobound by Linux and can get answers
+  return n;
 }

@@ -13,7 +13,10 @@ import {
 } from './constants.js';
 import { errnoOf, globalError, strerror } from './errors.js';
 import { assertSocket, resolveFor } from './resolve.js';
-import { Socket, nextTurn, waitUntil } from './socket.js';
+import { Socket, nextTurn, waitUntil, type StreamLike } from './socket.js';
+import { sockAddon, addonProblem } from './native.js';
+import { applyIpOptions } from './multicast.js';
+import { acceptedOne, bindUnix, closeNative, connectUnix, createUnix, listenUnix, reusePortFd, unixName } from './unix.js';
 
 const TYPE_NAMES: Record<number, string> = {
   [SOCK_RAW]: 'SOCK_RAW', [SOCK_RDM]: 'SOCK_RDM', [SOCK_SEQPACKET]: 'SOCK_SEQPACKET',
@@ -35,8 +38,13 @@ export function socket_create(domain: number, type: number, protocol = 0): Socke
   if (domain !== AF_INET && domain !== AF_INET6 && domain !== AF_UNIX) {
     return globalFail(97, `socket_create(): Unable to create socket [97]: ${strerror(97)} (domain ${domain}; use AF_INET, AF_INET6 or AF_UNIX)`);
   }
+  if (domain === AF_UNIX && (type === SOCK_STREAM || type === SOCK_DGRAM) && sockAddon()) {
+    const made = createUnix(type);
+    if (typeof made === 'number') return globalFail(made, `socket_create(): Unable to create socket [${made}]: ${strerror(made)}`);
+    return made;
+  }
   if (type === SOCK_RAW || type === SOCK_RDM || type === SOCK_SEQPACKET || (domain === AF_UNIX && type === SOCK_DGRAM)) {
-    const what = domain === AF_UNIX && type === SOCK_DGRAM ? 'Unix datagram sockets' : `${TYPE_NAMES[type]} sockets`;
+    const what = domain === AF_UNIX && type === SOCK_DGRAM ? `Unix datagram sockets (they need the sockets addon: ${addonProblem})` : `${TYPE_NAMES[type]} sockets`;
     return globalFail(94, `socket_create(): Unable to create socket [94]: ${strerror(94)} (Node.js offers no ${what})`);
   }
   if (type !== SOCK_STREAM && type !== SOCK_DGRAM) {
@@ -52,7 +60,9 @@ export function socket_create(domain: number, type: number, protocol = 0): Socke
 /** Creates the dgram socket of a UDP resource (on first bind, connect or sendto). */
 export function ensureUdp(socket: Socket): dgram.Socket {
   if (socket.udp) return socket.udp;
-  const u = dgram.createSocket({ type: socket.domain === AF_INET6 ? 'udp6' : 'udp4', reuseAddr: socket.options.reuseaddr });
+  const u = dgram.createSocket({
+    type: socket.domain === AF_INET6 ? 'udp6' : 'udp4', reuseAddr: socket.options.reuseaddr, ipv6Only: socket.ip.v6only,
+  });
   u.on('message', (data, rinfo) => socket.queueDatagram({ data, address: rinfo.address, port: rinfo.port }));
   u.on('error', (err) => {
     socket.pendingErrno = errnoOf(err);
@@ -73,6 +83,7 @@ export function applyUdpOptions(socket: Socket): void {
   } catch {
     // not bound yet: applied again on 'listening'
   }
+  applyIpOptions(socket);
 }
 
 function bindUdp(u: dgram.Socket, opts: dgram.BindOptions): Promise<unknown> {
@@ -112,8 +123,14 @@ async function bindStream(socket: Socket, fn: string, host: string, port: number
     socket.pending.push(c);
     socket.changed();
   });
-  const opts: net.ListenOptions = socket.domain === AF_UNIX ? { path: host } : { host, port, exclusive: true };
-  const err = await listenServer(server, opts);
+  const opts: net.ListenOptions = socket.domain === AF_UNIX ? { path: host } : { host, port, exclusive: true, ipv6Only: socket.ip.v6only };
+  let err: unknown;
+  if (socket.ip.reuseport && socket.domain !== AF_UNIX) {
+    const fd = reusePortFd(socket, host, port);
+    err = fd < 0 ? Object.assign(new Error('bind'), { errno: fd }) : await listenServer(server, { fd } as net.ListenOptions);
+  } else {
+    err = await listenServer(server, opts);
+  }
   if (err) {
     server.close();
     return socket.failWith(err, `${fn}(): Unable to bind address [${errnoOf(err)}]`);
@@ -131,10 +148,17 @@ export async function socket_bind(socket: Socket | false, address: string, port 
   if (socket.state !== 'fresh') return socket.fail(22, 'socket_bind(): Unable to bind address [22]: the socket is already bound or connected');
   const host = await resolveFor(socket, 'socket_bind', address);
   if (host === false) return false;
+  if (socket.fd >= 0) return bindUnix(socket, 'socket_bind', host);
   socket.local = { address: host, port };
   if (socket.isDgram) {
     const u = ensureUdp(socket);
-    const err = await bindUdp(u, { address: host, port, exclusive: true });
+    let err: unknown;
+    if (socket.ip.reuseport) {
+      const fd = reusePortFd(socket, host, port);
+      err = fd < 0 ? Object.assign(new Error('bind'), { errno: fd }) : await bindUdp(u, { fd, exclusive: true });
+    } else {
+      err = await bindUdp(u, { address: host, port, exclusive: true });
+    }
     if (err) {
       u.close();
       socket.udp = undefined;
@@ -161,6 +185,10 @@ export async function socket_listen(socket: Socket | false, backlog = 0): Promis
     socket.backlog = backlog;
     return true;
   }
+  if (socket.fd >= 0) {
+    if (socket.state !== 'bound') return socket.fail(22, 'socket_listen(): unable to listen on socket [22]: bind a Unix socket to a path first');
+    return listenUnix(socket, backlog);
+  }
   if (socket.state === 'fresh') {
     if (socket.domain === AF_UNIX) return socket.fail(22, 'socket_listen(): unable to listen on socket [22]: bind a Unix socket to a path first');
     const ok = await bindStream(socket, 'socket_listen', socket.domain === AF_INET6 ? '::' : '0.0.0.0', 0);
@@ -185,12 +213,13 @@ export async function socket_create_listen(port: number, backlog = 128): Promise
 }
 
 /** Wraps a Node socket as a new resource that inherits what Linux lets an accepted socket inherit. */
-export function adopt(parent: Socket, c: net.Socket): Socket {
+export function adopt(parent: Socket, c: StreamLike): Socket {
   const child = new Socket(parent.domain, SOCK_STREAM, parent.protocol);
   Object.assign(child.options, parent.options, { linger: { ...parent.options.linger } });
   child.rcvbufSet = parent.rcvbufSet;
   child.sndbufSet = parent.sndbufSet;
   child.encoding = parent.encoding;
+  child.passcred = parent.passcred;
   child.attach(c);
   return child;
 }
@@ -202,7 +231,10 @@ export async function socket_accept(socket: Socket | false): Promise<Socket | fa
     if (socket.state === 'closed') return socket.fail(9);
     if (socket.state !== 'listening') return socket.fail(22, 'socket_accept(): unable to accept incoming connection [22]: the socket is not listening');
     const c = socket.pending.shift();
-    if (c) return adopt(socket, c);
+    if (c) {
+      acceptedOne(socket);
+      return adopt(socket, c);
+    }
     if (socket.nonblock) {
       await nextTurn();
       if (socket.pending.length > 0) continue;
@@ -258,6 +290,7 @@ export async function socket_connect(socket: Socket | false, address: string, po
   if (socket.state === 'connecting') return socket.fail(114, `${fn}(): unable to connect [114]: ${strerror(114)}`);
   const host = await resolveFor(socket, fn, address);
   if (host === false) return false;
+  if (socket.fd >= 0) return connectUnix(socket, fn, host);
 
   if (socket.isDgram) {
     const u = ensureUdp(socket);
@@ -339,10 +372,9 @@ export function socket_close(socket: Socket | false): void {
   if (socket.state === 'closed') return;
   socket.state = 'closed';
   socket.accepting = false;
-  if (socket.server) {
-    socket.server.close();
-    for (const c of socket.pending.splice(0)) c.destroy();
-  }
+  closeNative(socket);
+  if (socket.server) socket.server.close();
+  for (const c of socket.pending.splice(0)) c.destroy(); // Node's or the addon's listener
   if (socket.udp) {
     try {
       socket.udp.close();
@@ -352,7 +384,23 @@ export function socket_close(socket: Socket | false): void {
   }
   const s = socket.stream;
   if (s && !s.destroyed) {
-    if (socket.options.linger.l_onoff && socket.options.linger.l_linger === 0) {
+    if (socket.passedOn) {
+      s.destroy(); // another process has the connection now: close(2) this descriptor, no FIN
+    } else if (socket.shared && !(socket.options.linger.l_onoff && socket.options.linger.l_linger === 0)) {
+      // A descriptor other processes may hold too (the addon's, or one received with SCM_RIGHTS):
+      // close(2) it once what was written is sent, as PHP does; shutdown() would end it for them all.
+      if (s.writableLength === 0) s.destroy();
+      else {
+        const t = setTimeout(() => s.destroy(), CLOSE_FLUSH_MS);
+        t.unref();
+        s.on('drain', () => {
+          if (s.writableLength === 0) {
+            clearTimeout(t);
+            s.destroy();
+          }
+        });
+      }
+    } else if (socket.options.linger.l_onoff && socket.options.linger.l_linger === 0) {
       s.resetAndDestroy(); // SO_LINGER {1, 0}: abortive close, RST
     } else {
       s.end();
@@ -379,6 +427,12 @@ export interface AddressRef {
 export function socket_getpeername(socket: Socket | false, ref: AddressRef): boolean {
   assertSocket('socket_getpeername', socket);
   if (socket.state === 'closed') return socket.fail(9);
+  if (socket.domain === AF_UNIX && sockAddon() && (socket.state === 'connected' || socket.isDgram)) {
+    const name = unixName(socket, true);
+    if (typeof name === 'number') return socket.fail(name, `socket_getpeername(): unable to retrieve peer name [${name}]: ${strerror(name)}`);
+    ref.address = name;
+    return true;
+  }
   if (socket.isDgram) {
     if (!socket.peer) return socket.fail(107, `socket_getpeername(): unable to retrieve peer name [107]: ${strerror(107)}`);
     ref.address = socket.peer.address;
@@ -401,6 +455,12 @@ export function socket_getpeername(socket: Socket | false, ref: AddressRef): boo
 export function socket_getsockname(socket: Socket | false, ref: AddressRef): boolean {
   assertSocket('socket_getsockname', socket);
   if (socket.state === 'closed') return socket.fail(9);
+  if (socket.domain === AF_UNIX && sockAddon()) {
+    const name = unixName(socket, false);
+    if (typeof name === 'number') return socket.fail(name, `socket_getsockname(): unable to retrieve socket name [${name}]: ${strerror(name)}`);
+    ref.address = name;
+    return true;
+  }
   const anyAddr = socket.domain === AF_INET6 ? '::' : socket.domain === AF_UNIX ? '' : '0.0.0.0';
   let address = anyAddr;
   let port = 0;

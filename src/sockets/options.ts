@@ -16,8 +16,11 @@
  */
 import {
   SOL_SOCKET, SOL_TCP, SO_BROADCAST, SO_ERROR, SO_KEEPALIVE, SO_LINGER, SO_RCVBUF, SO_RCVTIMEO, SO_REUSEADDR,
-  SO_SNDBUF, SO_SNDTIMEO, SO_TYPE, TCP_NODELAY,
+  SO_SNDBUF, SO_SNDTIMEO, SO_TYPE, TCP_NODELAY, SO_PASSCRED, AF_UNIX, IPPROTO_IP, IPPROTO_IPV6, SO_REUSEPORT,
 } from './constants.js';
+import { intValue, sockAddon } from './native.js';
+import { fdOf } from './unix.js';
+import { getIpOption, setIpOption, type MulticastRequest } from './multicast.js';
 import { strerror } from './errors.js';
 import { applyUdpOptions } from './lifecycle.js';
 import { assertSocket, toMillis } from './resolve.js';
@@ -33,7 +36,7 @@ export interface LingerOption {
   l_linger: number;
 }
 
-export type SocketOptionValue = number | boolean | TimevalOption | LingerOption;
+export type SocketOptionValue = number | boolean | string | TimevalOption | LingerOption | MulticastRequest;
 
 function noOption(socket: Socket, fn: string, level: number, name: number): false {
   return socket.fail(92, `${fn}(): Unable to ${fn === 'socket_set_option' ? 'set' : 'retrieve'} socket option [92]: ${strerror(92)} (level ${level}, option ${name})`);
@@ -54,6 +57,10 @@ export function socket_set_option(socket: Socket | false, level: number, option:
   const o = socket.options;
   const flag = typeof value === 'boolean' ? value : typeof value === 'number' ? value !== 0 : null;
   const num = typeof value === 'number' ? value : typeof value === 'boolean' ? Number(value) : null;
+  if (level === IPPROTO_IP || level === IPPROTO_IPV6) {
+    if (isTimeval(value) || isLinger(value)) return socket.fail(22);
+    return setIpOption(socket, fn, level, option, value);
+  }
   if (level === SOL_TCP) {
     if (option !== TCP_NODELAY || socket.isDgram) return noOption(socket, fn, level, option);
     if (flag === null) return socket.fail(22);
@@ -103,6 +110,22 @@ export function socket_set_option(socket: Socket | false, level: number, option:
       if (!isLinger(value)) return socket.fail(22, `${fn}(): Argument #4 ($value) must have keys "l_onoff" and "l_linger"`);
       o.linger = { l_onoff: value.l_onoff, l_linger: value.l_linger };
       return true;
+    case SO_REUSEPORT:
+      if (flag === null) return socket.fail(22);
+      if (socket.domain === AF_UNIX) return noOption(socket, fn, level, option);
+      if (!sockAddon()) return socket.fail(92, `${fn}(): Unable to set socket option [92]: ${strerror(92)} (Node.js has no SO_REUSEPORT; the sockets addon sets it, and it is not built)`);
+      socket.ip.reuseport = flag; // used at bind, where Linux takes it
+      return true;
+    case SO_PASSCRED: {
+      if (flag === null) return socket.fail(22);
+      const a = sockAddon();
+      const fd = fdOf(socket);
+      if (socket.domain !== AF_UNIX || !a || fd < 0) return noOption(socket, fn, level, option);
+      const r = a.setsockopt(fd, SOL_SOCKET, SO_PASSCRED, intValue(flag ? 1 : 0));
+      if (r < 0) return socket.fail(-r, `${fn}(): Unable to set socket option [${-r}]: ${strerror(-r)}`);
+      socket.passcred = flag;
+      return true;
+    }
     case SO_TYPE:
     case SO_ERROR:
       return noOption(socket, fn, level, option);
@@ -120,6 +143,7 @@ export function socket_get_option(socket: Socket | false, level: number, option:
   const fn = 'socket_get_option';
   if (socket.state === 'closed') return socket.fail(9);
   const o = socket.options;
+  if (level === IPPROTO_IP || level === IPPROTO_IPV6) return getIpOption(socket, fn, level, option);
   if (level === SOL_TCP) {
     if (option !== TCP_NODELAY || socket.isDgram) return noOption(socket, fn, level, option);
     return o.nodelay ? 1 : 0;
@@ -145,6 +169,12 @@ export function socket_get_option(socket: Socket | false, level: number, option:
     case SO_SNDTIMEO: return timeval(o.sndtimeo);
     case SO_LINGER: return { ...o.linger };
     case SO_TYPE: return socket.type;
+    case SO_REUSEPORT:
+      if (socket.domain === AF_UNIX) return noOption(socket, fn, level, option);
+      return socket.ip.reuseport ? 1 : 0;
+    case SO_PASSCRED:
+      if (socket.domain !== AF_UNIX || fdOf(socket) < 0) return noOption(socket, fn, level, option);
+      return socket.passcred ? 1 : 0;
     case SO_ERROR: {
       const e = socket.pendingErrno;
       socket.pendingErrno = 0;

@@ -13,6 +13,8 @@ import * as net from 'node:net';
 import { AF_INET, AF_INET6, AF_UNIX, SOCK_DGRAM, SOCK_STREAM } from './constants.js';
 import { errnoOf, globalError, strerror } from './errors.js';
 import { Socket } from './socket.js';
+import { sockAddon } from './native.js';
+import { pairUnix } from './unix.js';
 
 function fail(errno: number, detail: string): false {
   globalError.errno = errno;
@@ -24,6 +26,10 @@ export async function socket_create_pair(domain: number, type: number, protocol:
   const fn = 'socket_create_pair';
   if (domain === AF_INET || domain === AF_INET6) return fail(95, `${fn}(): Unable to create socket pair [95]: ${strerror(95)}`);
   if (domain !== AF_UNIX) return fail(97, `${fn}(): Unable to create socket pair [97]: ${strerror(97)}`);
+  if (sockAddon() && (type === SOCK_STREAM || type === SOCK_DGRAM) && protocol === 0) {
+    const errno = pairUnix(type, pair); // socketpair() itself
+    return errno === 0 ? true : fail(errno, `${fn}(): Unable to create socket pair [${errno}]: ${strerror(errno)}`);
+  }
   if (type === SOCK_DGRAM || type !== SOCK_STREAM) {
     return fail(94, `${fn}(): Unable to create socket pair [94]: ${strerror(94)} (Node.js offers only SOCK_STREAM pairs)`);
   }

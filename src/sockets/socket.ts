@@ -6,6 +6,8 @@
  * its options. Every change of state wakes the functions waiting on it (reads, accept, select).
  */
 import type * as net from 'node:net';
+import { FdStream, sockAddon, type Creds, type FdWatch } from './native.js';
+import { IpOptions } from './ip-options.js';
 import type * as dgram from 'node:dgram';
 import { ByteQueue } from './buffer.js';
 import { errnoOf, globalError, strerror, type ErrorRecord } from './errors.js';
@@ -19,6 +21,44 @@ export interface Datagram {
   data: Buffer;
   address: string;
   port: number;
+  /** Unix datagrams of the addon: descriptors and credentials that came with it. */
+  fds?: number[];
+  creds?: Creds | null;
+}
+
+/** Control messages that came with the stream byte at `at` (ByteQueue positions), for socket_recvmsg(). */
+export interface Ancillary {
+  at: number;
+  fds: number[];
+  creds: Creds | null;
+}
+
+/**
+ * What a stream resource reads and writes through: a net.Socket (TCP, TLS, Unix without the
+ * sockets addon) or an FdStream (a Unix socket descriptor of the addon).
+ */
+export interface StreamLike {
+  readonly destroyed: boolean;
+  readonly writableLength: number;
+  readonly writableEnded: boolean;
+  readonly remoteAddress?: string | undefined;
+  readonly remotePort?: number | undefined;
+  readonly localAddress?: string | undefined;
+  readonly localPort?: number | undefined;
+  on(event: 'data', listener: (chunk: Buffer) => void): this;
+  on(event: 'end' | 'close' | 'drain' | 'finish', listener: () => void): this;
+  on(event: 'error', listener: (err: Error) => void): this;
+  once(event: 'finish' | 'close', listener: () => void): this;
+  once(event: 'error', listener: (err: Error) => void): this;
+  pause(): this;
+  resume(): this;
+  isPaused(): boolean;
+  write(data: Buffer): boolean;
+  end(): this;
+  destroy(): this;
+  resetAndDestroy(): this;
+  setNoDelay(noDelay?: boolean): this;
+  setKeepAlive(enable?: boolean): this;
 }
 
 export type SocketState = 'fresh' | 'bound' | 'listening' | 'connecting' | 'connected' | 'closed';
@@ -56,12 +96,30 @@ export class Socket {
     rcvtimeo: 0, sndtimeo: 0, rcvbuf: DEFAULT_RCVBUF, sndbuf: DEFAULT_SNDBUF,
     linger: { l_onoff: 0, l_linger: 0 },
   };
+  /** IP-level options (IPPROTO_IP / IPPROTO_IPV6) and SO_REUSEPORT. */
+  readonly ip = new IpOptions();
   /** SO_RCVBUF / SO_SNDBUF were set by the program (applied to the kernel for UDP). */
   rcvbufSet = false;
   sndbufSet = false;
 
+  /**
+   * The descriptor of a socket made by the sockets addon (AF_UNIX while it is there), or -1.
+   * A connected stream hands it to its FdStream, which then owns it.
+   */
+  fd = -1;
+  /** Readiness of `fd` for a listening or datagram addon socket. */
+  fdWatch: FdWatch | undefined;
+  /** Control messages received with stream bytes not yet read (addon streams only). */
+  readonly ancillary: Ancillary[] = [];
+  /** Sent to another process with SCM_RIGHTS: socket_close() then only closes this descriptor. */
+  passedOn = false;
+  /** A descriptor other processes may hold (the addon's, or received): socket_close() is close(2), not shutdown(). */
+  shared = false;
+  /** SO_PASSCRED as last set (the kernel holds it; kept for accepted sockets to inherit). */
+  passcred = false;
+
   // Stream sockets.
-  stream: net.Socket | undefined;
+  stream: StreamLike | undefined;
   readonly rx = new ByteQueue();
   /** The peer closed its side (or we shut down reading): reads drain the buffer, then give ''. */
   eof = false;
@@ -74,7 +132,7 @@ export class Socket {
 
   // Listening sockets.
   server: net.Server | undefined;
-  readonly pending: net.Socket[] = [];
+  readonly pending: StreamLike[] = [];
   accepting = false;
   backlog = 0;
 
@@ -127,13 +185,20 @@ export class Socket {
   }
 
   /** Takes a connected Node socket into this resource: its bytes flow into the receive buffer. */
-  attach(s: net.Socket): void {
+  attach(s: StreamLike): void {
     if (this.state === 'closed') {
       s.destroy(); // closed while the connection was being made (e.g. fsockopen's timeout)
       return;
     }
     this.stream = s;
     this.state = 'connected';
+    if (s instanceof FdStream) {
+      this.shared = true;
+      s.onControl = (fds, creds) => {
+        if (this.readShut) closeFds(fds);
+        else this.ancillary.push({ at: this.rx.pushedTotal, fds, creds });
+      };
+    }
     if (s.destroyed) this.eof = true; // reset or closed while it waited in the accept queue
     s.on('data', (chunk: Buffer) => {
       if (this.readShut) return; // SHUT_RD: what arrives afterwards is dropped
@@ -162,6 +227,9 @@ export class Socket {
 
   /** Called after bytes left the receive buffer: reading from the kernel resumes under the mark. */
   consumed(): void {
+    // Control messages of bytes now read by plain reads are gone, as with read(2).
+    const anc = this.ancillary;
+    while (anc.length > 0 && anc[0]!.at < this.rx.consumedTotal) closeFds(anc.shift()!.fds);
     const s = this.stream;
     if (s && s.isPaused() && !s.destroyed && this.rx.length < this.options.rcvbuf) s.resume();
   }
@@ -200,6 +268,12 @@ export class Socket {
     }
     return this.pendingErrno !== 0;
   }
+}
+
+/** Closes descriptors received but never handed to the program. */
+export function closeFds(fds: readonly number[]): void {
+  const a = sockAddon();
+  if (a) for (const fd of fds) a.close(fd);
 }
 
 export function isSocket(x: unknown): x is Socket {
