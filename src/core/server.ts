@@ -17,10 +17,17 @@ import { Connection, type ConnectionLimits, type ConnectionOwner, type TopicOwne
 import { resolutionFor, Sweeper } from './sweeper.js';
 import { parseRateLimit, RateLimiter, type LimitStats, type RateLimitOptions } from './rate-limit.js';
 import { formatRemote, parseMaxPerIp, PerIpCount, type AcceptHook } from './admission.js';
+import { Attachments, type AttachOptions } from './attach.js';
+import type { IncomingMessage, Server as HttpServer } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { WebSocketServerOptions } from './protocols/websocket.js';
 
 export interface ServerOptions extends Partial<ConnectionLimits> {
-  /** One URL or several: 'text://127.0.0.1:5353', ['ws://0.0.0.0:8080/chat', 'text://[::1]:9999']. */
-  listen: string | readonly string[];
+  /**
+   * One URL or several: 'text://127.0.0.1:5353', ['ws://0.0.0.0:8080/chat', 'text://[::1]:9999'].
+   * May be left out by a server whose endpoints are all attach()ed to HTTP servers of the application.
+   */
+  listen?: string | readonly string[];
   /** Connections held at once; the next one is told why and closed (default 10000). */
   maxConnections?: number;
   /** Stop listening after this many accepted connections; the server closes when they are done (default: no limit). */
@@ -28,7 +35,7 @@ export interface ServerOptions extends Partial<ConnectionLimits> {
   /** Certificate and key for tls:// and wss:// listeners (Node's tls.createServer options). */
   tls?: TlsServerOptions;
   /** WebSocket options (path, subprotocols, origins, verifyClient, perMessageDeflate, httpHandler, ...). */
-  websocket?: Readonly<Record<string, unknown>>;
+  websocket?: Readonly<WebSocketServerOptions>;
   /**
    * Carries publishes to other processes: a Hub, or 'memory' | 'cluster' | 'redis://host:port'
    * (see createHub). Default: none outside workers, 'cluster' inside runWorkers() workers.
@@ -106,7 +113,7 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
   /** UDP peers have no close: they are forgotten after udpPeerTimeout of quiet when idleTimeout is off. */
   private readonly udpLimits: ConnectionLimits;
   /** Handed to every connection's protocol session: one object, so sessions can share what derives from it. */
-  private readonly protocolOptions: Readonly<Record<string, unknown>>;
+  private readonly protocolOptions: Readonly<WebSocketServerOptions>;
   private readonly maxConnections: number;
   private readonly maxAccepts: number;
   /** What the limits did: refusals, rate-limit pauses, closes and dropped datagrams. */
@@ -126,12 +133,13 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
   private accepting = false;
   private closing: Promise<void> | null = null;
   private closeResolve: (() => void) | null = null;
+  private attachments: Attachments | null = null;
 
   constructor(options: ServerOptions) {
     super();
     this.options = options;
-    const urls = typeof options.listen === 'string' ? [options.listen] : [...options.listen];
-    if (urls.length === 0) throw new SwitchboardError('ERR_INVALID_OPTION', 'options.listen needs at least one address');
+    const urls = options.listen === undefined ? [] : typeof options.listen === 'string' ? [options.listen] : [...options.listen];
+    if (urls.length === 0 && options.listen !== undefined) throw new SwitchboardError('ERR_INVALID_OPTION', 'options.listen needs at least one address');
     // Every URL is checked before any socket is opened.
     this.listenAddresses = urls.map(parseAddress);
     this.limits = { ...DEFAULT_LIMITS };
@@ -203,6 +211,33 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
     this.accepting = true;
     this.emit('listening');
     return this;
+  }
+
+  /**
+   * Serves WebSocket upgrades for `options.path` on an HTTP server of the application (node:http,
+   * node:https, Express, Fastify, Koa): its other requests stay the application's. Several paths
+   * (of this server or others) may share one HTTP server; close() gives the paths back and leaves
+   * the HTTP server running. See src/core/attach.ts.
+   */
+  attach(httpServer: HttpServer, options: AttachOptions): this {
+    if (this.closing !== null) throw new SwitchboardError('ERR_CLOSED', 'attach() after close()');
+    (this.attachments ??= new Attachments(this, this.protocolOptions)).attach(httpServer, options);
+    return this;
+  }
+
+  /** Takes one upgrade that the application routed here itself (the arguments of an HTTP server's 'upgrade' event). */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    (this.attachments ??= new Attachments(this, this.protocolOptions)).handleUpgrade(req, socket, head);
+  }
+
+  /** @internal An upgraded socket from attach() or handleUpgrade(): admitted like an accepted one. */
+  acceptUpgrade(socket: net.Socket, address: Address, options: Readonly<WebSocketServerOptions>): Connection | null {
+    if (this.closing !== null || (this.acceptHook !== null && !this.askAcceptHook(socket, address))) {
+      socket.destroy();
+      return null;
+    }
+    const conn = new Connection(socket, address, 'server', this, this.limits, options);
+    return this.admit(conn) ? conn : null;
   }
 
   private accept(socket: net.Socket, address: Address): void {
@@ -410,6 +445,7 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
   }
 
   private closeListeners(): Promise<void> {
+    this.attachments?.detach();
     const all = this.netServers.splice(0).map((srv) => new Promise<void>((resolve) => srv.close(() => resolve())));
     for (const close of this.udpClosers.splice(0)) all.push(close());
     return Promise.all(all).then(() => undefined);
