@@ -74,9 +74,10 @@ export interface ServerOptions extends Partial<ConnectionLimits> {
   accept?: AcceptHook;
 }
 
-export interface ServerEvents {
+/** What a Server emits; `Data` is its connections' `conn.data` type. */
+export interface ServerEvents<Data extends object = Record<string, unknown>> {
   listening: [];
-  connection: [conn: Connection];
+  connection: [conn: Connection<Data>];
   /** A client was turned away (server full, maxConnectionsPerIp, the accept hook) and closed. */
   refused: [info: { remote: string; reason: string }];
   /** maxAccepts reached: no more connections will be accepted. */
@@ -102,10 +103,11 @@ export const DEFAULT_LIMITS: ConnectionLimits = {
   drainTimeout: 10_000,
 };
 
-export class Server extends EventEmitter<ServerEvents> implements ConnectionOwner, TopicOwner {
+/** `Data` types every connection's `conn.data`: `new Server<{ name: string }>({ ... })`. */
+export class Server<Data extends object = Record<string, unknown>> extends EventEmitter<ServerEvents<Data>> implements ConnectionOwner, TopicOwner {
   /** Open connections (protocol handshake done). */
   readonly connections = new Set<Connection>();
-  /** Every accepted socket's connection, open or not (for limits and shutdown), and their deadlines. */
+  /** @internal Every accepted socket's connection, open or not (for limits and shutdown), and their deadlines. */
   readonly sweeper: Sweeper<Connection>;
   readonly options: Readonly<ServerOptions>;
   private readonly listenAddresses: Address[];
@@ -331,11 +333,13 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
 
   // ---- ConnectionOwner ----
 
+  /** @internal */
   connectionOpened(conn: Connection): void {
     this.connections.add(conn);
-    this.emit('connection', conn);
+    this.emit('connection', conn as Connection<Data>);
   }
 
+  /** @internal */
   connectionClosed(conn: Connection): void {
     this.connections.delete(conn);
     // Refused connections were not counted per IP.
@@ -346,6 +350,7 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
 
   // ---- topics ----
 
+  /** @internal */
   addSubscriber(topic: string, conn: Connection): void {
     let set = this.topicMap.get(topic);
     if (!set) {
@@ -355,6 +360,7 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
     set.add(conn);
   }
 
+  /** @internal */
   removeSubscriber(topic: string, conn: Connection): void {
     const set = this.topicMap.get(topic);
     if (!set || !set.delete(conn)) return;
