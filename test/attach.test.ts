@@ -8,7 +8,8 @@ import http from 'node:http';
 import { once } from 'node:events';
 import type { Duplex } from 'node:stream';
 import WebSocket, { WebSocketServer } from 'ws';
-import { Server } from '../src/index.js';
+import { Server, type ServerOptions } from '../src/index.js';
+import { RedisProcess } from './hub-support.js';
 import { makeCertificate, waitFor } from './helpers.js';
 import { APPS, get, rawUpgrade, roundTrip, wsOpen } from './attach-support.js';
 import { frame, upgradeRequest } from './ws-helpers.js';
@@ -184,5 +185,48 @@ test('a frame sent in the same packet as the upgrade request (Node\'s `head`) is
     socket.destroy();
     await server.close();
     await app.stop();
+  }
+});
+
+test('attached endpoints of two servers on two HTTP servers share rooms through a Redis hub; the accept hook sees the attached URL', { timeout: 30000 }, async () => {
+  const redis = await RedisProcess.start();
+  const app1 = await APPS['node:http']!(CERT);
+  const app2 = await APPS.koa!(CERT);
+  const seen: string[] = [];
+  const make = (extra: Partial<ServerOptions>): Server => {
+    const s = new Server({ hub: redis.url, ...extra });
+    s.on('connection', (c) => {
+      c.subscribe('room');
+      c.on('message', (m) => s.publish('room', String(m), { except: c }));
+    });
+    return s;
+  };
+  const one = make({ accept: (_remote, url) => { seen.push(url); return true; } });
+  const two = make({});
+  try {
+    // No listen addresses: listen() only waits for the hub.
+    await one.listen();
+    await two.listen();
+    one.attach(app1.http, { path: '/room' });
+    two.attach(app2.http, { path: '/room' });
+    const a = await wsOpen(`${app1.base.replace('http', 'ws')}/room`);
+    const b = await wsOpen(`${app2.base.replace('http', 'ws')}/room`);
+    assert.deepEqual(seen, [`ws://127.0.0.1:${new URL(app1.base).port}/room`]);
+    let got = '';
+    b.on('message', (d) => (got = String(d)));
+    // The hub's subscription is asynchronous: publish until it is in place (bounded).
+    for (let i = 0; i < 100 && got === ''; i++) {
+      a.send(`hello ${i}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.match(got, /^hello \d+$/);
+    a.close();
+    b.close();
+  } finally {
+    await one.close();
+    await two.close();
+    await app1.stop();
+    await app2.stop();
+    await redis.stop();
   }
 });
