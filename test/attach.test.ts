@@ -230,3 +230,23 @@ test('attached endpoints of two servers on two HTTP servers share rooms through 
     await redis.stop();
   }
 });
+
+test('one Server attached at two paths tells them apart by conn.address.path, each path with its own options', { timeout: 15000 }, async () => {
+  const app = await APPS['node:http']!(CERT);
+  const server = new Server({});
+  server.on('connection', (c) => c.on('message', (m) => c.send(`${c.address.path}:${String(m)}:${c.subprotocol || '-'}`)));
+  server.attach(app.http, { path: '/chat' });
+  server.attach(app.http, { path: '/feed', protocols: ['feed.v1'] });
+  const base = app.base.replace('http', 'ws');
+  try {
+    const chat = await wsOpen(`${base}/chat`);
+    const feed = await wsOpen(`${base}/feed`, undefined, {}, ['feed.v1']);
+    assert.equal(await roundTrip(chat, 'a'), '/chat:a:-');
+    assert.equal(await roundTrip(feed, 'b'), '/feed:b:feed.v1');
+    chat.close();
+    feed.close();
+  } finally {
+    await server.close();
+    await app.stop();
+  }
+});

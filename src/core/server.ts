@@ -106,7 +106,7 @@ export const DEFAULT_LIMITS: ConnectionLimits = {
 /** `Data` types every connection's `conn.data`: `new Server<{ name: string }>({ ... })`. */
 export class Server<Data extends object = Record<string, unknown>> extends EventEmitter<ServerEvents<Data>> implements ConnectionOwner, TopicOwner {
   /** Open connections (protocol handshake done). */
-  readonly connections = new Set<Connection>();
+  readonly connections = new Set<Connection<Data>>();
   /** @internal Every accepted socket's connection, open or not (for limits and shutdown), and their deadlines. */
   readonly sweeper: Sweeper<Connection>;
   readonly options: Readonly<ServerOptions>;
@@ -335,13 +335,13 @@ export class Server<Data extends object = Record<string, unknown>> extends Event
 
   /** @internal */
   connectionOpened(conn: Connection): void {
-    this.connections.add(conn);
+    this.connections.add(conn as Connection<Data>);
     this.emit('connection', conn as Connection<Data>);
   }
 
   /** @internal */
   connectionClosed(conn: Connection): void {
-    this.connections.delete(conn);
+    this.connections.delete(conn as Connection<Data>);
     // Refused connections were not counted per IP.
     if (!this.refusing.delete(conn) && this.perIp !== null && conn.address.transport !== 'unix') this.perIp.remove(conn.remoteAddress);
     conn.rate?.dispose();
@@ -371,8 +371,8 @@ export class Server<Data extends object = Record<string, unknown>> extends Event
   }
 
   /** Connections subscribed to `topic` in this process. */
-  subscribers(topic: string): ReadonlySet<Connection> {
-    return this.topicMap.get(topic) ?? EMPTY;
+  subscribers(topic: string): ReadonlySet<Connection<Data>> {
+    return (this.topicMap.get(topic) ?? EMPTY) as ReadonlySet<Connection<Data>>;
   }
 
   /** Topics with at least one subscriber in this process. */
@@ -385,19 +385,19 @@ export class Server<Data extends object = Record<string, unknown>> extends Event
    * The message is encoded once per wire format; every receiver gets the same bytes.
    * Returns the number of local connections it was written to.
    */
-  publish(topic: string, data: Message, options: { except?: Connection } = {}): number {
+  publish(topic: string, data: Message, options: { except?: Connection<Data> } = {}): number {
     const n = this.deliverLocal(topic, data, options.except);
     this.hub?.publish(topic, data);
     return n;
   }
 
-  private deliverLocal(topic: string, data: Message, except: Connection | undefined): number {
+  private deliverLocal(topic: string, data: Message, except: Connection<object> | undefined): number {
     const subs = this.topicMap.get(topic);
     return subs ? deliver(subs, data, except) : 0;
   }
 
   /** Sends `data` to every open connection of this server (this process only). */
-  broadcast(data: Message, options: { except?: Connection } = {}): number {
+  broadcast(data: Message, options: { except?: Connection<Data> } = {}): number {
     return deliver(this.connections, data, options.except);
   }
 
@@ -466,7 +466,7 @@ const EMPTY: ReadonlySet<Connection> = new Set();
 const NO_OPTIONS: Readonly<Record<string, unknown>> = Object.freeze({});
 
 /** Writes one message to many connections, encoding it once per wire format. */
-export function deliver(conns: Iterable<Connection>, data: Message, except: Connection | undefined): number {
+export function deliver(conns: Iterable<Connection<object>>, data: Message, except: Connection<object> | undefined): number {
   let key: string | null = null;
   let bytes: Buffer | null = null;
   let others: Map<string, Buffer> | null = null;

@@ -37,7 +37,11 @@ server.on('connection', (conn) => {
   // @ts-expect-error a message is a string or a Buffer, not a number
   conn.on('message', (msg: number) => msg.toFixed());
   // @ts-expect-error close gives a CloseInfo, not a code
-  conn.on('close', (code: number) => code);
+  conn.on('close', (code: number) => code);  // The server's own methods take and give the same Connection<Member> (Member is an interface, no index signature).
+  server.publish('room', `${conn.data.name} joined`, { except: conn });
+  server.broadcast('hello', { except: conn });
+  for (const other of server.connections) other.send(`${other.data.name} is here`);
+  for (const other of server.subscribers('room')) other.send(String(other.data.joined));
 });
 // @ts-expect-error 'connection' hands over a Connection
 server.on('connection', (conn: string) => conn);
