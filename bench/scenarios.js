@@ -8,6 +8,8 @@ const WS_CHAT = { switchboard: 'sb-ws-chat.js', ws: 'ws-chat.js' };
 // Bun's WebSocket server is uWebSockets: with --bun it runs beside ws in the load scenarios, as a reference.
 const WS_LOAD = { ...WS, bun: 'bun-ws-echo.js' };
 const WS_CHAT_LOAD = { ...WS_CHAT, bun: 'bun-ws-chat.js' };
+// Both on a node:http server of the application: switchboard's server.attach() and ws's { server } mode.
+const WS_ATTACHED = { switchboard: 'sb-ws-echo-attached.js', ws: 'ws-echo-attached.js' };
 const LINE = { switchboard: 'sb-line-echo.js', net: 'net-line-echo.js' };
 const LINE_CHAT = { switchboard: 'sb-line-chat.js', net: 'net-line-chat.js' };
 
@@ -21,6 +23,8 @@ export const SCENARIOS = [
   // 64 KiB with 1 in flight: sockload's 256 KiB send buffer cannot hold 16 such frames per connection.
   { name: 'ws-echo-64k-1', title: 'WS echo 64 KiB, 1 in flight, 100 conns', kind: 'load', servers: WS_LOAD, baseline: 'ws',
     args: ['-m', 'ws', '-c', '100', '-s', '65536', '-d', '1'], unit: 'msg/s', better: 'higher' },
+  { name: 'ws-echo-attached-64-16', title: 'WS echo 64 B, 16 in flight, 100 conns, attached to a node:http server', kind: 'load',
+    servers: WS_ATTACHED, baseline: 'ws', args: ['-m', 'ws', '-c', '100', '-s', '64', '-d', '16'], unit: 'msg/s', better: 'higher' },
   { name: 'ws-chat-100x10', title: 'WS chat, 100 conns, 10 senders', kind: 'load', servers: WS_CHAT_LOAD, baseline: 'ws',
     args: ['-m', 'ws', '-c', '100', '-s', '64', '-b', '10', '-d', '4'], unit: 'deliveries/s', better: 'higher', target: { ratio: 2.4 }, quick: true },
   { name: 'ws-chat-1000x1', title: 'WS chat, 1000 conns, 1 sender', kind: 'load', servers: WS_CHAT_LOAD, baseline: 'ws',

@@ -4,6 +4,10 @@ export { startAdmin, type AdminOption, type AdminStatus, type AdminHandle, type 
 export type { Snapshot, ListenerSnapshot } from './core/metrics.js';
 export { Connection, type ConnectionEvents, type ConnectionLimits } from './core/connection.js';
 export { connect, type ConnectOptions } from './core/client.js';
+export type { AttachOptions } from './core/attach.js';
+export type {
+  WebSocketServerOptions, WebSocketClientOptions, PerMessageDeflateOptions, VerifyClientInfo, VerifyClientResult, HttpRequest, HttpResponse,
+} from './core/protocols/websocket.js';
 export type { RateLimitOptions, LimitStats } from './core/rate-limit.js';
 export type { AcceptHook, AcceptRemote } from './core/admission.js';
 export { reconnecting, backoffDelay, ReconnectingClient, type ReconnectOptions, type ReconnectingEvents } from './core/reconnect.js';

@@ -21,25 +21,28 @@ export interface CloseInfo {
 
 /** What a protocol reports while it decodes. Core's Connection implements this. */
 export interface ProtocolEvents {
-  /** The protocol is ready for messages: at once for raw/line/frame, after the handshake for WebSocket. */
+  /** @internal The protocol is ready for messages: at once for raw/line/frame, after the handshake for WebSocket. */
   onOpen(): void;
-  /** One whole message from the peer. */
+  /** @internal One whole message from the peer. */
   onMessage(data: Message): void;
   /**
+   * @internal
    * Bytes the protocol itself must send: a handshake answer, a pong, a close echo, an HTTP reply.
    * `last` marks the bytes that go with the end (a close echo, an error's close frame or reply):
    * core sends them after the application's answers to the messages that came before them.
    */
   onWrite(bytes: Buffer, last?: boolean): void;
   /**
+   * @internal
    * The protocol is finished with this connection: the peer closed it cleanly, or it broke a rule
    * (then `info.error` is set; any error reply was already passed to onWrite). Core flushes
    * what is queued and closes the transport.
    */
   onEnd(info: CloseInfo): void;
-  /** A pong arrived (WebSocket); liveness is tracked by core on any received byte anyway. */
+  /** @internal A pong arrived (WebSocket); liveness is tracked by core on any received byte anyway. */
   onPong?(payload: Buffer): void;
   /**
+   * @internal
    * The session did its share of work for this event-loop round (WebSocket: it inflated its
    * budget) and keeps the rest of its input. Core stops reading the socket and calls
    * `session.resume()` in a later round, so that other connections are served in between.

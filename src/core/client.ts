@@ -6,6 +6,7 @@ import { asSocket, connectUdp, MAX_UDP_PAYLOAD } from '../transport/udp.js';
 import { Connection, type ConnectionLimits, type ConnectionOwner } from './connection.js';
 import { DEFAULT_LIMITS } from './server.js';
 import { Sweeper } from './sweeper.js';
+import type { WebSocketClientOptions } from './protocols/websocket.js';
 
 export interface ConnectOptions extends Partial<ConnectionLimits> {
   /** Milliseconds to wait for the connection, TLS and protocol handshake included (default 10000). */
@@ -13,7 +14,7 @@ export interface ConnectOptions extends Partial<ConnectionLimits> {
   /** TLS options (ca, servername, rejectUnauthorized, ...) for tls:// and wss://. */
   tls?: TlsClientOptions;
   /** WebSocket options (protocols, headers, perMessageDeflate, ...). */
-  websocket?: Readonly<Record<string, unknown>>;
+  websocket?: Readonly<WebSocketClientOptions>;
   signal?: AbortSignal;
 }
 
@@ -31,14 +32,23 @@ class ClientOwner implements ConnectionOwner {
   }
 }
 
-/** Connects to a URL ('text://127.0.0.1:5353', 'ws://host/path', 'unix:///tmp/s.sock', ...); resolves once open. */
-export async function connect(url: string, options: ConnectOptions = {}): Promise<Connection> {
+/**
+ * Connects to a URL ('text://127.0.0.1:5353', 'ws://host/path', 'unix:///tmp/s.sock', ...); resolves
+ * once open. Rejects with a SwitchboardError: a failure of the socket keeps Node's code (ECONNREFUSED,
+ * ENOTFOUND, ...) and message, with Node's error as `cause`. `Data` types `conn.data`.
+ */
+export async function connect<Data extends object = Record<string, unknown>>(url: string, options: ConnectOptions = {}): Promise<Connection<Data>> {
   const address = parseAddress(url);
   const timeout = options.connectTimeout ?? 10_000;
   const started = Date.now();
-  const socket = address.transport === 'udp'
-    ? asSocket(await connectUdp(address, Math.min(options.maxMessageSize ?? DEFAULT_LIMITS.maxMessageSize, MAX_UDP_PAYLOAD)))
-    : await connectStream(address, { timeout, tls: options.tls, signal: options.signal });
+  let socket;
+  try {
+    socket = address.transport === 'udp'
+      ? asSocket(await connectUdp(address, Math.min(options.maxMessageSize ?? DEFAULT_LIMITS.maxMessageSize, MAX_UDP_PAYLOAD)))
+      : await connectStream(address, { timeout, tls: options.tls, signal: options.signal });
+  } catch (err) {
+    throw asSwitchboardError(err);
+  }
   const limits: ConnectionLimits = { ...DEFAULT_LIMITS, heartbeatInterval: 0 };
   for (const key of Object.keys(DEFAULT_LIMITS) as (keyof ConnectionLimits)[]) {
     const v = options[key];
@@ -46,10 +56,10 @@ export async function connect(url: string, options: ConnectOptions = {}): Promis
   }
   // What is left of the connect timeout bounds the protocol handshake.
   limits.handshakeTimeout = Math.max(1, timeout - (Date.now() - started));
-  return new Promise<Connection>((resolve, reject) => {
+  return new Promise<Connection<Data>>((resolve, reject) => {
     let opened = false;
     const owner = new ClientOwner(
-      (c) => { opened = true; resolve(c); },
+      (c) => { opened = true; resolve(c as Connection<Data>); },
       (c) => {
         if (opened) return;
         const info = c.closeInfo ?? { code: 1006, reason: 'closed' };
@@ -58,4 +68,11 @@ export async function connect(url: string, options: ConnectOptions = {}): Promis
     );
     new Connection(socket, address, 'client', owner, limits, options.websocket ?? {}).start();
   });
+}
+
+/** Node's errors (ECONNREFUSED, a TLS certificate error, ...) become SwitchboardErrors with the same code and message. */
+function asSwitchboardError(err: unknown): SwitchboardError {
+  if (err instanceof SwitchboardError) return err;
+  if (!(err instanceof Error)) return new SwitchboardError('ERR_CONNECT', String(err));
+  return new SwitchboardError((err as NodeJS.ErrnoException).code ?? 'ERR_CONNECT', err.message, { cause: err });
 }

@@ -40,9 +40,9 @@ export interface ConnectionLimits {
 
 /** Who holds a connection: a Server, or the client side of connect(). */
 export interface ConnectionOwner {
-  readonly sweeper: Sweeper;
-  connectionOpened(conn: Connection): void;
-  connectionClosed(conn: Connection): void;
+  /** @internal */ readonly sweeper: Sweeper;
+  /** @internal */ connectionOpened(conn: Connection): void;
+  /** @internal */ connectionClosed(conn: Connection): void;
 }
 
 export interface ConnectionEvents {
@@ -118,11 +118,15 @@ const TEXT_JOIN_MAX = 4096;
 /** Up to this many queued bytes are joined into one buffer; beyond, the copy costs more than writev saves. */
 const CONCAT_MAX = 64 * 1024;
 
-export class Connection extends EventEmitter<ConnectionEvents> implements ProtocolEvents {
+/**
+ * `Data` types `conn.data`, what the application keeps per connection: `new Server<{ name: string }>(...)`
+ * hands out `Connection<{ name: string }>` (default: a record of unknowns).
+ */
+export class Connection<Data extends object = Record<string, unknown>> extends EventEmitter<ConnectionEvents> implements ProtocolEvents {
   /** Unique in this process. */
   readonly id: number = nextId++;
   // Made on first use: an idle connection that never needs them holds neither.
-  private dataObject: Record<string, unknown> | null = null;
+  private dataObject: Data | null = null;
   private topicSet: Set<string> | null = null;
 
   /** @internal */ readonly socket: Socket;
@@ -165,7 +169,8 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
     this.deadline = limits.handshakeTimeout > 0 ? (acceptedAt ?? now) + limits.handshakeTimeout : 0;
     if (socket instanceof NativeSocket) socket.sink = this; // events come as direct calls
     else {
-      (socket as TaggedSocket)[kConnection] = this;
+      // Internals see every connection as the default Connection (they never read `data`).
+      (socket as TaggedSocket)[kConnection] = this as Connection;
       socket.on('data', onSocketData);
       socket.on('end', onSocketEnd);
       socket.on('error', onSocketError);
@@ -218,10 +223,11 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
     return this.socket.remoteFamily ?? (this.address.transport === 'unix' ? 'unix' : '');
   }
   /** Free for the application (a nickname, a user id). */
-  get data(): Record<string, unknown> {
-    return (this.dataObject ??= {});
+  get data(): Data {
+    // An empty object until the application fills it: Data's fields are the application's promise.
+    return (this.dataObject ??= {} as Data);
   }
-  set data(value: Record<string, unknown>) {
+  set data(value: Data) {
     this.dataObject = value;
   }
   /** Topics this connection subscribes to (see Server.publish). */
@@ -298,12 +304,12 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
   subscribe(topic: string): void {
     if (this.topicSet?.has(topic) === true || this.state >= State.Closing) return;
     this.topics.add(topic);
-    (this.owner as Partial<TopicOwner>).addSubscriber?.(topic, this);
+    (this.owner as Partial<TopicOwner>).addSubscriber?.(topic, this as Connection);
   }
 
   unsubscribe(topic: string): void {
     if (this.topicSet?.delete(topic) !== true) return;
-    (this.owner as Partial<TopicOwner>).removeSubscriber?.(topic, this);
+    (this.owner as Partial<TopicOwner>).removeSubscriber?.(topic, this as Connection);
   }
 
   /** Async iteration over incoming messages; ends when the connection closes. Breaking out closes it. */
@@ -399,7 +405,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
     if (out === null) {
       this.out = wire;
       if (typeof wire !== 'string') this.outBytes = wire.length;
-      queued.push(this);
+      queued.push(this as Connection);
       if (!flushScheduled) {
         flushScheduled = true;
         // Once every socket read in this poll round is handled, so writes to one connection caused
@@ -560,13 +566,15 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
 
   // ---- ProtocolEvents ----
 
+  /** @internal */
   onOpen(): void {
     if (this.state !== State.Opening) return;
     this.state = State.Open;
     this.deadline = 0;
-    this.owner.connectionOpened(this);
+    this.owner.connectionOpened(this as Connection);
   }
 
+  /** @internal */
   onMessage(data: Message): void {
     this.shared.stats.messagesIn++;
     if (this.rate !== null && !this.rate.message(data)) return; // held back or dropped by the rate limit
@@ -591,6 +599,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
     if (this.inbox.length >= INBOX_HIGH_WATER) this.socket.pause();
   }
 
+  /** @internal */
   onWrite(bytes: Buffer, last = false): void {
     // The protocol's last bytes (a close echo, an error's close frame) wait with its end for the
     // messages before them, so that the application's replies to those go first.
@@ -604,6 +613,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
     else this.write(bytes, true);
   }
 
+  /** @internal */
   onYield(): void {
     if ((this.flags & YIELDED) !== 0) return;
     this.flags |= YIELDED;
@@ -611,7 +621,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
     // in this round is kept by the session (at most one round's reads).
     this.socket.pause();
     // The next round, after the other connections' reads: the check phase, as for flushes.
-    setImmediate(resumeYielded, this);
+    setImmediate(resumeYielded, this as Connection);
   }
 
   /** @internal The round after onYield: the session goes on with what it kept, then reading resumes. */
@@ -627,6 +637,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
     }
   }
 
+  /** @internal */
   onEnd(info: CloseInfo): void {
     this.flags &= ~AWAITS_PEER;
     if (this.heldEnd !== null || (this.inbox !== null && this.inbox.length > 0 && this.state === State.Open)) {
@@ -696,7 +707,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
     this.closedInfo = info;
     this.shared.stats.countClose(info.error?.code ?? String(info.code));
     if (this.topicSet !== null) {
-      for (const topic of this.topicSet) (this.owner as Partial<TopicOwner>).removeSubscriber?.(topic, this);
+      for (const topic of this.topicSet) (this.owner as Partial<TopicOwner>).removeSubscriber?.(topic, this as Connection);
       this.topicSet.clear();
     }
     this.session.destroy?.();
@@ -705,7 +716,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
       this.waiter = null;
       w({ value: undefined, done: true });
     }
-    this.owner.connectionClosed(this);
+    this.owner.connectionClosed(this as Connection);
     // Only a user who holds the connection can listen; without a listener the close info says it all.
     if (info.error && this.listenerCount('error') > 0) this.emit('error', info.error);
     this.emit('close', info);
@@ -834,8 +845,8 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
 
 /** The topic bookkeeping a Server does for its connections. */
 export interface TopicOwner {
-  addSubscriber(topic: string, conn: Connection): void;
-  removeSubscriber(topic: string, conn: Connection): void;
+  /** @internal */ addSubscriber(topic: string, conn: Connection): void;
+  /** @internal */ removeSubscriber(topic: string, conn: Connection): void;
 }
 
 function flushInbox(conn: Connection): void {

@@ -21,10 +21,17 @@ import { TlsHandshake, type HandshakeOwner } from './tls-handshake.js';
 import { snapshotOf, type Snapshot } from './metrics.js';
 import { startAdmin, watchWorkerServer, type AdminHandle, type AdminOption } from './admin.js';
 import { staggeredClose } from './drain.js';
+import { Attachments, type AttachOptions } from './attach.js';
+import type { IncomingMessage, Server as HttpServer } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { WebSocketServerOptions } from './protocols/websocket.js';
 
 export interface ServerOptions extends Partial<ConnectionLimits> {
-  /** One URL or several: 'text://127.0.0.1:5353', ['ws://0.0.0.0:8080/chat', 'text://[::1]:9999']. */
-  listen: string | readonly string[];
+  /**
+   * One URL or several: 'text://127.0.0.1:5353', ['ws://0.0.0.0:8080/chat', 'text://[::1]:9999'].
+   * May be left out by a server whose endpoints are all attach()ed to HTTP servers of the application.
+   */
+  listen?: string | readonly string[];
   /** Connections held at once; the next one is told why and closed (default 10000). */
   maxConnections?: number;
   /** Stop listening after this many accepted connections; the server closes when they are done (default: no limit). */
@@ -32,7 +39,7 @@ export interface ServerOptions extends Partial<ConnectionLimits> {
   /** Certificate and key for tls:// and wss:// listeners (Node's tls.createServer options). */
   tls?: TlsServerOptions;
   /** WebSocket options (path, subprotocols, origins, verifyClient, perMessageDeflate, httpHandler, ...). */
-  websocket?: Readonly<Record<string, unknown>>;
+  websocket?: Readonly<WebSocketServerOptions>;
   /**
    * Carries publishes to other processes: a Hub, or 'memory' | 'cluster' | 'redis://host:port'
    * (see createHub). Default: none outside workers, 'cluster' inside runWorkers() workers.
@@ -88,9 +95,10 @@ export interface CloseOptions {
   reason?: string;
 }
 
-export interface ServerEvents {
+/** What a Server emits; `Data` is its connections' `conn.data` type. */
+export interface ServerEvents<Data extends object = Record<string, unknown>> {
   listening: [];
-  connection: [conn: Connection];
+  connection: [conn: Connection<Data>];
   /** A client was turned away (server full, maxConnectionsPerIp, the accept hook) and closed. */
   refused: [info: { remote: string; reason: string }];
   /**
@@ -122,12 +130,13 @@ export const DEFAULT_LIMITS: ConnectionLimits = {
   drainTimeout: 10_000,
 };
 
-export class Server extends EventEmitter<ServerEvents> implements ConnectionOwner, TopicOwner, HandshakeOwner {
+/** `Data` types every connection's `conn.data`: `new Server<{ name: string }>({ ... })`. */
+export class Server<Data extends object = Record<string, unknown>> extends EventEmitter<ServerEvents<Data>> implements ConnectionOwner, TopicOwner, HandshakeOwner {
   /** Open connections (protocol handshake done). */
-  readonly connections = new Set<Connection>();
+  readonly connections = new Set<Connection<Data>>();
   /**
-   * Every accepted socket's connection, open or not, and every TLS handshake under way (for limits
-   * and shutdown), and their deadlines.
+   * @internal Every accepted socket's connection, open or not, and every TLS handshake under way
+   * (for limits and shutdown), and their deadlines.
    */
   readonly sweeper: Sweeper<Connection | TlsHandshake>;
   readonly options: Readonly<ServerOptions>;
@@ -136,7 +145,7 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
   /** UDP peers have no close: they are forgotten after udpPeerTimeout of quiet when idleTimeout is off. */
   private readonly udpLimits: ConnectionLimits;
   /** Handed to every connection's protocol session: one object, so sessions can share what derives from it. */
-  private readonly protocolOptions: Readonly<Record<string, unknown>>;
+  private readonly protocolOptions: Readonly<WebSocketServerOptions>;
   private readonly maxConnections: number;
   private readonly maxAccepts: number;
   /** What the limits did: refusals, rate-limit pauses, closes and dropped datagrams. */
@@ -165,12 +174,13 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
   private readonly startedAt = Date.now();
   /** Refusals by kind (server_full, max_per_ip, accept_hook), for the admin endpoint. */
   private readonly refusedBy = new Map<string, number>();
+  private attachments: Attachments | null = null;
 
   constructor(options: ServerOptions) {
     super();
     this.options = options;
-    const urls = typeof options.listen === 'string' ? [options.listen] : [...options.listen];
-    if (urls.length === 0) throw new SwitchboardError('ERR_INVALID_OPTION', 'options.listen needs at least one address');
+    const urls = options.listen === undefined ? [] : typeof options.listen === 'string' ? [options.listen] : [...options.listen];
+    if (urls.length === 0 && options.listen !== undefined) throw new SwitchboardError('ERR_INVALID_OPTION', 'options.listen needs at least one address');
     // Every URL is checked before any socket is opened.
     this.listenAddresses = urls.map(parseAddress);
     this.limits = { ...DEFAULT_LIMITS };
@@ -266,6 +276,33 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
       accepted: (tcp: net.Socket): boolean => this.acceptTcp(tcp, address),
       failed: (err: Error, tcp: net.Socket): void => TlsHandshake.of(tcp)?.failed(err),
     };
+  }
+
+  /**
+   * Serves WebSocket upgrades for `options.path` on an HTTP server of the application (node:http,
+   * node:https, Express, Fastify, Koa): its other requests stay the application's. Several paths
+   * (of this server or others) may share one HTTP server; close() gives the paths back and leaves
+   * the HTTP server running. See src/core/attach.ts.
+   */
+  attach(httpServer: HttpServer, options: AttachOptions): this {
+    if (this.closing !== null) throw new SwitchboardError('ERR_CLOSED', 'attach() after close()');
+    (this.attachments ??= new Attachments(this, this.protocolOptions)).attach(httpServer, options);
+    return this;
+  }
+
+  /** Takes one upgrade that the application routed here itself (the arguments of an HTTP server's 'upgrade' event). */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    (this.attachments ??= new Attachments(this, this.protocolOptions)).handleUpgrade(req, socket, head);
+  }
+
+  /** @internal An upgraded socket from attach() or handleUpgrade(): admitted like an accepted one. */
+  acceptUpgrade(socket: net.Socket, address: Address, options: Readonly<WebSocketServerOptions>): Connection | null {
+    if (this.closing !== null || (this.acceptHook !== null && !this.askAcceptHook(socket, address))) {
+      socket.destroy();
+      return null;
+    }
+    const conn = new Connection(socket, address, 'server', this, this.limits, options);
+    return this.admit(conn) ? conn : null;
   }
 
   /** `tcp`: the TCP socket of a TLS connection whose handshake is done (it was held as a TlsHandshake). */
@@ -441,17 +478,19 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
 
   // ---- ConnectionOwner ----
 
+  /** @internal */
   connectionOpened(conn: Connection): void {
     if (this.late.has(conn)) {
       conn.close(this.closeHow!.code, this.closeHow!.reason);
       return;
     }
-    this.connections.add(conn);
-    this.emit('connection', conn);
+    this.connections.add(conn as Connection<Data>);
+    this.emit('connection', conn as Connection<Data>);
   }
 
+  /** @internal */
   connectionClosed(conn: Connection): void {
-    this.connections.delete(conn);
+    this.connections.delete(conn as Connection<Data>);
     // Refused connections were not counted per IP.
     if (!this.refusing.delete(conn) && this.perIp !== null && conn.address.transport !== 'unix') this.perIp.remove(conn.remoteAddress);
     conn.rate?.dispose();
@@ -474,6 +513,7 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
 
   // ---- topics ----
 
+  /** @internal */
   addSubscriber(topic: string, conn: Connection): void {
     let set = this.topicMap.get(topic);
     if (!set) {
@@ -483,6 +523,7 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
     set.add(conn);
   }
 
+  /** @internal */
   removeSubscriber(topic: string, conn: Connection): void {
     const set = this.topicMap.get(topic);
     if (!set || !set.delete(conn)) return;
@@ -493,8 +534,8 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
   }
 
   /** Connections subscribed to `topic` in this process. */
-  subscribers(topic: string): ReadonlySet<Connection> {
-    return this.topicMap.get(topic) ?? EMPTY;
+  subscribers(topic: string): ReadonlySet<Connection<Data>> {
+    return (this.topicMap.get(topic) ?? EMPTY) as ReadonlySet<Connection<Data>>;
   }
 
   /** Topics with at least one subscriber in this process. */
@@ -507,19 +548,19 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
    * The message is encoded once per wire format; every receiver gets the same bytes.
    * Returns the number of local connections it was written to.
    */
-  publish(topic: string, data: Message, options: { except?: Connection } = {}): number {
+  publish(topic: string, data: Message, options: { except?: Connection<Data> } = {}): number {
     const n = this.deliverLocal(topic, data, options.except);
     this.hub?.publish(topic, data);
     return n;
   }
 
-  private deliverLocal(topic: string, data: Message, except: Connection | undefined): number {
+  private deliverLocal(topic: string, data: Message, except: Connection<object> | undefined): number {
     const subs = this.topicMap.get(topic);
     return subs ? deliver(subs, data, except) : 0;
   }
 
   /** Sends `data` to every open connection of this server (this process only). */
-  broadcast(data: Message, options: { except?: Connection } = {}): number {
+  broadcast(data: Message, options: { except?: Connection<Data> } = {}): number {
     return deliver(this.connections, data, options.except);
   }
 
@@ -596,6 +637,7 @@ export class Server extends EventEmitter<ServerEvents> implements ConnectionOwne
   }
 
   private closeListeners(): Promise<void> {
+    this.attachments?.detach();
     const all = this.netServers.splice(0).map((srv) => new Promise<void>((resolve) => srv.close(() => resolve())));
     for (const close of this.udpClosers.splice(0)) all.push(close());
     return Promise.all(all).then(() => undefined);
@@ -610,7 +652,7 @@ const EMPTY: ReadonlySet<Connection> = new Set();
 const NO_OPTIONS: Readonly<Record<string, unknown>> = Object.freeze({});
 
 /** Writes one message to many connections, encoding it once per wire format. */
-export function deliver(conns: Iterable<Connection>, data: Message, except: Connection | undefined): number {
+export function deliver(conns: Iterable<Connection<object>>, data: Message, except: Connection<object> | undefined): number {
   let key: string | null = null;
   let bytes: Buffer | null = null;
   let others: Map<string, Buffer> | null = null;

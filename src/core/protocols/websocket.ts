@@ -28,8 +28,8 @@ import { isUtf8 } from '../../codec/websocket/utf8.js';
 
 export type { PerMessageDeflateOptions } from '../../codec/websocket/deflate.js';
 
-/** What `verifyClient` sees of an upgrade request. */
-export interface WebSocketRequestInfo {
+/** What `verifyClient` sees of an upgrade request (also `conn.request`). */
+export interface VerifyClientInfo {
   /** The request target: path and query, e.g. "/chat?room=1". */
   url: string;
   /** Request headers, lower-case names. */
@@ -54,31 +54,46 @@ export interface HttpResponse {
   body?: string | Buffer;
 }
 
-export interface WebSocketOptions {
-  /** Server: the only path (without query) that upgrades, e.g. "/ws". Default: the listen URL's path when it is not "/", else any path. */
-  path?: string;
-  /** Server: subprotocols supported; the client's first one that is in this list is chosen. Client: subprotocols offered, in preference order. */
-  protocols?: readonly string[];
-  /** Server: allowed Origin values (exact, case-insensitive). Requests without an Origin (non-browser clients) are allowed. */
-  origins?: readonly string[];
-  /** Server: accept or refuse an upgrade (authentication); may be async. */
-  verifyClient?: (info: WebSocketRequestInfo) => VerifyClientResult | Promise<VerifyClientResult>;
-  /** permessage-deflate. Server: off by default. Client: offered by default (false to not offer). */
+/** What both roles accept. */
+interface WebSocketCommonOptions {
+  /** permessage-deflate (RFC 7692). Server: off by default. Client: offered by default (false to not offer). */
   perMessageDeflate?: boolean | PerMessageDeflateOptions;
   /** Most frames in one fragmented message (default 131072). More closes with 1009. */
   maxFragments?: number;
   /** Most bytes held for an unfinished message or before the handshake answer (default: maxMessageSize). */
   maxBufferedBytes?: number;
-  /** Milliseconds for the opening handshake; enforced by core. */
+  /** Milliseconds for the opening handshake (the general handshakeTimeout wins when both are given). */
   handshakeTimeout?: number;
-  /** Server: answers plain HTTP requests on the same port (default: 404). */
+}
+
+/** `ServerOptions.websocket` (and `server.attach()`'s options): how ws:// and wss:// endpoints answer. */
+export interface WebSocketServerOptions extends WebSocketCommonOptions {
+  /** The only path (without query) that upgrades, e.g. "/ws". Default: the listen URL's path when it is not "/", else any path. */
+  path?: string;
+  /** Subprotocols supported; the client's first one that is in this list is chosen. */
+  protocols?: readonly string[];
+  /** Allowed Origin values (exact, case-insensitive). Requests without an Origin (non-browser clients) are allowed. */
+  origins?: readonly string[];
+  /** Accept or refuse an upgrade (authentication); may be async. */
+  verifyClient?: (info: VerifyClientInfo) => VerifyClientResult | Promise<VerifyClientResult>;
+  /** Answers plain HTTP requests on a ws:// listener's port (default: 404). Not used by attached endpoints. */
   httpHandler?: (req: HttpRequest) => HttpResponse | Promise<HttpResponse>;
-  /** Client: extra request headers (Origin, Authorization, Cookie, ...). */
-  headers?: Readonly<Record<string, string>>;
-  /** Server: largest HTTP request head in bytes (default 16384) and most header lines (default 100). */
+  /** Largest HTTP request head in bytes (default 16384). */
   maxHeaderBytes?: number;
+  /** Most header lines in a request head (default 100). */
   maxHeaders?: number;
 }
+
+/** `ConnectOptions.websocket`: how connect() opens ws:// and wss:// connections. */
+export interface WebSocketClientOptions extends WebSocketCommonOptions {
+  /** Subprotocols offered, in preference order. */
+  protocols?: readonly string[];
+  /** Extra request headers (Origin, Authorization, Cookie, ...). */
+  headers?: Readonly<Record<string, string>>;
+}
+
+/** @internal What a session reads: either role's options. */
+export type WebSocketOptions = WebSocketServerOptions & WebSocketClientOptions;
 
 // Refused: a client reading the body of a non-101 answer (the reason for the refusal).
 const enum State { Handshake, Verifying, Http, Refused, Open, Closing, Ended }
@@ -184,7 +199,7 @@ export class WebSocketSession implements ProtocolSession, FrameSink {
    * for, so an open connection keeps one string instead of a headers object and its strings.
    */
   private headText: string | null = null;
-  private requestInfo: WebSocketRequestInfo | undefined = undefined;
+  private requestInfo: VerifyClientInfo | undefined = undefined;
   /** Client, refused: the answer's head, and the body bytes to wait for (-1: until EOF). */
   private refusal: ParsedHead | null = null;
   private refusalBytes = 0;
@@ -216,7 +231,7 @@ export class WebSocketSession implements ProtocolSession, FrameSink {
   }
 
   /** Server: the upgrade (or plain HTTP) request, once read. */
-  get request(): WebSocketRequestInfo | undefined {
+  get request(): VerifyClientInfo | undefined {
     if (this.requestInfo === undefined && this.headText !== null) {
       const head = parseHead(Buffer.from(`${this.headText}\r\n\r\n`, 'latin1'), 'request', { maxBytes: Infinity, maxHeaders: Infinity });
       if (head !== null) this.requestInfo = requestInfoOf(head, this.remoteAddress);
@@ -638,7 +653,7 @@ export class WebSocketSession implements ProtocolSession, FrameSink {
   }
 }
 
-function requestInfoOf(head: ParsedHead, remoteAddress: string): WebSocketRequestInfo {
+function requestInfoOf(head: ParsedHead, remoteAddress: string): VerifyClientInfo {
   return { url: head.target, headers: head.headers, remoteAddress, origin: head.headers['origin'] ?? head.headers['sec-websocket-origin'] };
 }
 
