@@ -499,10 +499,12 @@ export class Server<Data extends object = Record<string, unknown>> extends Event
 
   // ---- HandshakeOwner ----
 
+  /** @internal */
   handshakeEnded(): void {
     if (this.sweeper.size === 0 && this.closeResolve) this.finishClose();
   }
 
+  /** @internal */
   handshakeFailed(h: TlsHandshake, err: SwitchboardError): void {
     this.emit('tlsClientError', err, { remote: h.remote });
   }

@@ -12,10 +12,11 @@ import type { Sweepable, Sweeper } from './sweeper.js';
 
 /** Who holds pending handshakes: the Server. */
 export interface HandshakeOwner {
+  /** @internal */
   readonly sweeper: Sweeper;
-  /** It left the sweeper (TLS done, or the socket closed). */
+  /** @internal It left the sweeper (TLS done, or the socket closed). */
   handshakeEnded(h: TlsHandshake): void;
-  /** It failed for a reason worth telling (not a shutdown): reported once. */
+  /** @internal It failed for a reason worth telling (not a shutdown): reported once. */
   handshakeFailed(h: TlsHandshake, err: SwitchboardError): void;
 }
 
