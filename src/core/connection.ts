@@ -47,6 +47,8 @@ export interface ConnectionEvents {
   close: [info: CloseInfo];
   error: [err: Error];
   drain: [];
+  /** A WebSocket pong arrived (the answer to ping(), or one the peer sent on its own). */
+  pong: [payload: Buffer];
 }
 
 const enum State { Opening, Open, Closing, Closed }
@@ -245,6 +247,18 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
     // then dropped would leave the peer's inflate context out of step with ours.
     if (this.limits.bufferPolicy === 'drop' && this.dropsNow()) return false;
     return this.write(this.session.encode(data));
+  }
+
+  /**
+   * Sends a protocol ping (WebSocket; at most 125 bytes of payload); the answer comes as a 'pong'
+   * event with the same payload. False as send() gives it (not open, dropped, or over the send
+   * buffer's high-water mark), and when the protocol has no ping.
+   */
+  ping(payload?: Buffer): boolean {
+    if (this.state !== State.Open || !this.session.ping) return false;
+    if (payload !== undefined && payload.length > 125) throw new SwitchboardError('ERR_INVALID_OPTION', 'a ping payload is at most 125 bytes');
+    const bytes = this.session.ping(payload);
+    return bytes !== null && this.write(bytes);
   }
 
   /** The WebSocket subprotocol agreed in the handshake ('' when none, or for other protocols). */
@@ -564,6 +578,10 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
     // messages: a peer that pings and never reads is a slow reader. Handshakes and close frames do not.
     if (this.state === State.Open && !last) this.write(bytes);
     else this.write(bytes, true);
+  }
+
+  onPong(payload: Buffer): void {
+    this.emit('pong', payload);
   }
 
   onEnd(info: CloseInfo): void {
