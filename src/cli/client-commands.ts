@@ -116,8 +116,9 @@ export async function runSend(argv: string[]): Promise<number> {
 /** --oneshot: the first message is printed and the connection closed; exit 1 when none comes in --timeout. */
 async function firstReply(command: string, conn: Connection, c: Common): Promise<number> {
   const timeout = c.connectOptions.connectTimeout ?? 5000;
+  let timedOut = false;
   const got = await new Promise<Message | null>((resolve) => {
-    const timer = setTimeout(() => resolve(null), timeout);
+    const timer = setTimeout(() => { timedOut = true; resolve(null); }, timeout);
     conn.once('message', (m) => { clearTimeout(timer); resolve(m); });
     void conn.closed().then(() => { clearTimeout(timer); resolve(null); });
   });
@@ -126,7 +127,7 @@ async function firstReply(command: string, conn: Connection, c: Common): Promise
   const info = await conn.closed();
   if (got !== null) return 0;
   if (info.error) return reportClose(command, conn.address.url, info);
-  console.error(`switchboard ${command}: ${conn.address.url}: no reply ${conn.isOpen ? `within ${timeout} ms` : 'before the connection closed'}`);
+  console.error(`switchboard ${command}: ${conn.address.url}: no reply ${timedOut ? `within ${timeout} ms (--timeout)` : 'before the connection closed'}`);
   return 1;
 }
 
