@@ -91,8 +91,8 @@ export async function runBridge(argv: string[]): Promise<number> {
 
 /**
  * One direction: what `from` receives is sent to `to`, waiting for `to` to drain when its buffer
- * is full. Waiting stops the iterator, and with it the reading of `from` (core pauses the socket
- * once a few hundred messages wait): the slow side sets the pace. Either end closes both.
+ * is full; meanwhile `from` is paused (not read), so the slow side sets the pace and what waits
+ * is bounded by the kernel's buffers, not held here. Either end closes both.
  */
 async function pipe(from: Connection, to: Connection, text: boolean): Promise<void> {
   let source: AsyncIterable<Message> = from;
@@ -104,7 +104,7 @@ async function pipe(from: Connection, to: Connection, text: boolean): Promise<vo
   try {
     for await (const m of source) {
       // A text message reaches a byte stream as its line.
-      if (!await sendPaced(to, toRaw && typeof m === 'string' ? `${m}\n` : m)) break;
+      if (!await sendPaced(to, toRaw && typeof m === 'string' ? `${m}\n` : m, from)) break;
     }
   } finally {
     from.close();

@@ -95,11 +95,15 @@ export function execFor(conn: Connection, argv: readonly string[], mode: InputMo
     conn.close();
   });
 
-  // Connection -> program, at the program's pace: the iterator stops reading the socket when we wait.
+  // Connection -> program, at the program's pace.
   void (async () => {
     for await (const m of conn) {
       if (child.stdin!.destroyed || failed) break;
-      if (!child.stdin!.write(typeof m === 'string' ? `${m}\n` : m)) await drained(child.stdin!);
+      if (!child.stdin!.write(typeof m === 'string' ? `${m}\n` : m)) {
+        conn.pause(); // the program reads slower than the peer sends: the peer waits
+        await drained(child.stdin!);
+        conn.resume();
+      }
     }
     child.stdin!.end();
     if (child.exitCode === null && child.signalCode === null) stopLater(child);

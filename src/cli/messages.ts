@@ -87,11 +87,13 @@ export async function* readMessages(input: AsyncIterable<Buffer | string> | Iter
 
 /**
  * Sends and, when the send buffer is over its high-water mark, waits until it drains (or the
- * connection closes). False when the connection is no longer open: stop sending.
+ * connection closes); meanwhile `source`, the connection the message came from, is not read, so
+ * its peer waits instead of our memory growing. False when `conn` is no longer open: stop sending.
  */
-export async function sendPaced(conn: Connection, m: Message): Promise<boolean> {
+export async function sendPaced(conn: Connection, m: Message, source?: Connection): Promise<boolean> {
   if (conn.send(m)) return true;
   if (!conn.isOpen) return false;
+  source?.pause();
   await new Promise<void>((resolve) => {
     const done = (): void => {
       conn.off('drain', done);
@@ -101,6 +103,7 @@ export async function sendPaced(conn: Connection, m: Message): Promise<boolean> 
     conn.on('drain', done);
     conn.on('close', done);
   });
+  source?.resume();
   return conn.isOpen;
 }
 

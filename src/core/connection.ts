@@ -87,6 +87,7 @@ const DRAIN_HOOKED = 2; // the socket's 'drain' is listened to
 const PEER_ENDED = 4;
 const FAULTED = 8; // ended for a fault (a limit, bad input): its further input is not handled
 const INBOX_FLUSH_SCHEDULED = 16;
+const USER_PAUSED = 32; // pause() was called: reading waits for resume()
 
 // Writes are queued per connection and flushed once the event loop has handled the input it
 // read in this round, as one socket.write per connection: sixteen replies to sixteen pipelined
@@ -261,6 +262,28 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
     return bytes !== null && this.write(bytes);
   }
 
+  /**
+   * Stops reading from the peer until resume(): what it sends waits in the kernel's buffers and
+   * then in its own, not in this process (backpressure toward a slower destination: a pipe,
+   * another connection). Messages already read are still delivered.
+   */
+  pause(): void {
+    this.flags |= USER_PAUSED;
+    this.socket.pause();
+  }
+
+  /** Reads again after pause() (unless a rate limit or unread messages hold reading back). */
+  resume(): void {
+    if ((this.flags & USER_PAUSED) === 0) return;
+    this.flags &= ~USER_PAUSED;
+    if (this.mayResume() && (this.inbox === null || this.inbox.length < INBOX_HIGH_WATER)) this.socket.resume();
+  }
+
+  /** Whether nothing but the caller holds reading back: not pause(), not the rate limit. */
+  private mayResume(): boolean {
+    return (this.flags & USER_PAUSED) === 0 && this.rate?.paused !== true;
+  }
+
   /** The WebSocket subprotocol agreed in the handshake ('' when none, or for other protocols). */
   get subprotocol(): string {
     return (this.session as { protocol?: string }).protocol ?? '';
@@ -309,7 +332,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
         const inbox = this.inbox!;
         if (inbox.length > 0) {
           const value = inbox.shift()!;
-          if (inbox.length < INBOX_HIGH_WATER / 2 && this.socket.isPaused() && this.rate?.paused !== true) this.socket.resume();
+          if (inbox.length < INBOX_HIGH_WATER / 2 && this.socket.isPaused() && this.mayResume()) this.socket.resume();
           return Promise.resolve({ value, done: false });
         }
         // Everything before the protocol's end was handled (replies included): now it may end.
@@ -366,7 +389,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
     while (inbox.length > 0 && this.listenerCount('message') > 0) this.emit('message', inbox.shift()!);
     if (inbox.length > 0) return;
     this.inbox = null;
-    if (this.socket.isPaused() && this.rate?.paused !== true) this.socket.resume();
+    if (this.socket.isPaused() && this.mayResume()) this.socket.resume();
     if (this.heldEnd !== null) this.releaseEnd();
   }
 
@@ -710,6 +733,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
   /** @internal Reading paused by a limit may go on, unless async iteration still has enough waiting. */
   resumeReading(): void {
     if (this.inbox !== null && this.inbox.length >= INBOX_HIGH_WATER / 2) return;
+    if ((this.flags & USER_PAUSED) !== 0) return;
     this.socket.resume();
   }
 
