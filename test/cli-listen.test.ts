@@ -213,3 +213,20 @@ test('listen: bad usage exits 2 (a missing program, shell syntax in --exec, tls:
     taken.close();
   }
 });
+
+test('--help: listen and bridge print their usage (exit 0); the top-level help lists them; send/connect list the new options', { timeout: 60000 }, async () => {
+  for (const command of ['listen', 'bridge']) {
+    const r = await run([command, '--help']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`^usage: switchboard ${command} `));
+    assert.equal(r.stderr, '');
+  }
+  const top = await run(['--help']);
+  assert.match(top.stdout, /\n {2}listen URL .*\n {2}bridge FROM TO /);
+  const connect = await run(['connect', '-h']);
+  for (const option of ['--header', '--origin', '--protocol', '--binary', '--text', '--hex', '--ping-interval', '--reconnect', '--oneshot']) {
+    assert.ok(connect.stdout.includes(option), `connect --help lists ${option}`);
+  }
+  const send = await run(['help', 'send']);
+  assert.match(send.stdout, /--oneshot/);
+});
