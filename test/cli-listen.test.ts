@@ -230,3 +230,36 @@ test('--help: listen and bridge print their usage (exit 0); the top-level help l
   const send = await run(['help', 'send']);
   assert.match(send.stdout, /--oneshot/);
 });
+
+test('listen: a stdout that is not read holds the peer back (its writes wait), and nothing is lost once it is', { timeout: 60000 }, async () => {
+  const { cli, url } = await Cli.listening(['listen', 'tcp://127.0.0.1:0', '--quiet']);
+  try {
+    cli.child.stdout!.pause(); // nobody reads listen's stdout for now
+    const peer = net.connect(portOf(url), '127.0.0.1');
+    await once(peer, 'connect');
+    const total = 32 * 1024 * 1024;
+    const chunk = Buffer.alloc(1024 * 1024, 0x61);
+    let written = 0;
+    let blocked = false;
+    const writer = (async () => {
+      while (written < total) {
+        const ok = peer.write(chunk);
+        written += chunk.length;
+        if (!ok) {
+          blocked = true;
+          await once(peer, 'drain');
+        }
+      }
+      peer.end();
+    })();
+    await until(() => blocked && peer.writableLength > 0, 'the peer to be held back');
+    await new Promise((r) => setTimeout(r, 500));
+    assert.ok(written <= total / 2, `the peer wrote ${written} bytes while stdout was not read`);
+    cli.child.stdout!.resume();
+    await writer;
+    await cli.until(() => cli.stdoutBytes === total, 40000, `all ${total} bytes on stdout (got ${cli.stdoutBytes})`);
+    assert.ok(/^a+$/.test(cli.stdout));
+  } finally {
+    assert.equal(await cli.stop(), 0);
+  }
+});

@@ -29,12 +29,14 @@ export function run(args: string[], input?: string | Buffer, ms = 10000, env: No
 export class Cli {
   readonly child: ChildProcess;
   private out: Buffer[] = [];
+  /** Bytes on stdout so far (cheap to poll, unlike stdout). */
+  stdoutBytes = 0;
   private err = '';
   private waiters: (() => void)[] = [];
 
   constructor(args: string[], env: NodeJS.ProcessEnv = {}) {
     this.child = spawn(process.execPath, [...CLI, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...env } });
-    this.child.stdout!.on('data', (d: Buffer) => { this.out.push(d); this.wake(); });
+    this.child.stdout!.on('data', (d: Buffer) => { this.out.push(d); this.stdoutBytes += d.length; this.wake(); });
     this.child.stderr!.on('data', (d) => { this.err += d; this.wake(); });
     this.child.stdin!.on('error', () => {});
     this.child.on('exit', () => this.wake());

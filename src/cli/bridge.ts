@@ -33,7 +33,7 @@ filling memory; a client is held (and not read) until its upstream connection is
   --max-connections N   clients at once (default ${BRIDGE_MAX_CONNECTIONS}); the next one is told "server full"
   --max-accepts N       stop after N clients, once they are done (exit 0)
   --tls-cert FILE --tls-key FILE   certificate for a tls:// or wss:// FROM_URL
-  --quiet               no notes on stderr
+  --quiet               no notes on stderr about clients (connected, closed, upstream failures)
 For the connections to TO_URL:
 ${CLIENT_HELP}
   -h, --help            this text

@@ -98,7 +98,7 @@ export async function runSend(argv: string[]): Promise<number> {
   if (c.ping > 0) startPinger(conn, c.ping, '');
   const replied = values.oneshot ? firstReply('send', conn, c) : null;
   if (!values.oneshot) {
-    conn.on('message', (m) => printMessage(m, c.hex));
+    conn.on('message', (m) => printMessage(m, c.hex, '', conn));
     closeWhenQuiet(conn, c.quiet);
   }
   if (c.mode === 'lines' && fromStdin) {
@@ -162,7 +162,7 @@ export async function runConnect(argv: string[]): Promise<number> {
     return replied;
   }
   console.error(`connected to ${url} (${conn.remote}); end input with Ctrl-D`);
-  conn.on('message', (m) => printMessage(m, c.hex));
+  conn.on('message', (m) => printMessage(m, c.hex, '', conn));
   void pumpStdin(conn, c).then(() => {
     // A stream is half-closed at the end of input and the peer's last words still arrive; UDP has
     // no half-close, so the answers to the last datagrams are awaited until the peer is quiet.
@@ -192,7 +192,7 @@ async function connectAgainAndAgain(url: string, c: Common, maxAttempts: number 
     console.error(`${reconnected ? 'reconnected' : 'connected'} to ${url} (${conn.remote})`);
     if (c.ping > 0) startPinger(conn, c.ping, '');
   });
-  client.on('message', (m) => printMessage(m, c.hex));
+  client.on('message', (m) => printMessage(m, c.hex, '', client.connection ?? undefined));
   client.on('close', (info) => console.error(`connection closed (${info.code}${info.reason ? ' ' + info.reason : ''})`));
   client.on('reconnecting', ({ attempt, delay, error }) => {
     console.error(`reconnecting in ${delay} ms (attempt ${attempt})${error ? `: ${describeError(error)}` : ''}`);

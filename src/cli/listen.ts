@@ -22,7 +22,7 @@ bytes on tcp://), or to every peer with --broadcast. Connections and closes are 
 
   --broadcast           stdin to every connected peer
   --quiet-peers         never prefix messages with the peer
-  --quiet               no notes on stderr (listening, connected, closed)
+  --quiet               no notes on stderr about peers (connected, closed, refused)
   --exec CMD            run CMD for each connection, its stdin/stdout on the connection (lines on
                         text:// and ws://, bytes on tcp://); CMD is split into words without a
                         shell ('...' and "..." quote); the connection closes when CMD exits, and
@@ -70,7 +70,8 @@ export async function serveUntilStopped(server: Server, command: string, url: st
     console.error(`switchboard ${command}: ${describeError(err).includes(url) ? describeError(err) : `cannot listen on ${url}: ${describeError(err)}`}`);
     return 1;
   }
-  note(`listening on ${server.addresses.join(' ')}`);
+  // Said even with --quiet: with port 0 it is the only way to learn the port.
+  console.error(`listening on ${server.addresses.join(' ')}`);
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) process.exit(130);
@@ -137,7 +138,7 @@ export async function runListen(argv: string[]): Promise<number> {
       note(`- ${name} closed (${info.code}${info.reason ? ` ${info.reason}` : ''})`);
     });
     if (program !== null) execFor(conn, program, mode, MAX_INPUT_LINE, (line) => console.error(`switchboard listen: ${line}`));
-    else conn.on('message', (m) => printMessage(m, hex, peers.length > 1 && !values['quiet-peers'] ? `[${name}] ` : ''));
+    else conn.on('message', (m) => printMessage(m, hex, peers.length > 1 && !values['quiet-peers'] ? `[${name}] ` : '', conn));
   });
   server.on('refused', ({ remote, reason }) => note(`! ${remote} refused: ${reason}`));
   server.on('error', (err) => console.error(`switchboard listen: ${describeError(err)}`));

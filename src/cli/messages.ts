@@ -36,14 +36,30 @@ export function inputMode(protocol: ProtocolName, values: { text?: boolean; bina
   return values.binary ? 'chunks' : 'lines';
 }
 
-/** Writes one received message to stdout, after `prefix` (the peer, when several are connected). */
-export function printMessage(m: Message, hex: boolean, prefix = ''): void {
-  if (typeof m === 'string') process.stdout.write(`${prefix}${m}\n`);
-  else if (hex) process.stdout.write(`${prefix}${m.toString('hex')}\n`);
+/**
+ * Writes one received message to stdout, after `prefix` (the peer, when several are connected).
+ * When stdout is a pipe that is read slower than `from` sends, `from` is paused until it drains.
+ */
+export function printMessage(m: Message, hex: boolean, prefix = '', from?: Connection): void {
+  let ok: boolean;
+  if (typeof m === 'string') ok = process.stdout.write(`${prefix}${m}\n`);
+  else if (hex) ok = process.stdout.write(`${prefix}${m.toString('hex')}\n`);
   else {
     if (prefix) process.stdout.write(prefix);
-    process.stdout.write(m);
+    ok = process.stdout.write(m);
   }
+  if (!ok && from !== undefined && !heldByStdout.has(from)) {
+    from.pause();
+    if (heldByStdout.size === 0) process.stdout.once('drain', resumeHeld);
+    heldByStdout.add(from);
+  }
+}
+
+/** Connections paused until stdout drains: one 'drain' listener for all of them. */
+const heldByStdout = new Set<Connection>();
+function resumeHeld(): void {
+  for (const conn of heldByStdout) conn.resume();
+  heldByStdout.clear();
 }
 
 /**
