@@ -86,6 +86,7 @@ export function execFor(conn: Connection, argv: readonly string[], mode: InputMo
   let failed = false;
   child.on('error', (err) => {
     failed = true;
+    running.delete(child);
     log(`${argv[0]}: cannot run it: ${describeError(err)}`);
     conn.close(1011, 'the program could not start');
   });

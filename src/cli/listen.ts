@@ -134,7 +134,8 @@ export async function runListen(argv: string[]): Promise<number> {
     note(`+ ${name} connected${conn.subprotocol ? ` (subprotocol ${conn.subprotocol})` : ''}`);
     peers.push(conn);
     void conn.closed().then((info) => {
-      peers.splice(peers.indexOf(conn), 1);
+      const i = peers.indexOf(conn);
+      if (i !== -1) peers.splice(i, 1);
       note(`- ${name} closed (${info.code}${info.reason ? ` ${info.reason}` : ''})`);
     });
     if (program !== null) execFor(conn, program, mode, MAX_INPUT_LINE, (line) => console.error(`switchboard listen: ${line}`));
