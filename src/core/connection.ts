@@ -603,6 +603,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Protoc
     else this.write(bytes, true);
   }
 
+  /** @internal The session got a pong: the 'pong' event (see ping()). */
   onPong(payload: Buffer): void {
     this.emit('pong', payload);
   }
