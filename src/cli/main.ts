@@ -5,12 +5,16 @@
  *   switchboard connect URL                interactive, like nc: stdin to the server, the server to stdout
  *   switchboard probe HOST PORTS           which TCP ports accept a connection
  *   switchboard status URL                 a server's figures, from its admin endpoint (serve --admin)
+ *   switchboard listen URL                 like nc -l: peers to stdout, stdin to peers (or --exec CMD per peer)
+ *   switchboard bridge FROM TO             one connection to TO per client of FROM, messages both ways
  *
  * Exit codes, for every command: 0 success, 1 could not connect or failed at run time, 2 bad usage
  * (the command line itself is wrong; nothing was attempted).
  */
 import { apps } from '../apps/index.js';
+import { BRIDGE_USAGE, runBridge } from './bridge.js';
 import { CONNECT_USAGE, SEND_USAGE, runConnect, runSend } from './client-commands.js';
+import { LISTEN_USAGE, runListen } from './listen.js';
 import { PROBE_USAGE, runProbe } from './probe.js';
 import { SERVE_USAGE, runServe } from './serve.js';
 import { STATUS_USAGE, runStatus } from './status.js';
@@ -23,6 +27,8 @@ const COMMANDS: Record<string, { run: (argv: string[]) => Promise<number>; usage
   connect: { run: runConnect, usage: CONNECT_USAGE },
   probe: { run: runProbe, usage: PROBE_USAGE },
   status: { run: runStatus, usage: STATUS_USAGE },
+  listen: { run: runListen, usage: LISTEN_USAGE },
+  bridge: { run: runBridge, usage: BRIDGE_USAGE },
 };
 
 const USAGE = `usage: switchboard <command> [options]
@@ -32,6 +38,8 @@ const USAGE = `usage: switchboard <command> [options]
   connect URL           like nc: stdin lines to the server, the server's messages to stdout
   probe HOST PORTS      which TCP ports accept a connection, e.g. probe 127.0.0.1 22,80,8000-8100
   status URL            a running server's figures from its admin endpoint (serve --admin URL)
+  listen URL            like nc -l / websocat -s: print what peers send, stdin to them (or --exec CMD per peer)
+  bridge FROM TO        listen on FROM, one connection to TO per client, messages both ways (text:// as ws://, ...)
 
   switchboard <command> --help    that command's options
   switchboard --version           the version

@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs, getSystemErrorMap, type ParseArgsConfig } from 'node:util';
-import { parseAddress } from '../address.js';
+import { parseAddress, type Address } from '../address.js';
 
 /** The command line itself is wrong: an unknown option, a missing or malformed argument. Exit 2. */
 export class UsageError extends Error {
@@ -44,6 +44,12 @@ export function addressArgument(url: string): string {
     throw new UsageError((err as Error).message);
   }
   return url;
+}
+
+/** A URL from the command line, parsed: malformed or of an unknown scheme is bad usage. */
+export function urlArgument(url: string): Address {
+  addressArgument(url);
+  return parseAddress(url);
 }
 
 /** Reads a file named by an option (--ca, --tls-cert); one that cannot be read fails at run time. */

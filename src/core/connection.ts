@@ -50,6 +50,8 @@ export interface ConnectionEvents {
   close: [info: CloseInfo];
   error: [err: Error];
   drain: [];
+  /** A WebSocket pong arrived (the answer to ping(), or one the peer sent on its own). */
+  pong: [payload: Buffer];
 }
 
 const enum State { Opening, Open, Closing, Closed }
@@ -93,6 +95,7 @@ const INBOX_FLUSH_SCHEDULED = 16;
 const AWAITS_PEER = 32; // our close message is sent and the peer's is awaited (WebSocket close handshake)
 const YIELDED = 64; // the session keeps input until resumeYielded runs (reads paused meanwhile)
 const END_HELD = 128; // EOF came while YIELDED: handled once the kept input is
+const USER_PAUSED = 256; // pause() was called: reading waits for resume()
 
 // Writes are queued per connection and flushed once the event loop has handled the input it
 // read in this round, as one socket.write per connection: sixteen replies to sixteen pipelined
@@ -270,6 +273,35 @@ export class Connection<Data extends object = Record<string, unknown>> extends E
       return false;
     }
     return this.write(this.session.encode(data), false, true);
+  }
+
+  /**
+   * Sends a protocol ping (WebSocket; at most 125 bytes of payload); the answer comes as a 'pong'
+   * event with the same payload. False as send() gives it (not open, dropped, or over the send
+   * buffer's high-water mark), and when the protocol has no ping.
+   */
+  ping(payload?: Buffer): boolean {
+    if (this.state !== State.Open || !this.session.ping) return false;
+    if (payload !== undefined && payload.length > 125) throw new SwitchboardError('ERR_INVALID_OPTION', 'a ping payload is at most 125 bytes');
+    const bytes = this.session.ping(payload);
+    return bytes !== null && this.write(bytes);
+  }
+
+  /**
+   * Stops reading from the peer until resume(): what it sends waits in the kernel's buffers and
+   * then in its own, not in this process (backpressure toward a slower destination: a pipe,
+   * another connection). Messages already read are still delivered.
+   */
+  pause(): void {
+    this.flags |= USER_PAUSED;
+    this.socket.pause();
+  }
+
+  /** Reads again after pause() (unless a rate limit or unread messages hold reading back). */
+  resume(): void {
+    if ((this.flags & USER_PAUSED) === 0) return;
+    this.flags &= ~USER_PAUSED;
+    this.resumeReading();
   }
 
   /** The WebSocket subprotocol agreed in the handshake ('' when none, or for other protocols). */
@@ -637,6 +669,11 @@ export class Connection<Data extends object = Record<string, unknown>> extends E
     }
   }
 
+  /** @internal The session got a pong: the 'pong' event (see ping()). */
+  onPong(payload: Buffer): void {
+    this.emit('pong', payload);
+  }
+
   /** @internal */
   onEnd(info: CloseInfo): void {
     this.flags &= ~AWAITS_PEER;
@@ -784,11 +821,12 @@ export class Connection<Data extends object = Record<string, unknown>> extends E
   }
 
   /**
-   * @internal Reading goes on once nothing holds it: three things pause it (held messages waiting
-   * for a listener or the iterator, the rate limit, the inflate budget), and each asks here when done.
+   * @internal Reading goes on once nothing holds it: four things pause it (held messages waiting
+   * for a listener or the iterator, the rate limit, the inflate budget, the user's pause()), and
+   * each asks here when done.
    */
   resumeReading(): void {
-    if (!this.socket.isPaused() || this.rate?.paused === true || (this.flags & YIELDED) !== 0) return;
+    if (!this.socket.isPaused() || this.rate?.paused === true || (this.flags & (YIELDED | USER_PAUSED)) !== 0) return;
     if (this.inbox !== null && this.inbox.length >= INBOX_HIGH_WATER / 2) return;
     this.socket.resume();
   }
