@@ -68,7 +68,11 @@ export function readOptionFile(option: string, path: string): Buffer {
 export function describeError(err: unknown): string {
   if (!(err instanceof Error)) return String(err);
   const e = err as NodeJS.ErrnoException;
-  if (e.name === 'SwitchboardError') return e.message;
+  if (e.name === 'SwitchboardError') {
+    // connect() wraps Node's error with its message unchanged: say what the cause means.
+    const cause = (err as { cause?: unknown }).cause;
+    return cause instanceof Error && cause.message === e.message ? describeError(cause) : e.message;
+  }
   if (e.syscall === 'getaddrinfo') {
     const host = (e as { hostname?: string }).hostname;
     return `cannot resolve host${host ? ` "${host}"` : ''} (${e.code ?? 'ENOTFOUND'})`;
