@@ -1,26 +1,21 @@
 /** Debian's Chromium opens a page of an Express app and talks to a WebSocket endpoint attached to the same port. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
+import { launchChromium, noChromium } from './browser.js';
 import { Server } from '../src/index.js';
 import { APPS } from './attach-support.js';
 import { makeCertificate } from './helpers.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 
-test('a browser page of the app echoes through the attached endpoint (its Origin allowed by origins)', { timeout: 60000, skip: !existsSync(CHROMIUM) && 'Debian chromium is not installed' }, async () => {
+test('a browser page of the app echoes through the attached endpoint (its Origin allowed by origins)', { timeout: 60000, skip: noChromium }, async () => {
   const app = await APPS.express!(makeCertificate());
   const server = new Server({ websocket: { origins: [app.base] } });
   server.on('connection', (c) => c.on('message', (m) => c.send(`echo:${String(m)} (${c.request?.origin ?? 'no origin'})`)));
   server.attach(app.http, { path: '/ws' });
   let browser: Browser | undefined;
   try {
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-        '--disable-component-update', '--disable-sync'],
-    });
+    browser = await launchChromium();
     const page = await browser.newPage();
     await page.goto(`${app.base}/hello`);
     assert.equal(await page.textContent('body'), 'hello from express');

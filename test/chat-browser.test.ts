@@ -1,12 +1,11 @@
 /** The browser chat: two headless Chromium pages and one text:// client share one room. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium, noChromium } from './browser.js';
 import { chatServer } from '../src/apps/index.js';
 import { RawPeer, portOf, quiet } from './helpers.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 
 test('chat page: served at /, 404 elsewhere, over plain HTTP on the WebSocket port', { timeout: 10000 }, async () => {
   const server = await chatServer({ listen: ['ws://127.0.0.1:0'], log: quiet });
@@ -22,15 +21,11 @@ test('chat page: served at /, 404 elsewhere, over plain HTTP on the WebSocket po
   }
 });
 
-test('two browser pages and a text client chat in one room', { timeout: 60000, skip: !existsSync(CHROMIUM) && 'Debian chromium is not installed' }, async () => {
+test('two browser pages and a text client chat in one room', { timeout: 60000, skip: noChromium }, async () => {
   const server = await chatServer({ listen: ['text://127.0.0.1:0', 'ws://127.0.0.1:0'], log: quiet });
   let browser: Browser | undefined;
   try {
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-        '--disable-component-update', '--disable-sync'],
-    });
+    browser = await launchChromium();
     const url = server.addresses[1]!.replace('ws://', 'http://') + '/';
     const openPage = async (): Promise<Page> => {
       const p = await browser!.newPage();
@@ -80,15 +75,11 @@ test('two browser pages and a text client chat in one room', { timeout: 60000, s
   }
 });
 
-test('chat page: input cut to the limit in UTF-8 bytes, close reason shown, nickname kept across a reconnect', { timeout: 60000, skip: !existsSync(CHROMIUM) && 'Debian chromium is not installed' }, async () => {
+test('chat page: input cut to the limit in UTF-8 bytes, close reason shown, nickname kept across a reconnect', { timeout: 60000, skip: noChromium }, async () => {
   const server = await chatServer({ listen: ['text://127.0.0.1:0', 'ws://127.0.0.1:0'], log: quiet, noticeInterval: 50 });
   let browser: Browser | undefined;
   try {
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-        '--disable-component-update', '--disable-sync'],
-    });
+    browser = await launchChromium();
     const page = await browser.newPage();
     await page.goto(server.addresses[1]!.replace('ws://', 'http://') + '/');
     await page.locator('#status', { hasText: 'online' }).waitFor({ timeout: 10000 });

@@ -9,16 +9,8 @@ import net from 'node:net';
 import { once } from 'node:events';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { Server, connect, type Connection } from '../src/index.js';
+import { until } from './helpers.js';
 
-async function until<T>(pred: () => T | false | undefined, what: string, ms = 8000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = pred();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 test('Connection.ping(): the `ws` server answers, the pong event carries the payload; false where there is no ping', { timeout: 20000 }, async () => {
   const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });

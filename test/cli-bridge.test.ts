@@ -6,18 +6,9 @@ import { once } from 'node:events';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import WebSocket, { WebSocketServer } from 'ws';
-import { RawPeer, portOf } from './helpers.js';
+import { RawPeer, portOf, until } from './helpers.js';
 import { Cli, run } from './cli-support.js';
 
-async function until<T>(pred: () => T | false | undefined, what: string, ms = 8000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = pred();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 /** A raw line service: answers each line upper-cased, and can push a line or close on its own. */
 async function lineService(): Promise<{ server: net.Server; port: number; sockets: net.Socket[]; received: string[] }> {

@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
-import { RawPeer, portOf } from './helpers.js';
+import { RawPeer, portOf, until } from './helpers.js';
 import { Cli, run } from './cli-support.js';
 
 function hasProgram(name: string): boolean {
@@ -29,15 +29,6 @@ async function wsClient(url: string): Promise<{ ws: WebSocket; messages: string[
   return { ws, messages };
 }
 
-async function until<T>(pred: () => T | false | undefined, what: string, ms = 8000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = pred();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 test('listen text://: prints what each peer sends ([peer] once there are two); stdin goes to the last peer only', { timeout: 30000 }, async () => {
   const { cli, url } = await Cli.listening(['listen', 'text://127.0.0.1:0']);

@@ -93,6 +93,17 @@ export function portOf(url: string): number {
   return Number(m[1]);
 }
 
+/** Waits until `pred` gives a value (not false/undefined) and returns it, or throws after `ms`. */
+export async function until<T>(pred: () => T | false | undefined, what: string, ms = 8000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = pred();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 export async function waitFor(pred: () => boolean, ms = 3000, what = 'condition'): Promise<void> {
   const deadline = Date.now() + ms;
   while (!pred()) {
