@@ -491,20 +491,19 @@ export class Connection<Data extends object = Record<string, unknown>> extends E
     const socket = this.socket;
     if (socket.destroyed) return;
     let ok: boolean;
+    let sent = n;
     if (!Array.isArray(out)) {
       const bytes = wireBytes(out);
-      this.shared.stats.bytesOut += bytes.length;
+      sent = bytes.length;
       ok = socket.write(bytes);
-    } else if (n <= CONCAT_MAX) {
-      this.shared.stats.bytesOut += n;
-      ok = socket.write(Buffer.concat(out, n));
-    } else {
-      this.shared.stats.bytesOut += n;
+    } else if (n <= CONCAT_MAX) ok = socket.write(Buffer.concat(out, n));
+    else {
       socket.cork();
       for (let i = 0; i < out.length; i++) socket.write(out[i]!);
       socket.uncork();
       ok = !socket.writableNeedDrain;
     }
+    this.shared.stats.bytesOut += sent;
     // send() said "wait for drain" but the socket took it all after all: say so, once.
     if (ok && (this.flags & OWES_DRAIN) !== 0 && !socket.writableNeedDrain) {
       this.flags &= ~OWES_DRAIN;
@@ -697,8 +696,7 @@ export class Connection<Data extends object = Record<string, unknown>> extends E
   handleData(chunk: Buffer): void {
     this.shared.stats.bytesIn += chunk.length;
     if (this.rate !== null && !this.rate.received(chunk.length)) return;
-    this.lastSeen = this.owner.sweeper.now;
-    this.pingSentAt = 0;
+    this.touch();
     this.session.receive(chunk);
   }
 
@@ -814,7 +812,7 @@ export class Connection<Data extends object = Record<string, unknown>> extends E
     }
   }
 
-  /** @internal The peer is sending though reading is paused (rate limit): it is neither idle nor gone. */
+  /** @internal The peer was heard from (a read; or data held back by the rate limit): it is neither idle nor gone. */
   touch(): void {
     this.lastSeen = this.owner.sweeper.now;
     this.pingSentAt = 0;

@@ -344,10 +344,10 @@ export class Server<Data extends object = Record<string, unknown>> extends Event
       tcp.destroy();
       return false;
     }
-    if (this.sweeper.size - this.refusing.size >= this.maxConnections) {
+    if (this.isFull(0)) {
       const remote = formatHostPort(tcp.remoteAddress ?? '', tcp.remotePort ?? 0);
       tcp.destroy();
-      this.limitStats.refused++;
+      this.countRefused('server_full');
       this.emit('refused', { remote, reason: this.fullReason() });
       return false;
     }
@@ -359,6 +359,11 @@ export class Server<Data extends object = Record<string, unknown>> extends Event
   private keepAlive(socket: net.Socket): void {
     const keepAlive = this.options.keepAlive ?? 60_000;
     if (keepAlive > 0) socket.setKeepAlive(true, keepAlive);
+  }
+
+  /** Whether maxConnections are held, `counted` of them being the one being admitted (refusals still closing do not count). */
+  private isFull(counted: 0 | 1): boolean {
+    return this.sweeper.size - counted - this.refusing.size >= this.maxConnections;
   }
 
   private fullReason(): string {
@@ -420,11 +425,9 @@ export class Server<Data extends object = Record<string, unknown>> extends Event
   /** `replyBudget`: the most bytes a refusal may send (UDP: the size of what the peer sent). */
   private admit(conn: Connection, replyBudget = Infinity): boolean {
     // The sweeper holds every connection, this new one included.
-    if (this.sweeper.size - 1 - this.refusing.size >= this.maxConnections) {
-      return this.refuse(conn, `server full: ${this.maxConnections} connections already, try again later`, replyBudget);
-    }
+    if (this.isFull(1)) return this.refuse(conn, 'server_full', this.fullReason(), replyBudget);
     if (this.perIp !== null && conn.address.transport !== 'unix' && !this.perIp.add(conn.remoteAddress)) {
-      return this.refuse(conn, `too many connections from ${conn.remoteAddress}: ${this.perIp.max} already, try again later`, replyBudget);
+      return this.refuse(conn, 'max_per_ip', `too many connections from ${conn.remoteAddress}: ${this.perIp.max} already, try again later`, replyBudget);
     }
     if (this.rateLimiter !== null) conn.rate = this.rateLimiter.bucket(conn, conn.address.transport === 'udp');
     this.accepted++;
@@ -446,9 +449,9 @@ export class Server<Data extends object = Record<string, unknown>> extends Event
    * is unverified: the refusal goes out only if it is no longer than what the peer sent
    * (`replyBudget`), so nobody can aim amplified datagrams at a third party.
    */
-  private refuse(conn: Connection, reason: string, replyBudget: number): false {
+  private refuse(conn: Connection, kind: 'server_full' | 'max_per_ip', reason: string, replyBudget: number): false {
     this.refusing.add(conn);
-    this.countRefused(reason.startsWith('server full') ? 'server_full' : 'max_per_ip');
+    this.countRefused(kind);
     const refusal = conn.session.refuse(reason);
     if (refusal.length <= replyBudget) conn.onWrite(refusal);
     conn.close(1013, reason);
@@ -456,7 +459,7 @@ export class Server<Data extends object = Record<string, unknown>> extends Event
     return false;
   }
 
-  private countRefused(kind: string): void {
+  private countRefused(kind: 'server_full' | 'max_per_ip' | 'accept_hook'): void {
     this.limitStats.refused++;
     this.refusedBy.set(kind, (this.refusedBy.get(kind) ?? 0) + 1);
   }
