@@ -473,16 +473,20 @@ export class WebSocketSession implements ProtocolSession, FrameSink {
     this.open();
   }
 
+  /** Body bytes of a refusal that make its reason: what Content-Length announced (capped), else the cap. */
+  private get reasonBytes(): number {
+    return this.refusalBytes >= 0 ? this.refusalBytes : MAX_REASON_BYTES;
+  }
+
   private readRefusal(): void {
-    if (this.pendingBytes >= (this.refusalBytes >= 0 ? this.refusalBytes : MAX_REASON_BYTES)) this.refused();
+    if (this.pendingBytes >= this.reasonBytes) this.refused();
   }
 
   /** Client: ends with the refusal's status, reason and headers (the body read so far is the reason). */
   private refused(): void {
     const head = this.refusal!;
     const body = this.pendingBytes > 0 ? this.takePending() : EMPTY;
-    const take = this.refusalBytes >= 0 ? Math.min(this.refusalBytes, body.length) : Math.min(MAX_REASON_BYTES, body.length);
-    const reason = body.toString('utf8', 0, take).trim() || head.statusText;
+    const reason = body.toString('utf8', 0, Math.min(this.reasonBytes, body.length)).trim() || head.statusText;
     const err = new HandshakeRefusedError(head.status, head.statusText, reason, head.headers);
     this.end({ code: CloseCode.ABNORMAL, reason: err.message, error: err });
   }
@@ -541,8 +545,10 @@ export class WebSocketSession implements ProtocolSession, FrameSink {
     if (receiver === null) return;
     try {
       receiver.release();
-    } catch (err) {
-      if (!(err instanceof ProtocolError)) throw err;
+    } catch (caught) {
+      // As in receive(): held input parsed now can break a rule or fail to allocate just the same.
+      const err = decodeError(caught);
+      if (err === null) throw caught;
       this.fail(err);
     }
   }
