@@ -235,3 +235,36 @@ test('Server presence API on Redis: metadata, local flags, bounds, and a claim r
     await redis.stop();
   }
 });
+
+test('a claim found taken by another process is given up and the user told; with Redis down /who says it is partial and /nick cannot be checked', { timeout: 30000 }, async () => {
+  const redis = await RedisProcess.start();
+  const room = `lost-${process.pid}`;
+  const server = await chatServer({ listen: 'text://127.0.0.1:0', hub: createHub(redis.url, { presenceTtl: 3000, presenceInterval: 100, log: () => {} }), room, log: () => {} });
+  const peers: RawPeer[] = [];
+  try {
+    const lee = await joined(portOf(server.addresses[0]!));
+    const other = await joined(portOf(server.addresses[0]!));
+    peers.push(lee, other);
+    assert.equal(await nick(lee, 'lee'), '* you are now lee');
+    // What another server's claim looks like once this one's lapsed while it was cut off: the key holds someone else.
+    const ctl = await RawPeer.connect(redis.port);
+    peers.push(ctl);
+    const key = `switchboard:claim:chat:${room}:nick:lee`;
+    ctl.write(`*3\r\n$3\r\nSET\r\n$${key.length}\r\n${key}\r\n$9\r\nsomeone:1\r\n`);
+    await ctl.until((t) => t.includes('+OK'));
+    await lee.until((t) => t.includes('* the name lee was taken on another server while this one was cut off; you are now guest'), 5000);
+    const line = await who(other);
+    assert.ok(!names(line).includes('lee') && names(line).length === 2, `lee is a guest again: ${line}`);
+    assert.equal(await nick(other, 'lee'), '* the name lee is taken', 'the other holder keeps it');
+
+    await redis.stop();
+    await untilWho(other, () => true, 'any answer');
+    const partial = await who(other);
+    assert.match(partial, /^\* online here \(2\) \(this server only: the other servers cannot be asked now\): /);
+    assert.equal(await nick(other, 'newname'), '* names cannot be checked across the servers right now; try again soon');
+  } finally {
+    for (const p of peers) p.destroy();
+    await server.close();
+    await redis.stop();
+  }
+});
