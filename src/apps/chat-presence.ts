@@ -18,13 +18,19 @@ const HELD_LINES = 64;
 export function inOrder(conn: Connection, handle: (line: string) => Promise<void> | void): (line: string) => void {
   let held: string[] | null = null;
   const drain = async (first: Promise<void>): Promise<void> => {
-    await first;
-    while (held !== null && held.length > 0 && conn.isOpen) {
-      const next = handle(held.shift()!);
-      if (next !== undefined) await next;
+    try {
+      await first;
+      while (held !== null && held.length > 0 && conn.isOpen) {
+        const next = handle(held.shift()!);
+        if (next !== undefined) await next;
+      }
+    } catch {
+      // A command that fails ends that connection, not the process.
+      conn.close(1011, 'internal error');
+    } finally {
+      held = null;
+      conn.resume();
     }
-    held = null;
-    conn.resume();
   };
   return (line) => {
     if (held !== null) {

@@ -36,7 +36,9 @@ return 1`;
 const REFRESH = `${NOW}
 local exp = now + tonumber(ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-for i = 2, #ARGV do redis.call('ZADD', KEYS[1], exp, ARGV[i]) end
+local args = {}
+for i = 2, #ARGV do args[2 * i - 3] = exp args[2 * i - 2] = ARGV[i] end
+if #args > 0 then redis.call('ZADD', KEYS[1], unpack(args)) end
 if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('PEXPIRE', KEYS[1], 2 * tonumber(ARGV[1])) end
 return 1`;
 
