@@ -175,11 +175,12 @@ test('--workers 2: /who lists the members of both workers, and a name held on on
     assert.deepEqual(names(await who(one)), ['dos', 'uno']);
     assert.deepEqual(names(await who(two)), ['dos', 'uno']);
     assert.equal(await nick(two, 'uno'), '* the name uno is taken');
+    // Worker 1 is killed: the primary sees it exit and drops its members and claims (no TTL to wait for).
+    const pids = /2 workers started: pids (\d+) (\d+)/.exec(W.output())!;
+    process.kill(Number(pids[1]), 'SIGKILL');
+    await untilWho(two, (n) => !n.includes('uno'), 'the killed worker\'s member to go');
+    assert.equal(await nick(two, 'uno'), '* you are now uno', 'and its claim');
     one.destroy();
-    await untilWho(two, (n) => !n.includes('uno'), 'uno to leave');
-    let answer = '';
-    for (let i = 0; i < 50 && answer !== '* you are now uno'; i++) answer = await nick(two, 'uno');
-    assert.equal(answer, '* you are now uno');
     two.destroy();
   } finally {
     await stop(W);
@@ -265,6 +266,42 @@ test('a claim found taken by another process is given up and the user told; with
   } finally {
     for (const p of peers) p.destroy();
     await server.close();
+    await redis.stop();
+  }
+});
+
+test('Redis restarted empty: each server writes its members and claims again', { timeout: 30000 }, async () => {
+  const redis = await RedisProcess.start();
+  const make = (): Promise<Server> => new Server({ listen: 'text://127.0.0.1:0', hub: createHub(redis.url, { presenceTtl: 3000, presenceInterval: 100, log: () => {} }) }).listen();
+  const [s1, s2] = await Promise.all([make(), make()]);
+  const peers: RawPeer[] = [];
+  try {
+    const members: Array<[Server, Connection<Record<string, unknown>>]> = [];
+    for (const s of [s1, s2, s2]) {
+      const got = new Promise<Connection<Record<string, unknown>>>((resolve) => s.once('connection', resolve));
+      peers.push(await RawPeer.connect(portOf(s.addresses[0]!)));
+      members.push([s, await got]);
+    }
+    members.forEach(([s, c], i) => {
+      s.setPresence(c, { name: `r${i}` });
+      c.subscribe('room');
+    });
+    assert.equal(await s1.claim('seat', members[0]![1]), true);
+    assert.equal((await s1.presence('room')).total, 3);
+    await redis.stop();
+    await redis.start();
+    let total = 0;
+    for (let i = 0; i < 200 && total !== 3; i++) {
+      total = await s1.presence('room').then((p) => p.total, () => -1);
+      if (total !== 3) await new Promise((r) => setTimeout(r, 25));
+    }
+    assert.equal(total, 3, 'every member is back');
+    assert.deepEqual((await s2.presence('room')).members.map((m) => m.meta.name).sort(), ['r0', 'r1', 'r2']);
+    assert.equal(await s2.claim('seat', members[1]![1]), false, 'the claim was taken again by its holder');
+  } finally {
+    for (const p of peers) p.destroy();
+    await s1.close();
+    await s2.close();
     await redis.stop();
   }
 });
