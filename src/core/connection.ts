@@ -8,7 +8,7 @@ import type { Address, ProtocolName } from '../address.js';
 import { wireBytes, type CloseInfo, type Message, type ProtocolEvents, type ProtocolSession, type Wire } from '../codec/types.js';
 import { ProtocolError, SwitchboardError } from '../errors.js';
 import { protocolFactories } from './protocols.js';
-import type { SocketSink, TransportSocket } from '../transport/socket.js';
+import type { TransportSocket } from '../transport/socket.js';
 import { admit, dropsNext, FlushQueue, Outbox } from './outbox.js';
 import type { Sweeper } from './sweeper.js';
 import type { RateBucket } from './rate-limit.js';
@@ -103,7 +103,7 @@ const flushQueue = new FlushQueue<Connection>();
  * `Data` types `conn.data`, what the application keeps per connection: `new Server<{ name: string }>(...)`
  * hands out `Connection<{ name: string }>` (default: a record of unknowns).
  */
-export class Connection<Data extends object = Record<string, unknown>> extends EventEmitter<ConnectionEvents> implements ProtocolEvents, SocketSink {
+export class Connection<Data extends object = Record<string, unknown>> extends EventEmitter<ConnectionEvents> implements ProtocolEvents {
   /** Unique in this process. */
   readonly id: number = nextId++;
   // Made on first use: an idle connection that never needs them holds neither.
@@ -146,7 +146,7 @@ export class Connection<Data extends object = Record<string, unknown>> extends E
     const now = Date.now(); // not sweeper.now: that is only fresh while the sweeper ticks
     this.lastSeen = now;
     this.deadline = limits.handshakeTimeout > 0 ? (acceptedAt ?? now) + limits.handshakeTimeout : 0;
-    socket.bind(this); // its events come as direct calls
+    socket.bind(this); // its events come as direct calls (Connection is its SocketSink, checked here)
     this.session = protocolFactories[address.protocol](this, {
       role,
       address,
