@@ -1,6 +1,6 @@
 /**
- * The native TCP transport (native/tcp.c) seen from JavaScript: a listener and a socket with
- * the few members Connection uses, driven by one batch of events per event-loop round.
+ * The native TCP transport (native/tcp.c) seen from JavaScript: a listener, and a socket in the
+ * shape core uses (TransportSocket, socket.ts), driven by one batch of events per event-loop round.
  *
  * A NativeSocket is a small object (a slot number and a few fields) where a net.Socket is a
  * Duplex stream with its own buffers and state; events go straight to the Connection (its
@@ -35,7 +35,10 @@ let slab: Buffer;
 let events: Int32Array;
 let initialized = false;
 
-/** Set while a batch is being handled: afterRound() work then runs at its end (see NativeSocket.afterRound). */
+/**
+ * Set while a batch is being handled: afterRound() work then runs at its end (see
+ * NativeSocket.afterRound). The dispatch loop's own state: nothing outside this file sets it.
+ */
 let dispatching = false;
 /** What asked to run once the batch being handled is done. */
 let afterBatch: (() => void)[] = [];
