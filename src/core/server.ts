@@ -11,8 +11,8 @@ import { wireBytes, type Message } from '../codec/types.js';
 import { SwitchboardError } from '../errors.js';
 import type { Hub } from '../hubs/types.js';
 import { createHub, inSwitchboardWorker } from '../hubs/index.js';
-import { createStreamServer, listenStream, type StreamListener, type TlsHandshakeEvents, type TlsServerOptions } from '../transport/index.js';
-import { asSocket, bindUdp, MAX_UDP_PAYLOAD, type PeerSocket } from '../transport/udp.js';
+import { createStreamServer, listenStream, NetSocket, type StreamListener, type StreamSocket, type TlsHandshakeEvents, type TlsServerOptions } from '../transport/index.js';
+import { bindUdp, MAX_UDP_PAYLOAD, type PeerSocket } from '../transport/udp.js';
 import { Connection, type ConnectionLimits, type ConnectionOwner, type TopicOwner } from './connection.js';
 import { resolutionFor, Sweeper } from './sweeper.js';
 import { parseRateLimit, RateLimiter, type LimitStats, type RateLimitOptions } from './rate-limit.js';
@@ -311,12 +311,12 @@ export class Server<Data extends object = Record<string, unknown>> extends Event
       socket.destroy();
       return null;
     }
-    const conn = new Connection(socket, address, 'server', this, this.limits, options);
+    const conn = new Connection(new NetSocket(socket), address, 'server', this, this.limits, options);
     return this.admit(conn) ? conn : null;
   }
 
   /** `tcp`: the TCP socket of a TLS connection whose handshake is done (it was held as a TlsHandshake). */
-  private accept(socket: net.Socket, address: Address, tcp?: net.Socket): void {
+  private accept(socket: StreamSocket, address: Address, tcp?: net.Socket): void {
     let acceptedAt: number | undefined;
     if (tcp) {
       const h = TlsHandshake.of(tcp);
@@ -366,7 +366,7 @@ export class Server<Data extends object = Record<string, unknown>> extends Event
     return true;
   }
 
-  private keepAlive(socket: net.Socket): void {
+  private keepAlive(socket: { setKeepAlive(enable: boolean, initialDelay: number): unknown }): void {
     const keepAlive = this.options.keepAlive ?? 60_000;
     if (keepAlive > 0) socket.setKeepAlive(true, keepAlive);
   }
@@ -386,7 +386,7 @@ export class Server<Data extends object = Record<string, unknown>> extends Event
    * (the close code of close()), after its handshake, so that a client is never refused at a
    * restart. It does not count against the limits and the application never sees it.
    */
-  private acceptLate(socket: net.Socket, address: Address): void {
+  private acceptLate(socket: StreamSocket, address: Address): void {
     const conn = new Connection(socket, address, 'server', this, this.limits, this.protocolOptions);
     this.late.add(conn);
     this.refusing.add(conn); // not counted per IP
@@ -407,7 +407,7 @@ export class Server<Data extends object = Record<string, unknown>> extends Event
       peer.destroy();
       return false;
     }
-    return this.admit(new Connection(asSocket(peer), address, 'server', this, this.udpLimits, NO_OPTIONS), firstDatagram);
+    return this.admit(new Connection(peer, address, 'server', this, this.udpLimits, NO_OPTIONS), firstDatagram);
   }
 
   /** The accept hook's answer; a hook that throws refuses, and the error is emitted. */
@@ -736,7 +736,8 @@ function boundUrl(address: Address, srv: StreamListener): string {
   if (address.transport === 'unix') return address.url;
   const a = srv.address();
   const port = a && typeof a === 'object' ? a.port : address.port;
-  const path = address.protocol === 'ws' && address.path !== '/' ? address.path : '';
+  // Only a WebSocket address has a path other than '/' (parseAddress refuses one elsewhere).
+  const path = address.path !== '/' ? address.path : '';
   return `${address.scheme}://${formatHostPort(address.host, port)}${path}`;
 }
 
