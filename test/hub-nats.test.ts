@@ -103,12 +103,13 @@ describe('nats hub', () => {
     const servers: Server[] = [];
     const peers: RawPeer[] = [];
     try {
-      for (let i = 0; i < 2; i++) {
-        servers.push(await chatServer({ listen: 'text://127.0.0.1:0', log: quiet, room, noticeInterval: 0, hub: createHub(nats.url, { log: quiet }) }));
-      }
+      const hubs = [createHub(nats.url, { log: quiet }), createHub(nats.url, { log: quiet })];
+      for (const hub of hubs) servers.push(await chatServer({ listen: 'text://127.0.0.1:0', log: quiet, room, noticeInterval: 0, hub }));
       const [onA, onB] = [await RawPeer.connect(portOf(servers[0]!.addresses[0]!)), await RawPeer.connect(portOf(servers[1]!.addresses[0]!))];
       peers.push(onA, onB);
       for (const p of peers) await p.until((t) => t.includes('you are'));
+      // The room is subscribed when its first member joins: ready() resolves once that is in effect.
+      await Promise.all(hubs.map((h) => h.ready()));
       onA.write('/nick ann\n');
       await onB.until((t) => t.includes('is now ann'));
       onA.write('hello across\n');

@@ -72,6 +72,7 @@ export class RedisClusterHub implements Hub {
   /** Per master: when its outstanding PING was sent. */
   private readonly pingSentAt = new Map<string, number>();
   private pinger: NodeJS.Timeout | null = null;
+  private refreshing = false;
   private everUp = false;
   private outage = false;
   private stalled = false;
@@ -129,6 +130,11 @@ export class RedisClusterHub implements Hub {
     });
     cluster.on('ready', () => this.onReady());
     cluster.on('close', () => this.noteDown('connection closed'));
+    // A node whose connection ended leaves the pool, and nothing refreshes the slot map for a
+    // process that only publishes: mark it down here; ping() refreshes until it is back.
+    cluster.on('-node', (node: { options: { host?: string; port?: number } }) => {
+      if (cluster.status === 'ready') this.nodeDown(`${node.options.host ?? '?'}:${node.options.port ?? '?'}`, 'connection closed');
+    });
     cluster.on('smessageBuffer', (channel: Buffer, message: Buffer) => this.onMessage(channel, message));
     this.pinger = setInterval(() => this.ping(), Math.min(PING_EVERY, Math.max(10, Math.floor(this.answerTimeout / 2))));
     this.pinger.unref();
@@ -141,6 +147,7 @@ export class RedisClusterHub implements Hub {
     this.unsubscribeLater.clear();
     // ioredis keeps the channels it had and resubscribes them itself; what it never got is sent now.
     for (const topic of [...this.unsynced]) this.sendSubscribe(topic);
+    this.ping(); // connects every master now, so that publishes are not dropped for a cold connection
     this.checkUp();
   }
 
@@ -167,7 +174,21 @@ export class RedisClusterHub implements Hub {
     const cluster = this.cluster;
     if (cluster === null || this.closed || cluster.status !== 'ready') return;
     const now = Date.now();
-    for (const node of cluster.nodes('master')) {
+    const masters = cluster.nodes('master');
+    const keys = new Set(masters.map((n) => `${n.options.host ?? '?'}:${n.options.port ?? '?'}`));
+    const missing = [...this.downNodes.keys()].filter((k) => !keys.has(k));
+    if (missing.length > 0 && !this.refreshing) {
+      // Down and out of the pool: a fresh slot map brings it back if the cluster still has it, and
+      // if it does not (the node left the cluster), it is no longer ours to wait for.
+      this.refreshing = true;
+      cluster.refreshSlotsCache((err) => {
+        this.refreshing = false;
+        if (err || this.closed) return;
+        const now = new Set(cluster.nodes('master').map((n) => `${n.options.host ?? '?'}:${n.options.port ?? '?'}`));
+        for (const k of missing) if (!now.has(k)) this.nodeUp(k);
+      });
+    }
+    for (const node of masters) {
       const key = `${node.options.host ?? '?'}:${node.options.port ?? '?'}`;
       const sentAt = this.pingSentAt.get(key);
       if (sentAt !== undefined) {
@@ -179,6 +200,7 @@ export class RedisClusterHub implements Hub {
         () => {
           if (this.pingSentAt.get(key) === now) this.pingSentAt.delete(key);
           this.nodeUp(key);
+          this.checkUp(); // the first answers are what make a fresh connection count as up
         },
         (err: unknown) => {
           if (this.pingSentAt.get(key) === now) this.pingSentAt.delete(key);
@@ -214,7 +236,9 @@ export class RedisClusterHub implements Hub {
   }
 
   get up(): boolean {
-    return this.cluster?.status === 'ready' && this.unsynced.size === 0 && this.downNodes.size === 0 && !this.stalled;
+    const cluster = this.cluster;
+    return cluster !== null && cluster.status === 'ready' && this.unsynced.size === 0 && this.downNodes.size === 0 && !this.stalled &&
+      cluster.nodes('master').every((n) => n.status === 'ready');
   }
 
   private checkUp(): void {
@@ -305,6 +329,11 @@ export class RedisClusterHub implements Hub {
       this.dropped++;
       return;
     }
+    const channel = this.prefix + topic;
+    if (!this.shardReady(cluster, channel)) {
+      this.dropped++;
+      return;
+    }
     const payload = encodePayload(this.origin, data);
     const size = payload.length;
     if (this.pendingPublishes >= this.maxPendingPublishes || this.pendingBytes + size > this.maxPendingBytes) {
@@ -314,7 +343,7 @@ export class RedisClusterHub implements Hub {
     }
     this.pendingPublishes++;
     this.pendingBytes += size;
-    cluster.spublish(this.prefix + topic, payload).then(
+    cluster.spublish(channel, payload).then(
       () => {
         this.pendingPublishes--;
         this.pendingBytes -= size;
@@ -330,6 +359,22 @@ export class RedisClusterHub implements Hub {
         this.log(`redis+cluster hub: publish on ${this.prefix + topic} failed (${errorText(err)}); that message is lost for other processes`);
       },
     );
+  }
+
+  /**
+   * Whether the connection to the master of `channel`'s slot is ready. A node connection that is
+   * still starting queues some commands and writes others (ioredis 6 writes "loading"-safe commands
+   * such as SPUBLISH during its ready check, ahead of those it queued), which would reorder a topic:
+   * until it is ready, publishes on its slots are dropped like those to a node that is down.
+   */
+  private shardReady(cluster: Cluster, channel: string): boolean {
+    const slots = (cluster as unknown as { slots?: Array<string[] | undefined> }).slots;
+    const key = slots?.[keySlot(channel)]?.[0];
+    const nodes = cluster.nodes('master');
+    const node = key === undefined ? undefined : nodes.find((n) => `${n.options.host ?? ''}:${n.options.port ?? ''}` === key);
+    if (node === undefined) return nodes.length > 0 && nodes.every((n) => n.status === 'ready'); // no slot map: all must be
+    if (node.status === 'wait') node.connect().catch(() => undefined);
+    return node.status === 'ready';
   }
 
   private stall(why: string): void {
@@ -447,6 +492,22 @@ export function parseClusterUrl(url: string): {
     throw new SwitchboardError('ERR_INVALID_OPTION', `redis+cluster hub: '${url}' names no node (use ${scheme}HOST:PORT[,HOST:PORT])`);
   }
   return { seeds, auth, safe: `${scheme}${safeAuth}${rest}` };
+}
+
+/** The cluster slot of a key: CRC16 (XMODEM) of the key, or of its {hash tag}, mod 16384. */
+export function keySlot(key: string): number {
+  let bytes = Buffer.from(key, 'utf8');
+  const open = bytes.indexOf(0x7b);
+  if (open !== -1) {
+    const close = bytes.indexOf(0x7d, open + 1);
+    if (close > open + 1) bytes = bytes.subarray(open + 1, close);
+  }
+  let crc = 0;
+  for (const b of bytes) {
+    crc ^= b << 8;
+    for (let i = 0; i < 8; i++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+  }
+  return crc % 16384;
 }
 
 function positive(name: string, v: number): number {
