@@ -5,13 +5,14 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import type { Message } from '../src/codec/types.js';
 import { chatServer } from '../src/apps/index.js';
 import type { Server } from '../src/core/server.js';
 import { createHub } from '../src/hubs/index.js';
 import { NatsHub, subjectFor, type NatsHubOptions } from '../src/hubs/nats.js';
 import { portOf, quiet, RawPeer } from './helpers.js';
-import { freePort, waitFor } from './hub-support.js';
+import { exitOf, freePort, waitFor } from './hub-support.js';
 import { NatsProcess, rawNatsPublish } from './engine-support.js';
 
 let nats: NatsProcess;
@@ -123,6 +124,42 @@ describe('nats hub', () => {
       for (const p of peers) p.socket.destroy();
       await Promise.all(servers.map((s) => s.close()));
     }
+  });
+
+  it('switchboard serve chat --hub nats://: two processes are one room; a bad --hub is a usage error naming nats', { timeout: 40000 }, async () => {
+    const room = `cli-${process.pid}`;
+    const serve = (args: string[]): { child: ReturnType<typeof spawn>; out: () => string } => {
+      const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+      return { child, out: () => out };
+    };
+    const procs = [0, 1].map(() => serve(['chat', '--listen', 'text://127.0.0.1:0', '--hub', nats.url, `--room=${room}`]));
+    const peers: RawPeer[] = [];
+    try {
+      await waitFor(() => procs.every((p) => /listening on/.test(p.out())), 'both servers', 20000);
+      for (const p of procs) peers.push(await RawPeer.connect(portOf(/listening on (\S+)/.exec(p.out())![1]!)));
+      for (const p of peers) await p.until((t) => t.includes('you are'));
+      // Retried until the other process's room subscription is in effect (it is made when its first member joins).
+      let n = 0;
+      await waitFor(() => {
+        if (peers[1]!.text.includes('ping-')) return true;
+        peers[0]!.write(`ping-${n++}\n`);
+        return false;
+      }, 'a line from A at B', 10000, 100);
+      peers[0]!.write('hello from the command line\n');
+      await peers[1]!.until((t) => t.includes(': hello from the command line\n'));
+      await rawNatsPublish(nats.port, `switchboard.${room}`, Buffer.from('plain to the cli room'));
+      await peers[1]!.until((t) => t.includes('plain to the cli room\n'));
+    } finally {
+      for (const p of peers) p.socket.destroy();
+      for (const p of procs) p.child.kill('SIGTERM');
+      await Promise.all(procs.map((p) => exitOf(p.child)));
+    }
+    const bad = serve(['chat', '--listen', 'text://127.0.0.1:0', '--hub', 'nats:/oops']);
+    assert.deepEqual(await exitOf(bad.child, 20000), { code: 2, signal: null });
+    assert.match(bad.out(), /--hub: "nats:\/oops" is not a hub; use .*nats:\/\/HOST:PORT/);
   });
 
   it('survives nats-server being killed and restarted: logs once, drops while down, resubscribes, delivers after', { timeout: 20000 }, async () => {
