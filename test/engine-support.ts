@@ -42,6 +42,15 @@ class Restartable {
     if (exited) throw new Error(`${this.command} on port ${this.port} exited at start`);
   }
 
+  /** SIGSTOP: connections stay open, nothing is answered. A test must resume() or stop() it in a finally. */
+  pause(): void {
+    this.child?.kill('SIGSTOP');
+  }
+
+  resume(): void {
+    this.child?.kill('SIGCONT');
+  }
+
   /** SIGKILL (what a crash looks like to clients), then wait until it is gone. */
   async stop(): Promise<void> {
     const child = this.child;

@@ -201,6 +201,48 @@ describe('nats hub', () => {
     }
   });
 
+  it('bounds what waits for a nats-server that hangs (SIGSTOP): drops with a count, says so, resumes on SIGCONT', { timeout: 30000 }, async () => {
+    const own = await NatsProcess.start();
+    const prefix = uniquePrefix();
+    const logsA: string[] = [];
+    const maxPendingBytes = 256 * 1024;
+    const a = hubWithInbox(own.url, prefix, logsA, { answerTimeout: 300, maxPendingBytes });
+    const b = hubWithInbox(own.url, prefix);
+    try {
+      b.hub.subscribe('room');
+      await Promise.all([a.hub.ready(), b.hub.ready()]);
+      own.pause();
+      const payload = Buffer.alloc(1024, 1);
+      let maxPending = 0;
+      for (let i = 0; i < 5000; i++) {
+        a.hub.publish('room', payload);
+        maxPending = Math.max(maxPending, a.hub.pendingBytes);
+        if (i % 100 === 99) await new Promise((r) => setImmediate(r));
+      }
+      assert.ok(maxPending <= maxPendingBytes, `pending bytes stay within the bound (${maxPending})`);
+      // (A PONG already on its way when the server stopped may free a few publishes more.)
+      assert.ok(a.hub.dropped >= 5000 - 2 * (maxPendingBytes / 1024), `the rest is dropped and counted (${a.hub.dropped})`);
+      await waitFor(() => !a.hub.up, 'up to go false');
+      assert.match(logsA[0] ?? '', /^nats hub: nats:\/\/127\.0\.0\.1:\d+ is not answering \(/);
+      own.resume();
+      await waitFor(() => a.hub.up && b.hub.up, 'both up again after SIGCONT', 20000);
+      let n = 0;
+      await waitFor(() => {
+        if (b.inbox.includes('probe')) return true;
+        if (n++ % 10 === 0) a.hub.publish('room', 'probe');
+        return false;
+      }, 'delivery after SIGCONT', 10000, 20);
+      // Told once that it hung, and once that it is over (the client may also have given the
+      // silent connection up and reconnected meanwhile: then that is the one outage line more).
+      assert.ok(logsA.length >= 2 && logsA.length <= 3, JSON.stringify(logsA));
+      assert.match(logsA.at(-1)!, / answers again; | is back; /);
+    } finally {
+      own.resume();
+      await Promise.all([a.hub.close(), b.hub.close()]);
+      await own.stop();
+    }
+  });
+
   it('ready() rejects with ERR_HUB when nothing listens, and close() leaves nothing running', { timeout: 6000 }, async () => {
     const port = await freePort();
     const logs: string[] = [];
