@@ -243,6 +243,27 @@ describe('nats hub', () => {
     }
   });
 
+  it('/healthz and /metrics follow the nats hub: 503 and switchboard_hub_up 0 while the server is gone', { timeout: 20000 }, async () => {
+    const own = await NatsProcess.start();
+    const server = await chatServer({ listen: 'text://127.0.0.1:0', log: quiet, admin: 'http://127.0.0.1:0',
+      hub: createHub(own.url, { log: quiet, maxRetryDelay: 100 }) });
+    try {
+      const admin = server.adminUrl!;
+      const metric = async (): Promise<string> => (await (await fetch(`${admin}/metrics`)).text())
+        .split('\n').filter((l) => l.startsWith('switchboard_hub_')).join('\n');
+      assert.equal((await fetch(`${admin}/healthz`)).status, 200);
+      assert.match(await metric(), /switchboard_hub_up\{[^}]*kind="nats"[^}]*\} 1/);
+      await own.stop();
+      await waitFor(async () => (await fetch(`${admin}/healthz`)).status === 503, '/healthz to say 503', 10000, 50);
+      assert.match(await metric(), /switchboard_hub_up\{[^}]*kind="nats"[^}]*\} 0/);
+      await own.start();
+      await waitFor(async () => (await fetch(`${admin}/healthz`)).status === 200, '/healthz back to 200', 15000, 50);
+    } finally {
+      await server.close();
+      await own.stop();
+    }
+  });
+
   it('ready() rejects with ERR_HUB when nothing listens, and close() leaves nothing running', { timeout: 6000 }, async () => {
     const port = await freePort();
     const logs: string[] = [];
