@@ -246,7 +246,7 @@ describe('nats hub', () => {
   it('/healthz and /metrics follow the nats hub: 503 and switchboard_hub_up 0 while the server is gone', { timeout: 20000 }, async () => {
     const own = await NatsProcess.start();
     const server = await chatServer({ listen: 'text://127.0.0.1:0', log: quiet, admin: 'http://127.0.0.1:0',
-      hub: createHub(own.url, { log: quiet, maxRetryDelay: 100 }) });
+      hub: new NatsHub(own.url, { log: quiet, maxRetryDelay: 100 }) });
     try {
       const admin = server.adminUrl!;
       const metric = async (): Promise<string> => (await (await fetch(`${admin}/metrics`)).text())
