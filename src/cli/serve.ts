@@ -27,7 +27,9 @@ ${Object.entries(apps).map(([n, a]) => `      ${n.padEnd(18)}${a.about}`).join('
   --reply TEXT          greet: the answer to the client's message (default success)
   --tls-cert FILE --tls-key FILE   certificate for tls:// and wss:// listeners
   --workers N           N processes share the ports; rooms span them (no Redis needed)
-  --hub URL             rooms span processes and machines: redis://HOST:PORT (or memory, cluster)
+  --hub URL             rooms span processes and machines: redis://HOST:PORT,
+                        redis+cluster://HOST:PORT[,HOST:PORT...] (sharded pub/sub on a Redis Cluster),
+                        nats://HOST:PORT[,HOST:PORT...] (or memory, cluster)
   --quiet               no connection log
   --log-format F        text (default) or json: one JSON object per line (time, level, event, remote, code, reason, ...)
   --admin URL           operator endpoint: GET /metrics (Prometheus), /healthz, /status; e.g. http://127.0.0.1:9100
@@ -111,7 +113,7 @@ export async function runServe(argv: string[]): Promise<number> {
   }
   if (values.quiet) options.log = () => {};
   if (values.hub !== undefined) {
-    if (!isHubSpec(values.hub)) throw new UsageError(`--hub: "${values.hub}" is not a hub; use redis://HOST:PORT, memory or cluster`);
+    if (!isHubSpec(values.hub)) throw new UsageError(`--hub: "${values.hub}" is not a hub; use redis://HOST:PORT, redis+cluster://HOST:PORT,HOST:PORT, nats://HOST:PORT, memory or cluster`);
     options.hub = values.hub;
   }
   const logFormat = values['log-format'] ?? 'text';

@@ -3,29 +3,34 @@
  *   'memory'                   one process (the default outside worker processes)
  *   'cluster'                  worker processes on one machine, relayed by the primary (see core/workers.ts)
  *   'redis://host:port[/db]'   processes and machines sharing a Redis (also rediss:// for TLS)
+ *   'redis+cluster://h:p,h:p'  processes and machines sharing a Redis Cluster (sharded pub/sub)
+ *   'nats://host:port[,h:p]'   processes and machines sharing a NATS server or cluster
  *   a Hub object               used as is
  * Leaving spec out picks 'cluster' inside a worker started by runWorkers(), else 'memory'.
  */
 import { SwitchboardError } from '../errors.js';
 import { ClusterHub, inSwitchboardWorker } from './cluster.js';
 import { MemoryHub } from './memory.js';
+import { NatsHub } from './nats.js';
+import { RedisClusterHub } from './redis-cluster.js';
 import { RedisHub } from './redis.js';
 import type { Hub, HubLog } from './types.js';
 
-export type HubSpec = 'memory' | 'cluster' | `redis://${string}` | `rediss://${string}` | Hub;
+export type HubSpec = 'memory' | 'cluster' | `redis://${string}` | `rediss://${string}` | `redis+cluster://${string}`
+  | `nats://${string}` | Hub;
 
 export interface HubOptions {
   /** Where the hub reports outages and recoveries. Default: console.error. */
   log?: HubLog;
-  /** Redis channel prefix. Default 'switchboard:'. */
+  /** Redis channel / NATS subject prefix. Default 'switchboard:' (redis, redis+cluster) or 'switchboard.' (nats). */
   prefix?: string;
   /** How long ready() waits for the hub to connect, in ms. Default 5000. */
   readyTimeout?: number;
-  /** Redis: publishes sent and not yet answered; beyond, publishes are dropped (counted, logged once). Default 50000. */
+  /** Redis, Redis Cluster, NATS: publishes sent and not yet answered; beyond, publishes are dropped (counted, logged once). Default 50000. */
   maxPendingPublishes?: number;
-  /** Redis: bytes of publishes sent and not yet answered; beyond, publishes are dropped. Default 16 MiB. */
+  /** Redis, Redis Cluster, NATS: bytes of publishes sent and not yet answered; beyond, publishes are dropped. Default 16 MiB. */
   maxPendingBytes?: number;
-  /** Redis: a PING unanswered this long (ms) means Redis is not answering; publishes are dropped until it does. Default 5000. */
+  /** Redis, Redis Cluster, NATS: a PING unanswered this long (ms) means Redis is not answering; publishes are dropped until it does. Default 5000. */
   answerTimeout?: number;
   /** Redis: presence entries and claims of a process that stopped refreshing lapse after this many ms. Default 15000. */
   presenceTtl?: number;
@@ -35,7 +40,8 @@ export interface HubOptions {
 
 /** Whether `spec` names a hub createHub() can make (checked without connecting to anything). */
 export function isHubSpec(spec: string): boolean {
-  return spec === 'memory' || spec === 'cluster' || spec.startsWith('redis://') || spec.startsWith('rediss://');
+  return spec === 'memory' || spec === 'cluster' || spec.startsWith('redis://') || spec.startsWith('rediss://') ||
+    spec.startsWith('redis+cluster://') || spec.startsWith('nats://');
 }
 
 export function createHub(spec?: HubSpec | string, options: HubOptions = {}): Hub {
@@ -44,13 +50,17 @@ export function createHub(spec?: HubSpec | string, options: HubOptions = {}): Hu
   if (spec === 'memory') return new MemoryHub();
   if (spec === 'cluster') return new ClusterHub(options);
   if (spec.startsWith('redis://') || spec.startsWith('rediss://')) return new RedisHub(spec, options);
+  if (spec.startsWith('redis+cluster://')) return new RedisClusterHub(spec, options);
+  if (spec.startsWith('nats://')) return new NatsHub(spec, options);
   throw new SwitchboardError(
     'ERR_INVALID_OPTION',
-    `unknown hub '${spec}': use 'memory', 'cluster' or a redis URL such as redis://127.0.0.1:6379`,
+    `unknown hub '${spec}': use 'memory', 'cluster', redis://HOST:PORT, redis+cluster://HOST:PORT,HOST:PORT or nats://HOST:PORT`,
   );
 }
 
-export { ClusterHub, inSwitchboardWorker, MemoryHub, RedisHub };
+export { ClusterHub, inSwitchboardWorker, MemoryHub, NatsHub, RedisClusterHub, RedisHub };
 export type { RedisHubOptions } from './redis.js';
+export type { NatsHubOptions } from './nats.js';
+export type { RedisClusterHubOptions } from './redis-cluster.js';
 export type { ClusterHubOptions } from './cluster.js';
 export type { Hub, HubListener, HubLog, HubPresence, PresenceEntry, PresenceListing } from './types.js';

@@ -2,10 +2,14 @@
  * Redis pub/sub as the hub between processes and machines.
  *
  * Two connections: one publishes, one subscribes (a subscribed connection may not publish
- * under RESP2). Channel = prefix + topic. A payload is a 9-byte header then the raw bytes:
- *   byte 0     'b' (0x62) binary or 't' (0x74) text (UTF-8), so text stays text and bytes stay bytes
- *   bytes 1-8  origin: random per hub instance, so a process drops its own publishes
+ * under RESP2). Channel = prefix + topic. A switchboard payload is a 10-byte header then the raw bytes:
+ *   byte 0     0xFF, a byte that never occurs in UTF-8, so no text published by another program
+ *              (`redis-cli PUBLISH switchboard:chat hello`) can be taken for a header
+ *   byte 1     'b' (0x62) binary or 't' (0x74) text (UTF-8), so text stays text and bytes stay bytes
+ *   bytes 2-9  origin: random per hub instance, so a process drops its own publishes
  *              (core already delivered them locally; Redis would echo them back)
+ * A payload without the header comes from another program: it is delivered as text when it is
+ * valid UTF-8, else as binary (its bytes as they are).
  *
  * Guarantee: at most once, in publish order per publisher and topic (what Redis gives on one
  * connection). Nothing is queued while Redis is unreachable: publishes are dropped, the outage is
@@ -19,6 +23,7 @@
  *
  * ioredis is imported lazily so that the core keeps zero runtime dependencies unless Redis is used.
  */
+import { isUtf8 } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
 import type { Redis as RedisClient, RedisOptions } from 'ioredis';
 import type { Message } from '../codec/types.js';
@@ -50,7 +55,8 @@ export interface RedisHubOptions {
 /** How often the publisher connection is pinged, at most (ms). */
 const PING_EVERY = 1000;
 
-const HEADER = 9;
+const MAGIC = 0xff;
+const HEADER = 10;
 const KIND_TEXT = 0x74;
 const KIND_BINARY = 0x62;
 
@@ -100,7 +106,6 @@ export class RedisHub implements Hub {
   private startReported = false;
   private startTimer: NodeJS.Timeout | null = null;
   private publishErrorLogged = false;
-  private foreignLogged = false;
   private waiters: Array<() => void> = [];
   private closed = false;
   /** Who is subscribed where, across processes (see redis-presence.ts). */
@@ -322,16 +327,8 @@ export class RedisHub implements Hub {
     const topic = name.slice(this.prefix.length);
     // A message in flight when we unsubscribed: the topic is gone here, drop it.
     if (!this.topicSet.has(topic)) return;
-    const kind = message.length >= HEADER ? message[0] : -1;
-    if (kind !== KIND_TEXT && kind !== KIND_BINARY) {
-      if (!this.foreignLogged) {
-        this.foreignLogged = true;
-        this.log(`redis hub: ignoring a message on ${name} without a switchboard header (published by something else?)`);
-      }
-      return;
-    }
-    if (message.compare(this.origin, 0, 8, 1, HEADER) === 0) return; // our own publish, echoed back
-    const data: Message = kind === KIND_TEXT ? message.toString('utf8', HEADER) : message.subarray(HEADER);
+    const data = decodePayload(message, this.origin);
+    if (data === null) return; // our own publish, echoed back
     this.listener(topic, data);
   }
 
@@ -467,18 +464,26 @@ async function shutdown(conn: RedisClient): Promise<void> {
 }
 
 export function encodePayload(origin: Buffer, data: Message): Buffer {
-  if (typeof data === 'string') {
-    const out = Buffer.allocUnsafe(HEADER + Buffer.byteLength(data, 'utf8'));
-    out[0] = KIND_TEXT;
-    origin.copy(out, 1, 0, 8);
-    out.write(data, HEADER, 'utf8');
-    return out;
-  }
-  const out = Buffer.allocUnsafe(HEADER + data.length);
-  out[0] = KIND_BINARY;
-  origin.copy(out, 1, 0, 8);
-  data.copy(out, HEADER);
+  const text = typeof data === 'string';
+  const size = text ? Buffer.byteLength(data, 'utf8') : data.length;
+  const out = Buffer.allocUnsafe(HEADER + size);
+  out[0] = MAGIC;
+  out[1] = text ? KIND_TEXT : KIND_BINARY;
+  origin.copy(out, 2, 0, 8);
+  if (text) out.write(data, HEADER, 'utf8');
+  else data.copy(out, HEADER);
   return out;
+}
+
+/**
+ * The message in a payload read from Redis; null when it is `origin`'s own. A payload without a
+ * switchboard header was published by another program: text when it is UTF-8, else its bytes.
+ */
+export function decodePayload(message: Buffer, origin: Buffer): Message | null {
+  const kind = message.length >= HEADER && message[0] === MAGIC ? message[1] : -1;
+  if (kind !== KIND_TEXT && kind !== KIND_BINARY) return isUtf8(message) ? message.toString('utf8') : message;
+  if (message.compare(origin, 0, 8, 2, HEADER) === 0) return null;
+  return kind === KIND_TEXT ? message.toString('utf8', HEADER) : message.subarray(HEADER);
 }
 
 function positive(name: string, v: number): number {

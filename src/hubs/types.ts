@@ -11,7 +11,7 @@ export type HubListener = (topic: string, data: Message) => void;
 export type HubLog = (message: string) => void;
 
 export interface Hub {
-  /** A short name for logs ("memory", "redis", "cluster"). */
+  /** A short name for logs ("memory", "redis", "cluster", "redis+cluster", "nats"). */
   readonly kind: string;
   /** Called by core for every message that another process published on a topic this process subscribes to. */
   setListener(listener: HubListener): void;
