@@ -23,6 +23,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { Message } from '../codec/types.js';
+import { SwitchboardError } from '../errors.js';
 import type { HubLog } from './types.js';
 
 const HELLO = 1;
@@ -147,6 +148,24 @@ class PeerLink {
     return this.outBytes + this.socket.writableLength;
   }
 
+  /** Bytes after a hello that waits for the secret; read once the hello is accepted. */
+  private stash: Buffer | null = null;
+
+  /** The held hello was accepted: go on with what came after it. */
+  resumeHeld(): void {
+    const rest = this.stash;
+    this.stash = null;
+    this.socket.resume();
+    if (rest !== null && rest.length > 0) this.feed(rest);
+  }
+
+  /** After a frame that stopped the reading: keep the rest while a hello waits for the secret. */
+  private hold(chunk: Buffer, off: number): void {
+    if (this.heldHello === null || this.closed) return;
+    this.socket.pause();
+    this.stash = Buffer.from(chunk.subarray(off));
+  }
+
   private feed(chunk: Buffer): void {
     if (this.closed) return;
     let off = 0;
@@ -158,7 +177,7 @@ class PeerLink {
       if (this.filled < this.partial.length) return;
       const whole = this.partial;
       this.partial = null;
-      if (!this.handle(whole, 0, whole.length)) return;
+      if (!this.handle(whole, 0, whole.length)) return this.hold(chunk, off);
     }
     if (this.stub !== null) {
       chunk = Buffer.concat([this.stub, chunk.subarray(off)]);
@@ -174,8 +193,8 @@ class PeerLink {
       if (len < 5 || len > (this.authed ? MAX_FRAME : MAX_UNAUTHENTICATED)) return this.fail(`a frame of ${len} bytes`);
       const start = off + 4;
       if (chunk.length - start >= len) {
-        if (!this.handle(chunk, start, start + len)) return;
         off = start + len;
+        if (!this.handle(chunk, start, off)) return this.hold(chunk, off);
       } else {
         // The rest of this frame comes in later reads: one buffer of its size, filled as they come.
         this.partial = Buffer.allocUnsafe(len);
@@ -185,7 +204,7 @@ class PeerLink {
     }
   }
 
-  /** One frame; false once the link is closed. */
+  /** One frame; false once the link is closed or its hello waits for the secret. */
   private handle(buf: Buffer, start: number, end: number): boolean {
     const kind = buf[start];
     const tlen = buf.readUInt32BE(start + 1);
@@ -201,7 +220,7 @@ class PeerLink {
         return false;
       }
       this.mesh.hello(this, topic, buf.toString('latin1', body, end));
-      return !this.closed;
+      return !this.closed && this.heldHello === null;
     }
     switch (kind) {
       case TEXT:
@@ -279,7 +298,10 @@ export class Mesh {
     // Abstract sockets (Linux) leave no file behind a killed worker; the secret keeps strangers out.
     this.sockPath = process.platform === 'linux' ? `\0${name}` : path.join(os.tmpdir(), `${name}.sock`);
     this.server = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
-    this.server.on('error', (err) => onError(err));
+    this.server.on('error', (err) => {
+      onError(err);
+      this.close();
+    });
     this.server.listen({ path: this.sockPath }, () => {
       if (!this.closed) onListening(this.sockPath);
     });
@@ -336,7 +358,10 @@ export class Mesh {
     }
     for (const link of [...this.pendingInbound]) {
       const held = link.heldHello;
-      if (held !== null) this.hello(link, held.token, held.body);
+      if (held === null) continue;
+      link.heldHello = null;
+      this.hello(link, held.token, held.body);
+      if (!link.closed) link.resumeHeld();
     }
     const early = this.early;
     this.early = [];
@@ -446,18 +471,58 @@ export class Mesh {
     }
   }
 
-  /** Resolves once every peer has seen what we told it before (our interest): a round trip to each. */
-  async ready(): Promise<void> {
-    if (!this.joined) await new Promise<void>((resolve) => this.joinWaiters.push(resolve));
+  /** Whether the primary's peer list has come (publishes before it wait, bounded). */
+  get isJoined(): boolean {
+    return this.joined;
+  }
+
+  /** Resolves once the primary's peer list has come (or the mesh closed). */
+  whenJoined(): Promise<void> {
+    if (this.joined || this.closed) return Promise.resolve();
+    return new Promise<void>((resolve) => this.joinWaiters.push(resolve));
+  }
+
+  /**
+   * Resolves once every peer has seen what we told it before (our interest): a round trip to each.
+   * A peer that does not answer within `timeoutMs` (stopped, hung) is logged and left out rather
+   * than let it keep this worker from starting; it is told our interest all the same.
+   */
+  async ready(timeoutMs: number): Promise<void> {
+    const start = Date.now();
+    if (!this.joined) {
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        await Promise.race([
+          this.whenJoined(),
+          new Promise<never>((_, reject) => {
+            timer = setTimeout(
+              () => reject(new SwitchboardError('ERR_HUB', `cluster hub: the primary did not name the other workers within ${timeoutMs} ms`)),
+              timeoutMs,
+            );
+          }),
+        ]);
+      } finally {
+        clearTimeout(timer);
+      }
+    }
+    timeoutMs = Math.max(0, timeoutMs - (Date.now() - start));
     if (this.closed) return;
     const left = new Set([...this.links].filter((l) => l.authed && !l.closed));
     if (left.size === 0) return;
     const seq = (this.seq = (this.seq + 1) >>> 0);
     const f = seqFrame(PING, seq);
+    let timer: NodeJS.Timeout | undefined;
     await new Promise<void>((done) => {
       this.waits.set(seq, { left, done });
       for (const link of left) this.control(link, f);
+      timer = setTimeout(() => {
+        if (!this.waits.delete(seq)) return;
+        const who = [...left].map((l) => `${l.index} (pid ${l.pid})`).join(', ');
+        this.log(`cluster hub: worker(s) ${who} did not answer within ${timeoutMs} ms; going on without waiting for them`);
+        done();
+      }, timeoutMs);
     });
+    clearTimeout(timer);
   }
 
   get listening(): boolean {

@@ -202,28 +202,18 @@ export class ClusterHub implements Hub {
   }
 
   /**
-   * A round trip to the primary (IPC is FIFO: every subscribe sent before is in effect there, and
-   * the mesh's peer list has come), then one to each linked worker (every SUB sent before is in
-   * its view of our interest, so its publishes from then on come here).
+   * A round trip to the primary (IPC is FIFO: every subscribe sent before is in effect there), then
+   * one to each linked worker once the primary's peer list has come (every SUB sent before is in
+   * its view of our interest, so its publishes from then on come here). A worker that does not
+   * answer in time is logged and left out: a hung peer must not keep this one from starting.
    */
   async ready(timeoutMs = 5000): Promise<void> {
     if (this.meshError !== null) throw new SwitchboardError('ERR_HUB', `cluster hub: no mesh between the workers (${this.meshError.message})`);
     const deadline = Date.now() + timeoutMs;
     await this.primaryReady(timeoutMs);
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      await Promise.race([
-        this.mesh.ready(),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () => reject(new SwitchboardError('ERR_HUB', `cluster hub: the other workers did not answer within ${timeoutMs} ms`)),
-            Math.max(0, deadline - Date.now()),
-          );
-        }),
-      ]);
-    } finally {
-      clearTimeout(timer);
-    }
+    await this.mesh.ready(Math.max(0, deadline - Date.now()));
+    const failed = this.meshError as Error | null; // set by the listener's error while we waited
+    if (failed !== null) throw new SwitchboardError('ERR_HUB', `cluster hub: no mesh between the workers (${failed.message})`);
   }
 
   private primaryReady(timeoutMs: number): Promise<void> {

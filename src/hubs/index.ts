@@ -1,7 +1,7 @@
 /**
  * createHub(spec): the one place that turns a `--hub` value (or API option) into a Hub.
  *   'memory'                   one process (the default outside worker processes)
- *   'cluster'                  worker processes on one machine, relayed by the primary (see core/workers.ts)
+ *   'cluster'                  worker processes on one machine, a socket mesh between them (see cluster-mesh.ts)
  *   'redis://host:port[/db]'   processes and machines sharing a Redis (also rediss:// for TLS)
  *   a Hub object               used as is
  * Leaving spec out picks 'cluster' inside a worker started by runWorkers(), else 'memory'.
@@ -23,7 +23,7 @@ export interface HubOptions {
   readyTimeout?: number;
   /** Redis: publishes sent and not yet answered; beyond, publishes are dropped (counted, logged once). Default 50000. */
   maxPendingPublishes?: number;
-  /** Redis: bytes of publishes sent and not yet answered; beyond, publishes are dropped. Default 16 MiB. */
+  /** Redis: bytes of publishes sent and not yet answered; cluster: bytes waiting for one other worker. Beyond, publishes are dropped. Default 16 MiB. */
   maxPendingBytes?: number;
   /** Redis: a PING unanswered this long (ms) means Redis is not answering; publishes are dropped until it does. Default 5000. */
   answerTimeout?: number;
@@ -48,5 +48,5 @@ export function createHub(spec?: HubSpec | string, options: HubOptions = {}): Hu
 
 export { ClusterHub, inSwitchboardWorker, MemoryHub, RedisHub };
 export type { RedisHubOptions } from './redis.js';
-export type { ClusterHubOptions } from './cluster.js';
+export type { ClusterHubOptions, PeerStats } from './cluster.js';
 export type { Hub, HubListener, HubLog } from './types.js';
