@@ -41,7 +41,6 @@ const MAX_UNAUTHENTICATED = 512;
 /** The length field's ceiling (u32), and so the largest message one frame carries. */
 const MAX_FRAME = 0xffff_ffff;
 
-export const DEFAULT_MAX_PEER_MESSAGES = 50_000;
 export const DEFAULT_MAX_PEER_BYTES = 16 * 1024 * 1024;
 
 /** What the primary tells a worker about another one. */
