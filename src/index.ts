@@ -17,6 +17,8 @@ export { HandshakeRefusedError } from './codec/websocket/handshake.js';
 export type { Message, CloseInfo } from './codec/types.js';
 export { createHub, MemoryHub, RedisHub, ClusterHub } from './hubs/index.js';
 export type { Hub, HubListener, HubLog, HubSpec, HubOptions, RedisHubOptions, ClusterHubOptions, PeerStats } from './hubs/index.js';
+export type { HubPresence, PresenceEntry, PresenceListing } from './hubs/index.js';
+export type { Presence, PresenceMember, PresenceMeta, PresenceOptions } from './core/presence.js';
 export { runWorkers, type WorkersHandle, type RunWorkersOptions, type StartWorker, type StopWorker, type StopHow } from './core/workers.js';
 export { probePorts, type ProbeResult, type ProbeOptions } from './core/probe.js';
 export {

@@ -18,6 +18,7 @@ import type { Message } from '../codec/types.js';
 import { SwitchboardError } from '../errors.js';
 import { DEFAULT_MAX_PEER_BYTES, Mesh, meshSecret } from './cluster-mesh.js';
 import type { PeerAddress, PeerStats } from './cluster-mesh.js';
+import { ClusterPresence, PrimaryPresence, type PresenceToPrimary, type PresenceToWorker } from './cluster-presence.js';
 import type { Hub, HubListener, HubLog } from './types.js';
 
 export type { PeerStats } from './cluster-mesh.js';
@@ -31,8 +32,9 @@ type ToPrimary =
   | { sbhub: 'unsub'; topic: string }
   | { sbhub: 'ping'; seq: number }
   | { sbhub: 'mesh'; path: string; index: number }
-  | { sbhub: 'mesh-off' };
-type ToWorker = { sbhub: 'pong'; seq: number } | { sbhub: 'peers'; token: string; peers: PeerAddress[] };
+  | { sbhub: 'mesh-off' }
+  | PresenceToPrimary;
+type ToWorker = { sbhub: 'pong'; seq: number } | { sbhub: 'peers'; token: string; peers: PeerAddress[] } | PresenceToWorker;
 /**
  * What crosses the channel: the messages of one event-loop round, in order, as one IPC message.
  * One IPC message costs far more than its contents (a syscall and a serialization pass each
@@ -76,6 +78,8 @@ export class ClusterHub implements Hub {
   private readonly pongs = new Map<number, () => void>();
   private closed = false;
   private readonly onIpc = (msg: unknown): void => this.receive(msg);
+  /** Presence and claims, held by the primary for every worker (see cluster-presence.ts). */
+  readonly presence = new ClusterPresence((msg) => this.send(msg));
 
   /** While the channel to the primary is open and the mesh listens (for /healthz). */
   get up(): boolean {
@@ -139,6 +143,8 @@ export class ClusterHub implements Hub {
     const msg = raw as Partial<ToWorker>;
     if (msg.sbhub === 'peers') {
       if (typeof msg.token === 'string' && Array.isArray(msg.peers)) this.mesh.join(msg.token, msg.peers);
+    } else if (this.presence.receive(msg as Partial<PresenceToWorker>)) {
+      // an answer to a listing or a claim
     } else if (msg.sbhub === 'pong') {
       const done = this.pongs.get(msg.seq as number);
       if (done) {
@@ -243,6 +249,7 @@ export class ClusterHub implements Hub {
     this.flush();
     this.mesh.close();
     this.closed = true;
+    this.presence.close();
     this.topicSet.clear();
     this.listener = null;
     this.pongs.clear();
@@ -285,6 +292,8 @@ export function startClusterRelay(options: ClusterHubOptions = {}): ClusterRelay
   const registry = new Map<Worker, PeerAddress>();
   const token = meshSecret();
   let dropped = 0;
+  const presence = new PrimaryPresence();
+  const reply = (worker: Worker) => (m: ToWorker): void => sendTo(worker, m);
 
   const stateOf = (worker: Worker): WorkerState => {
     let st = states.get(worker);
@@ -306,6 +315,7 @@ export function startClusterRelay(options: ClusterHubOptions = {}): ClusterRelay
 
   const forget = (worker: Worker): void => {
     registry.delete(worker);
+    presence.forget(worker);
     const st = states.get(worker);
     if (st === undefined) return;
     for (const topic of st.topics) removeSub(topic, worker);
@@ -378,6 +388,8 @@ export function startClusterRelay(options: ClusterHubOptions = {}): ClusterRelay
       case 'ping':
         sendTo(worker, { sbhub: 'pong', seq: msg.seq as number });
         break;
+      default:
+        presence.handle(worker, msg as Partial<PresenceToPrimary>, reply(worker));
     }
   };
 
@@ -403,6 +415,7 @@ export function startClusterRelay(options: ClusterHubOptions = {}): ClusterRelay
       subscribers.clear();
       states.clear();
       registry.clear();
+      presence.clear();
     },
   };
 }
