@@ -34,9 +34,10 @@ export const SCENARIOS = [
   { name: 'line-chat-100x10', title: 'Line chat, 100 conns, 10 senders', kind: 'load', servers: LINE_CHAT, baseline: 'net',
     args: ['-m', 'line', '-c', '100', '-s', '64', '-b', '10', '-d', '4'], unit: 'deliveries/s', better: 'higher', target: { ratio: 1.5 } },
   // net: a bare net.Socket per connection (answers the upgrade, nothing more): the floor any Node server on net.Socket pays.
-  // Chat across worker processes (runWorkers; the hub is the cluster relay through the primary). The primary and
-  // the workers are all pinned to the server core like every other server: on this 2-core machine the other core
-  // is the load generator's, so this shows the cost of the relay, not a speed-up (see RESULTS.md for 2 cores).
+  // Chat across worker processes (runWorkers; the cluster hub: a socket mesh, each publish sent once to each other
+  // worker that subscribes). The primary and the workers are all pinned to the server core like every other server:
+  // on this 2-core machine the other core is the load generator's, so this shows the cost of crossing processes,
+  // not a speed-up (see RESULTS.md for 2 cores).
   { name: 'ws-chat-workers-1', title: 'WS chat, 100 conns, 10 senders, 1 worker process (+ primary)', kind: 'load',
     servers: { switchboard: 'sb-ws-chat-w1.js' }, baseline: 'ws', multiProcess: true,
     args: ['-m', 'ws', '-c', '100', '-s', '64', '-b', '10', '-d', '4'], unit: 'deliveries/s', better: 'higher' },

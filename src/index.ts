@@ -16,7 +16,7 @@ export { SwitchboardError, ProtocolError, type ErrorCode } from './errors.js';
 export { HandshakeRefusedError } from './codec/websocket/handshake.js';
 export type { Message, CloseInfo } from './codec/types.js';
 export { createHub, MemoryHub, RedisHub, ClusterHub, NatsHub, RedisClusterHub } from './hubs/index.js';
-export type { Hub, HubListener, HubLog, HubSpec, HubOptions, RedisHubOptions, NatsHubOptions, RedisClusterHubOptions } from './hubs/index.js';
+export type { Hub, HubListener, HubLog, HubSpec, HubOptions, RedisHubOptions, ClusterHubOptions, PeerStats, NatsHubOptions, RedisClusterHubOptions } from './hubs/index.js';
 export type { HubPresence, PresenceEntry, PresenceListing } from './hubs/index.js';
 export type { Presence, PresenceMember, PresenceMeta, PresenceOptions } from './core/presence.js';
 export { runWorkers, type WorkersHandle, type RunWorkersOptions, type StartWorker, type StopWorker, type StopHow } from './core/workers.js';

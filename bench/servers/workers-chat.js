@@ -1,5 +1,5 @@
 // switchboard: the WebSocket chat room of sb-ws-chat.js run in N worker processes (runWorkers);
-// inside workers the hub defaults to the cluster relay, so a publish reaches every worker.
+// inside workers the hub defaults to the cluster hub, so a publish reaches every worker.
 // The primary prints LISTEN and answers the harness's memory request with the sum of the
 // workers' connection counts (each worker reports its count to the primary four times a second).
 import cluster from 'node:cluster';

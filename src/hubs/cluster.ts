@@ -1,21 +1,27 @@
 /**
- * The hub for worker processes on one machine, without Redis: each worker sends its publishes to
- * the primary over the node:cluster IPC channel, and the primary relays them to every *other*
- * worker that subscribes to the topic. The primary side (startClusterRelay) is set up by
- * core/workers.ts, which also picks `serialization: 'advanced'` so that Buffers cross IPC as
- * Buffers and strings as strings (no base64, no JSON).
+ * The hub for worker processes on one machine, without Redis. Publishes go straight from worker
+ * to worker over a mesh of local stream sockets (cluster-mesh.ts), each to the workers that
+ * subscribe to the topic, once per receiving process. The primary is the mesh's registry and
+ * stays on the node:cluster IPC channel for control only: it tells each new worker the secret
+ * and the other workers' socket names, tracks which worker subscribes to which topic (for status
+ * output), and answers ready()'s round trip. The primary side (startClusterRelay) is set up by
+ * core/workers.ts, which also picks `serialization: 'advanced'` for IPC.
  *
- * Order: one IPC channel per worker is a FIFO and the primary relays in arrival order, so a
- * publisher's messages on a topic reach every other worker in publish order. At most once: a
- * worker that is restarting, or that lets more than `maxPending` relayed messages pile up
- * unsent, misses messages (counted in `dropped`, logged once per congestion spell).
+ * Order: one mesh connection per pair of workers is a FIFO, so a publisher's messages on a topic
+ * reach every other worker in publish order. At most once: a worker that is restarting, or that
+ * lets more than `maxPendingBytes` (or `maxPending` messages) pile up unsent, misses messages
+ * (counted in `dropped` and per peer in peers(), logged once per congestion spell).
  */
 import cluster from 'node:cluster';
 import type { Worker } from 'node:cluster';
 import type { Message } from '../codec/types.js';
 import { SwitchboardError } from '../errors.js';
+import { DEFAULT_MAX_PEER_BYTES, Mesh, meshSecret } from './cluster-mesh.js';
+import type { PeerAddress, PeerStats } from './cluster-mesh.js';
 import { ClusterPresence, PrimaryPresence, type PresenceToPrimary, type PresenceToWorker } from './cluster-presence.js';
 import type { Hub, HubListener, HubLog } from './types.js';
+
+export type { PeerStats } from './cluster-mesh.js';
 
 /** Set in the environment of workers that runWorkers() forks; tells createHub() to default to 'cluster'. */
 export const WORKER_ENV = 'SWITCHBOARD_WORKER';
@@ -24,10 +30,11 @@ export const WORKER_ENV = 'SWITCHBOARD_WORKER';
 type ToPrimary =
   | { sbhub: 'sub'; topic: string }
   | { sbhub: 'unsub'; topic: string }
-  | { sbhub: 'pub'; topic: string; data: Message }
   | { sbhub: 'ping'; seq: number }
+  | { sbhub: 'mesh'; path: string; index: number }
+  | { sbhub: 'mesh-off' }
   | PresenceToPrimary;
-type ToWorker = { sbhub: 'msg'; topic: string; data: Message } | { sbhub: 'pong'; seq: number } | PresenceToWorker;
+type ToWorker = { sbhub: 'pong'; seq: number } | { sbhub: 'peers'; token: string; peers: PeerAddress[] } | PresenceToWorker;
 /**
  * What crosses the channel: the messages of one event-loop round, in order, as one IPC message.
  * One IPC message costs far more than its contents (a syscall and a serialization pass each
@@ -35,13 +42,15 @@ type ToWorker = { sbhub: 'msg'; topic: string; data: Message } | { sbhub: 'pong'
  */
 type Batch<T> = { sbhub: 'batch'; msgs: T[] };
 
-/** Messages handed to the IPC channel and not yet written; beyond this we drop rather than grow. */
+/** Messages handed to one channel (IPC, or the mesh link to one worker) and not yet written; beyond this we drop rather than grow. */
 const DEFAULT_MAX_PENDING = 50_000;
 
 export interface ClusterHubOptions {
   log?: HubLog;
-  /** Most publishes queued on the IPC channel before new ones are dropped. Default 50000. */
+  /** Most messages waiting for one other worker (and on the IPC channel) before new ones are dropped. Default 50000. */
   maxPending?: number;
+  /** Most bytes waiting for one other worker before publishes to it are dropped. Default 16 MiB. */
+  maxPendingBytes?: number;
 }
 
 export function inSwitchboardWorker(): boolean {
@@ -50,8 +59,10 @@ export function inSwitchboardWorker(): boolean {
 
 export class ClusterHub implements Hub {
   readonly kind = 'cluster';
-  /** Publishes dropped because the channel to the primary was gone or congested. */
-  dropped = 0;
+  /** Control messages dropped because the channel to the primary was gone or congested. */
+  private ipcDropped = 0;
+  private readonly mesh: Mesh;
+  private meshError: Error | null = null;
   private readonly log: HubLog;
   private readonly maxPending: number;
   private readonly topicSet = new Set<string>();
@@ -70,9 +81,19 @@ export class ClusterHub implements Hub {
   /** Presence and claims, held by the primary for every worker (see cluster-presence.ts). */
   readonly presence = new ClusterPresence((msg) => this.send(msg));
 
-  /** While the channel to the primary is open (for /healthz). */
+  /** While the channel to the primary is open and the mesh listens (for /healthz). */
   get up(): boolean {
-    return !this.closed && process.connected;
+    return !this.closed && process.connected && this.mesh.listening;
+  }
+
+  /** Deliveries to other workers dropped (a congested peer, no mesh yet) and control messages the primary missed. */
+  get dropped(): number {
+    return this.ipcDropped + this.mesh.dropped;
+  }
+
+  /** The other workers this one is linked to, with what went to each (for status output and tests). */
+  peers(): PeerStats[] {
+    return this.mesh.peers();
   }
   // One callback for every send: counts what the channel still holds (no closure per message).
   private readonly onSent = (err: Error | null): void => {
@@ -93,6 +114,23 @@ export class ClusterHub implements Hub {
       );
     }
     process.on('message', this.onIpc);
+    const index = Number(process.env.SWITCHBOARD_WORKER_INDEX ?? '0');
+    this.mesh = new Mesh(
+      {
+        log: this.log,
+        maxPending: this.maxPending,
+        maxPendingBytes: options.maxPendingBytes ?? DEFAULT_MAX_PEER_BYTES,
+        self: { id: cluster.worker?.id ?? 0, index, pid: process.pid },
+        wants: (topic) => this.listener !== null && this.topicSet.has(topic),
+        deliver: (topic, data) => this.listener?.(topic, data),
+      },
+      () => this.topicSet,
+      (path) => this.send({ sbhub: 'mesh', path, index }),
+      (err) => {
+        this.meshError = err;
+        this.log(`cluster hub: cannot listen for the other workers (${err.message}); messages to and from them are dropped`);
+      },
+    );
   }
 
   private receive(raw: unknown): void {
@@ -103,9 +141,8 @@ export class ClusterHub implements Hub {
       return;
     }
     const msg = raw as Partial<ToWorker>;
-    if (msg.sbhub === 'msg') {
-      const topic = msg.topic as string;
-      if (this.listener !== null && this.topicSet.has(topic)) this.listener(topic, toMessage(msg.data));
+    if (msg.sbhub === 'peers') {
+      if (typeof msg.token === 'string' && Array.isArray(msg.peers)) this.mesh.join(msg.token, msg.peers);
     } else if (this.presence.receive(msg as Partial<PresenceToWorker>)) {
       // an answer to a listing or a claim
     } else if (msg.sbhub === 'pong') {
@@ -137,7 +174,7 @@ export class ClusterHub implements Hub {
     if (msgs.length === 0) return;
     this.outbox = [];
     if (!process.connected || process.send === undefined) {
-      this.dropped += msgs.length;
+      this.ipcDropped += msgs.length;
       return;
     }
     this.pending += msgs.length;
@@ -157,19 +194,35 @@ export class ClusterHub implements Hub {
     if (this.closed || this.topicSet.has(topic)) return;
     this.topicSet.add(topic);
     this.send({ sbhub: 'sub', topic });
+    this.mesh.subscribe(topic);
   }
 
   unsubscribe(topic: string): void {
     if (!this.topicSet.delete(topic)) return;
     this.send({ sbhub: 'unsub', topic });
+    this.mesh.unsubscribe(topic);
   }
 
   publish(topic: string, data: Message): void {
-    if (!this.send({ sbhub: 'pub', topic, data })) this.dropped++;
+    if (!this.closed) this.mesh.publish(topic, data);
   }
 
-  /** A round trip to the primary: IPC is FIFO, so every subscribe sent before is in effect when it returns. */
-  ready(timeoutMs = 5000): Promise<void> {
+  /**
+   * A round trip to the primary (IPC is FIFO: every subscribe sent before is in effect there), then
+   * one to each linked worker once the primary's peer list has come (every SUB sent before is in
+   * its view of our interest, so its publishes from then on come here). A worker that does not
+   * answer in time is logged and left out: a hung peer must not keep this one from starting.
+   */
+  async ready(timeoutMs = 5000): Promise<void> {
+    if (this.meshError !== null) throw new SwitchboardError('ERR_HUB', `cluster hub: no mesh between the workers (${this.meshError.message})`);
+    const deadline = Date.now() + timeoutMs;
+    await this.primaryReady(timeoutMs);
+    await this.mesh.ready(Math.max(0, deadline - Date.now()));
+    const failed = this.meshError as Error | null; // set by the listener's error while we waited
+    if (failed !== null) throw new SwitchboardError('ERR_HUB', `cluster hub: no mesh between the workers (${failed.message})`);
+  }
+
+  private primaryReady(timeoutMs: number): Promise<void> {
     if (this.closed) return Promise.reject(new SwitchboardError('ERR_CLOSED', 'cluster hub: closed'));
     const seq = ++this.seq;
     return new Promise((resolve, reject) => {
@@ -192,7 +245,9 @@ export class ClusterHub implements Hub {
   async close(): Promise<void> {
     if (this.closed) return;
     for (const topic of this.topicSet) this.send({ sbhub: 'unsub', topic });
+    this.send({ sbhub: 'mesh-off' });
     this.flush();
+    this.mesh.close();
     this.closed = true;
     this.presence.close();
     this.topicSet.clear();
@@ -203,20 +258,13 @@ export class ClusterHub implements Hub {
   }
 }
 
-/** Structured clone gives Buffers back as Buffers; JSON IPC (someone else's fork) gives {type:'Buffer',data}. */
-function toMessage(data: unknown): Message {
-  if (typeof data === 'string' || Buffer.isBuffer(data)) return data;
-  if (data instanceof Uint8Array) return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  const json = data as { type?: string; data?: number[] } | null;
-  if (json !== null && typeof json === 'object' && json.type === 'Buffer' && Array.isArray(json.data)) return Buffer.from(json.data);
-  return String(data);
-}
-
 export interface ClusterRelay {
   /** Topics and how many workers subscribe to each (for status output and tests). */
   topics(): Map<string, number>;
-  /** Relayed messages dropped because a worker's channel was congested or gone. */
+  /** Control messages dropped because a worker's channel was congested or gone (publishes do not pass here). */
   readonly dropped: number;
+  /** Workers linked by the mesh: their ids, numbers, pids and socket names. */
+  peers(): PeerAddress[];
   stop(): void;
 }
 
@@ -231,14 +279,18 @@ interface WorkerState {
 }
 
 /**
- * The primary's half: tracks which worker subscribes to which topic and relays each publish to
- * every other subscribing worker, never back to the publisher. Call once, in the primary.
+ * The primary's half: the mesh's registry (each new worker gets the secret and the workers that
+ * registered before it, and connects to them) and the record of which worker subscribes to which
+ * topic. Publishes do not pass here. Call once, in the primary.
  */
 export function startClusterRelay(options: ClusterHubOptions = {}): ClusterRelay {
   const log = options.log ?? ((m: string) => console.error(m));
   const maxPending = options.maxPending ?? DEFAULT_MAX_PENDING;
   const subscribers = new Map<string, Set<Worker>>();
   const states = new Map<Worker, WorkerState>();
+  /** Workers whose hub listens for the mesh, in registration order. */
+  const registry = new Map<Worker, PeerAddress>();
+  const token = meshSecret();
   let dropped = 0;
   const presence = new PrimaryPresence();
   const reply = (worker: Worker) => (m: ToWorker): void => sendTo(worker, m);
@@ -262,6 +314,7 @@ export function startClusterRelay(options: ClusterHubOptions = {}): ClusterRelay
   };
 
   const forget = (worker: Worker): void => {
+    registry.delete(worker);
     presence.forget(worker);
     const st = states.get(worker);
     if (st === undefined) return;
@@ -321,14 +374,17 @@ export function startClusterRelay(options: ClusterHubOptions = {}): ClusterRelay
         removeSub(topic, worker);
         break;
       }
-      case 'pub': {
-        const set = subscribers.get(msg.topic as string);
-        if (set === undefined) break;
-        // One object for every receiver; IPC serializes it per channel anyway.
-        const out: ToWorker = { sbhub: 'msg', topic: msg.topic as string, data: msg.data as Message };
-        for (const w of set) if (w !== worker) sendTo(w, out);
+      case 'mesh': {
+        if (typeof msg.path !== 'string') break;
+        const peers = [...registry].filter(([w]) => w !== worker && w.isConnected()).map(([, p]) => p);
+        registry.delete(worker); // a second hub in one worker replaces the first
+        registry.set(worker, { id: worker.id, index: Number(msg.index) || 0, pid: worker.process.pid ?? 0, path: msg.path });
+        sendTo(worker, { sbhub: 'peers', token, peers });
         break;
       }
+      case 'mesh-off':
+        registry.delete(worker);
+        break;
       case 'ping':
         sendTo(worker, { sbhub: 'pong', seq: msg.seq as number });
         break;
@@ -349,6 +405,7 @@ export function startClusterRelay(options: ClusterHubOptions = {}): ClusterRelay
   cluster.on('exit', forget);
   return {
     topics: () => new Map([...subscribers].map(([t, s]) => [t, s.size])),
+    peers: () => [...registry.values()],
     get dropped() {
       return dropped;
     },
@@ -357,6 +414,7 @@ export function startClusterRelay(options: ClusterHubOptions = {}): ClusterRelay
       cluster.off('exit', forget);
       subscribers.clear();
       states.clear();
+      registry.clear();
       presence.clear();
     },
   };

@@ -1,7 +1,7 @@
 /**
  * createHub(spec): the one place that turns a `--hub` value (or API option) into a Hub.
  *   'memory'                   one process (the default outside worker processes)
- *   'cluster'                  worker processes on one machine, relayed by the primary (see core/workers.ts)
+ *   'cluster'                  worker processes on one machine, a socket mesh between them (see cluster-mesh.ts)
  *   'redis://host:port[/db]'   processes and machines sharing a Redis (also rediss:// for TLS)
  *   'redis+cluster://h:p,h:p'  processes and machines sharing a Redis Cluster (sharded pub/sub)
  *   'nats://host:port[,h:p]'   processes and machines sharing a NATS server or cluster
@@ -28,7 +28,7 @@ export interface HubOptions {
   readyTimeout?: number;
   /** Redis, Redis Cluster, NATS: publishes sent and not yet answered; beyond, publishes are dropped (counted, logged once). Default 50000. */
   maxPendingPublishes?: number;
-  /** Redis, Redis Cluster, NATS: bytes of publishes sent and not yet answered; beyond, publishes are dropped. Default 16 MiB. */
+  /** Redis, Redis Cluster, NATS: bytes of publishes sent and not yet answered; cluster: bytes waiting for one other worker. Beyond, publishes are dropped. Default 16 MiB. */
   maxPendingBytes?: number;
   /** Redis, Redis Cluster, NATS: a PING unanswered this long (ms) means Redis is not answering; publishes are dropped until it does. Default 5000. */
   answerTimeout?: number;
@@ -62,5 +62,5 @@ export { ClusterHub, inSwitchboardWorker, MemoryHub, NatsHub, RedisClusterHub, R
 export type { RedisHubOptions } from './redis.js';
 export type { NatsHubOptions } from './nats.js';
 export type { RedisClusterHubOptions } from './redis-cluster.js';
-export type { ClusterHubOptions } from './cluster.js';
+export type { ClusterHubOptions, PeerStats } from './cluster.js';
 export type { Hub, HubListener, HubLog, HubPresence, PresenceEntry, PresenceListing } from './types.js';
