@@ -82,11 +82,13 @@ describe('WebSocket codec session (sans-I/O)', () => {
     // Nothing was written and nothing opened until the answer.
     assert.equal(e.writes.length, 0);
     assert.equal(e.opened, 0);
+    assert.equal(s.awaitsAnswer, true);
     const info = s.requestInfoOf(r.head);
     assert.equal(info.remoteAddress, '10.0.0.7');
     assert.equal(s.request, info, 'conn.request is the object the policy saw');
 
     s.accept('superchat');
+    assert.equal(s.awaitsAnswer, false);
     assert.equal(e.opened, 1);
     assert.equal(s.protocol, 'superchat');
     const answer = e.take().toString('latin1');

@@ -343,6 +343,11 @@ export class WebSocketSession implements ProtocolSession, FrameSink {
     else this.accept();
   }
 
+  /** Server: whether the request head waits for the policy's answer (accept, reject or respond). */
+  get awaitsAnswer(): boolean {
+    return this.state === State.Verifying || this.state === State.Http || this.state === State.HttpHead;
+  }
+
   /** Server, an upgrade request: answers 101 (with `protocol` as the subprotocol) and opens. Ignored once answered. */
   accept(protocol?: string): void {
     if (this.state !== State.Verifying) return;

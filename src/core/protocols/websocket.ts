@@ -16,7 +16,6 @@ import {
 import type { PerMessageDeflateOptions } from '../../codec/websocket/deflate.js';
 
 export type { PerMessageDeflateOptions } from '../../codec/websocket/deflate.js';
-export { WebSocketSession } from '../../codec/websocket/session.js';
 
 /** What `verifyClient` sees of an upgrade request (also `conn.request`). */
 export interface VerifyClientInfo {
@@ -174,8 +173,10 @@ function verifyThen(verify: NonNullable<WebSocketServerOptions['verifyClient']>,
   }
   // The session holds what arrives meanwhile; an answer after it ended (timeout, close) is ignored by it.
   (result as Promise<VerifyClientResult>).then(
-    (r) => verified(session, r, protocol),
-    (err: unknown) => session.reject(new HttpError(500, `verifyClient failed: ${(err as Error)?.message ?? String(err)}`)),
+    (r) => { if (session.awaitsAnswer) verified(session, r, protocol); },
+    (err: unknown) => {
+      if (session.awaitsAnswer) session.reject(new HttpError(500, `verifyClient failed: ${(err as Error)?.message ?? String(err)}`));
+    },
   );
 }
 
@@ -191,8 +192,11 @@ function serveHttp(opts: Readonly<WebSocketServerOptions>, session: WebSocketSes
     session.respond(404, {}, 'Not Found\n');
     return;
   }
-  const answer = (res: HttpResponse): void => session.respond(res.status, res.headers ?? {}, res.body ?? '');
+  const answer = (res: HttpResponse): void => {
+    if (session.awaitsAnswer) session.respond(res.status, res.headers ?? {}, res.body ?? '');
+  };
   const failed = (err: unknown): void => {
+    if (!session.awaitsAnswer) return;
     const e = new SwitchboardError('ERR_HTTP_HANDLER', `httpHandler failed: ${(err as Error)?.message ?? String(err)}`, { cause: err });
     session.respond(500, {}, 'Internal Server Error\n', e);
   };
