@@ -22,9 +22,13 @@ export interface ConnectOptions extends Partial<ConnectionLimits> {
 /** All client connections share one sweeper (ticks of 100 ms are fine for client timeouts). */
 const clientSweeper = new Sweeper(100);
 
+const ignore = (): void => {};
+
 class ClientOwner implements ConnectionOwner {
   readonly sweeper = clientSweeper;
-  constructor(private readonly onOpen: (c: Connection) => void, private readonly onClosed: (c: Connection) => void) {}
+  /** How connect() settles; set once the socket is connected (the owner is made before, with the listener context). */
+  onOpen: (c: Connection) => void = ignore;
+  onClosed: (c: Connection) => void = ignore;
   connectionOpened(conn: Connection): void {
     this.onOpen(conn);
   }
@@ -47,9 +51,7 @@ export async function connect<Data extends object = Record<string, unknown>>(url
     const v = options[key];
     if (v !== undefined) (limits as unknown as Record<string, unknown>)[key] = v;
   }
-  let onOpen: (c: Connection) => void = () => {};
-  let onClosed: (c: Connection) => void = () => {};
-  const owner = new ClientOwner((c) => onOpen(c), (c) => onClosed(c));
+  const owner = new ClientOwner();
   // This call's context, once: bad options fail here, before a socket is opened.
   const listener = listenerContext(owner, address, 'client', limits, options.websocket ?? {});
   let socket;
@@ -64,8 +66,8 @@ export async function connect<Data extends object = Record<string, unknown>>(url
   limits.handshakeTimeout = Math.max(1, timeout - (Date.now() - started));
   return new Promise<Connection<Data>>((resolve, reject) => {
     let opened = false;
-    onOpen = (c) => { opened = true; resolve(c as Connection<Data>); };
-    onClosed = (c) => {
+    owner.onOpen = (c) => { opened = true; resolve(c as Connection<Data>); };
+    owner.onClosed = (c) => {
       if (opened) return;
       const info = c.closeInfo ?? { code: 1006, reason: 'closed' };
       reject(info.error ?? new SwitchboardError('ERR_HANDSHAKE', `${url}: connection closed before it opened (${info.code} ${info.reason})`));
