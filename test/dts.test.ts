@@ -51,7 +51,7 @@ test('the emitted .d.ts files leave the internals out and type-check with skipLi
     'onOpen', 'onMessage', 'onWrite', 'onYield', 'onEnd']) {
     assert.doesNotMatch(connection, new RegExp(`^    (readonly )?${member}[(:<?]`, 'm'), `Connection.${member} is internal`);
   }
-  for (const member of ['sweeper', 'connectionOpened', 'connectionClosed', 'addSubscriber', 'removeSubscriber', 'acceptUpgrade']) {
+  for (const member of ['sweeper', 'connectionOpened', 'connectionClosed', 'addSubscriber', 'removeSubscriber', 'acceptUpgrade', 'upgradeListener']) {
     assert.doesNotMatch(server, new RegExp(`^    (readonly )?${member}[(:<?]`, 'm'), `Server.${member} is internal`);
   }
 

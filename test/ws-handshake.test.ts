@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { frame, KEY, makeSession, openServer, parseFrames, upgradeRequest } from './ws-helpers.js';
 import { acceptFor, parseHead } from '../src/codec/websocket/handshake.js';
-import type { WebSocketSession } from '../src/core/protocols/websocket.js';
+import type { WebSocketSession } from '../src/codec/websocket/session.js';
 
 const T = { timeout: 10_000 };
 

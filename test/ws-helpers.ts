@@ -6,7 +6,9 @@
 import { randomBytes } from 'node:crypto';
 import { parseAddress } from '../src/address.js';
 import type { CloseInfo, Message, ProtocolEvents } from '../src/codec/types.js';
-import { WebSocketSession, type WebSocketOptions } from '../src/core/protocols/websocket.js';
+import type { WebSocketSession } from '../src/codec/websocket/session.js';
+import { websocketSessions, type WebSocketOptions } from '../src/core/protocols/websocket.js';
+import { nativeXor } from '../src/transport/mask.js';
 
 export class Recorder implements ProtocolEvents {
   opened = 0;
@@ -51,13 +53,10 @@ export interface SessionOptions {
 
 export function makeSession(o: SessionOptions = {}): { s: WebSocketSession; r: Recorder } {
   const r = new Recorder();
-  const s = new WebSocketSession(r, {
-    role: o.role ?? 'server',
-    address: parseAddress(o.url ?? 'ws://127.0.0.1:9001'),
-    remote: { address: '127.0.0.1', port: 50000, family: 'IPv4' },
-    maxMessageSize: o.maxMessageSize ?? 1 << 20,
-    options: (o.ws ?? {}) as Readonly<Record<string, unknown>>,
-  });
+  // The sessions core makes for a listener: the codec session under core's policy (path, origins, verifyClient, ...).
+  const sessions = websocketSessions(parseAddress(o.url ?? 'ws://127.0.0.1:9001'), o.role ?? 'server', o.maxMessageSize ?? 1 << 20,
+    o.ws ?? {}, nativeXor);
+  const s = sessions(r, { address: '127.0.0.1', port: 50000, family: 'IPv4' }) as WebSocketSession;
   s.start();
   return { s, r };
 }

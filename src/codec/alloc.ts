@@ -5,7 +5,7 @@
  * sends 15 bytes costs kilobytes, not 60 MiB, and the copying stays under twice the message.
  *
  * An allocation the process cannot make (address space or memory exhausted) ends that
- * connection with ERR_OUT_OF_MEMORY (WebSocket 1009), never the process.
+ * connection with ERR_OUT_OF_MEMORY (WebSocket 1009), never the whole server.
  */
 import { ProtocolError } from '../errors.js';
 

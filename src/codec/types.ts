@@ -5,7 +5,6 @@
  * what they meant through `ProtocolEvents`, and it turns outgoing messages into bytes
  * (`encode`) that core writes. It never touches a socket, a timer or `process`.
  */
-import type { Address } from '../address.js';
 import type { SwitchboardError } from '../errors.js';
 
 /** A message: text protocols give and take strings, binary ones Buffers. */
@@ -148,15 +147,9 @@ export interface RemoteInfo {
   family: string;
 }
 
-export interface SessionContext {
-  role: 'server' | 'client';
-  /** The address listened on or connected to. */
-  address: Address;
-  remote: RemoteInfo;
-  /** The largest message accepted, in bytes; a larger one ends the connection with ERR_PAYLOAD_TOO_LARGE. */
-  maxMessageSize: number;
-  /** Protocol-specific options (for WebSocket: WebSocketOptions), passed through from the user. */
-  options: Readonly<Record<string, unknown>>;
-}
-
-export type ProtocolFactory = (events: ProtocolEvents, ctx: SessionContext) => ProtocolSession;
+/**
+ * Makes the session of each connection of one listener. Core builds one per listener (or
+ * connect() call) from that listener's typed options, so a session gets its settings without
+ * a per-connection options object or a lookup; `remote` is the peer of this connection.
+ */
+export type SessionFactory = (events: ProtocolEvents, remote: RemoteInfo) => ProtocolSession;

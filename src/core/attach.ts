@@ -17,6 +17,7 @@ import { formatHostPort, type Address } from '../address.js';
 import { httpResponse } from '../codec/websocket/handshake.js';
 import { SwitchboardError } from '../errors.js';
 import type { Connection } from './connection.js';
+import type { ListenerContext } from './listener.js';
 import type { WebSocketServerOptions } from './protocols/websocket.js';
 
 /** `server.attach(httpServer, options)`: the path to serve, and WebSocket options for this endpoint only. */
@@ -27,14 +28,15 @@ export interface AttachOptions extends WebSocketServerOptions {
 
 /** What attaching needs of a switchboard Server. */
 export interface UpgradeAcceptor {
+  /** The listener context of an endpoint (made once per endpoint or local address). */
+  upgradeListener(address: Address, options: Readonly<WebSocketServerOptions>): ListenerContext;
   /** A connection of this server on an upgraded socket, or null when it was turned away (and closed). */
-  acceptUpgrade(socket: net.Socket, address: Address, options: Readonly<WebSocketServerOptions>): Connection | null;
+  acceptUpgrade(socket: net.Socket, listener: ListenerContext): Connection | null;
 }
 
 interface Endpoint {
   readonly owner: UpgradeAcceptor;
-  readonly address: Address;
-  readonly options: Readonly<WebSocketServerOptions>;
+  readonly listener: ListenerContext;
 }
 
 class Dispatcher {
@@ -49,7 +51,7 @@ class Dispatcher {
     const path = pathOf(req.url);
     const endpoint = this.endpoints.get(path);
     if (endpoint !== undefined) {
-      feed(endpoint.owner, endpoint.address, endpoint.options, req, socket, head);
+      feed(endpoint.owner, endpoint.listener, req, socket, head);
       return;
     }
     // Another listener may own this path (ws's noServer pattern, a proxy): it answers, not us.
@@ -71,7 +73,7 @@ const dispatchers = new WeakMap<HttpServer, Dispatcher>();
 /** The endpoints one switchboard Server attached, and the addresses of its handleUpgrade() connections. */
 export class Attachments {
   private readonly mine: { dispatcher: Dispatcher; endpoint: Endpoint }[] = [];
-  private readonly upgradeAddresses = new Map<string, Address>();
+  private readonly upgradeListeners = new Map<string, ListenerContext>();
 
   constructor(private readonly owner: UpgradeAcceptor, private readonly serverOptions: Readonly<WebSocketServerOptions>) {}
 
@@ -88,9 +90,9 @@ export class Attachments {
       throw new SwitchboardError('ERR_INVALID_OPTION', `a WebSocket endpoint is already attached at ${path} of this HTTP server`);
     }
     const tlsServer = http instanceof HttpsServer || http instanceof tls.Server;
-    // One options object per endpoint: every session of the endpoint shares what derives from it.
+    // One listener context per endpoint: every session of the endpoint shares what derives from its options.
     const merged: WebSocketServerOptions = Object.freeze({ ...this.serverOptions, ...options, path });
-    const endpoint: Endpoint = { owner: this.owner, address: attachedAddress(http, tlsServer, path), options: merged };
+    const endpoint: Endpoint = { owner: this.owner, listener: this.owner.upgradeListener(attachedAddress(http, tlsServer, path), merged) };
     if (dispatcher === undefined) dispatchers.set(http, (dispatcher = new Dispatcher(http)));
     dispatcher.endpoints.set(path, endpoint);
     this.mine.push({ dispatcher, endpoint });
@@ -104,13 +106,14 @@ export class Attachments {
     }
     const tlsSocket = socket instanceof tls.TLSSocket;
     const key = `${tlsSocket ? 'wss' : 'ws'} ${socket.localAddress ?? ''} ${socket.localPort ?? 0}`;
-    let address = this.upgradeAddresses.get(key);
-    if (address === undefined) {
-      address = fixedAddress(tlsSocket, socket.localAddress ?? '127.0.0.1', socket.localPort ?? 0, this.serverOptions.path ?? '/');
+    let listener = this.upgradeListeners.get(key);
+    if (listener === undefined) {
+      const address = fixedAddress(tlsSocket, socket.localAddress ?? '127.0.0.1', socket.localPort ?? 0, this.serverOptions.path ?? '/');
+      listener = this.owner.upgradeListener(address, this.serverOptions);
       // A few per server (one per local address); never one per connection.
-      if (this.upgradeAddresses.size < 16) this.upgradeAddresses.set(key, address);
+      if (this.upgradeListeners.size < 16) this.upgradeListeners.set(key, listener);
     }
-    feed(this.owner, address, this.serverOptions, req, socket, head ?? Buffer.alloc(0));
+    feed(this.owner, listener, req, socket, head ?? Buffer.alloc(0));
   }
 
   /** The server is closing: its paths are given back (the HTTP servers keep running). */
@@ -134,13 +137,12 @@ function headOf(req: IncomingMessage): Buffer {
   return Buffer.from(s + '\r\n', 'latin1');
 }
 
-function feed(owner: UpgradeAcceptor, address: Address, options: Readonly<WebSocketServerOptions>,
-  req: IncomingMessage, socket: Duplex, head: Buffer): void {
+function feed(owner: UpgradeAcceptor, listener: ListenerContext, req: IncomingMessage, socket: Duplex, head: Buffer): void {
   if (!(socket instanceof net.Socket)) {
     socket.destroy();
     return;
   }
-  const conn = owner.acceptUpgrade(socket, address, options);
+  const conn = owner.acceptUpgrade(socket, listener);
   if (conn === null) return;
   conn.handleData(headOf(req));
   if (head.length > 0 && !socket.destroyed) conn.handleData(head);

@@ -6,6 +6,7 @@ import { connectUdp, MAX_UDP_PAYLOAD } from '../transport/udp.js';
 import { Connection, type ConnectionLimits, type ConnectionOwner } from './connection.js';
 import { DEFAULT_LIMITS } from './server.js';
 import { Sweeper } from './sweeper.js';
+import { listenerContext } from './listener.js';
 import type { WebSocketClientOptions } from './protocols/websocket.js';
 
 export interface ConnectOptions extends Partial<ConnectionLimits> {
@@ -21,9 +22,13 @@ export interface ConnectOptions extends Partial<ConnectionLimits> {
 /** All client connections share one sweeper (ticks of 100 ms are fine for client timeouts). */
 const clientSweeper = new Sweeper(100);
 
+const ignore = (): void => {};
+
 class ClientOwner implements ConnectionOwner {
   readonly sweeper = clientSweeper;
-  constructor(private readonly onOpen: (c: Connection) => void, private readonly onClosed: (c: Connection) => void) {}
+  /** How connect() settles; set once the socket is connected (the owner is made before, with the listener context). */
+  onOpen: (c: Connection) => void = ignore;
+  onClosed: (c: Connection) => void = ignore;
   connectionOpened(conn: Connection): void {
     this.onOpen(conn);
   }
@@ -41,6 +46,14 @@ export async function connect<Data extends object = Record<string, unknown>>(url
   const address = parseAddress(url);
   const timeout = options.connectTimeout ?? 10_000;
   const started = Date.now();
+  const limits: ConnectionLimits = { ...DEFAULT_LIMITS, heartbeatInterval: 0 };
+  for (const key of Object.keys(DEFAULT_LIMITS) as (keyof ConnectionLimits)[]) {
+    const v = options[key];
+    if (v !== undefined) (limits as unknown as Record<string, unknown>)[key] = v;
+  }
+  const owner = new ClientOwner();
+  // This call's context, once: bad options fail here, before a socket is opened.
+  const listener = listenerContext(owner, address, 'client', limits, options.websocket ?? {});
   let socket: TransportSocket;
   try {
     socket = address.transport === 'udp'
@@ -49,24 +62,17 @@ export async function connect<Data extends object = Record<string, unknown>>(url
   } catch (err) {
     throw asSwitchboardError(err);
   }
-  const limits: ConnectionLimits = { ...DEFAULT_LIMITS, heartbeatInterval: 0 };
-  for (const key of Object.keys(DEFAULT_LIMITS) as (keyof ConnectionLimits)[]) {
-    const v = options[key];
-    if (v !== undefined) (limits as unknown as Record<string, unknown>)[key] = v;
-  }
   // What is left of the connect timeout bounds the protocol handshake.
   limits.handshakeTimeout = Math.max(1, timeout - (Date.now() - started));
   return new Promise<Connection<Data>>((resolve, reject) => {
     let opened = false;
-    const owner = new ClientOwner(
-      (c) => { opened = true; resolve(c as Connection<Data>); },
-      (c) => {
-        if (opened) return;
-        const info = c.closeInfo ?? { code: 1006, reason: 'closed' };
-        reject(info.error ?? new SwitchboardError('ERR_HANDSHAKE', `${url}: connection closed before it opened (${info.code} ${info.reason})`));
-      },
-    );
-    new Connection(socket, address, 'client', owner, limits, options.websocket ?? {}).start();
+    owner.onOpen = (c) => { opened = true; resolve(c as Connection<Data>); };
+    owner.onClosed = (c) => {
+      if (opened) return;
+      const info = c.closeInfo ?? { code: 1006, reason: 'closed' };
+      reject(info.error ?? new SwitchboardError('ERR_HANDSHAKE', `${url}: connection closed before it opened (${info.code} ${info.reason})`));
+    };
+    new Connection(socket, listener).start();
   });
 }
 

@@ -7,12 +7,12 @@ import { EventEmitter } from 'node:events';
 import type { Address, ProtocolName } from '../address.js';
 import { wireBytes, type CloseInfo, type Message, type ProtocolEvents, type ProtocolSession, type Wire } from '../codec/types.js';
 import { ProtocolError, SwitchboardError } from '../errors.js';
-import { protocolFactories } from './protocols.js';
 import type { TransportSocket } from '../transport/socket.js';
 import { admit, dropsNext, FlushQueue, Outbox } from './outbox.js';
 import type { Sweeper } from './sweeper.js';
 import type { RateBucket } from './rate-limit.js';
-import { listenerStats, type ListenerStats } from './metrics.js';
+import type { ListenerStats } from './metrics.js';
+import type { ListenerContext } from './listener.js';
 
 export interface ConnectionLimits {
   /** Close a connection that received nothing for this many ms (0: never). */
@@ -61,29 +61,6 @@ const INBOX_HIGH_WATER = 256;
 
 let nextId = 1;
 
-/** What every connection of one listener has in common: held once, not once per connection. */
-interface Shared {
-  readonly role: 'server' | 'client';
-  readonly address: Address;
-  readonly owner: ConnectionOwner;
-  readonly limits: ConnectionLimits;
-  /** Datagram transports write each message as it comes (joining would merge datagrams). */
-  readonly batched: boolean;
-  /** The listener's counters (see metrics.ts): one field added per read, flush or message. */
-  readonly stats: ListenerStats;
-}
-const sharedByOwner = new WeakMap<ConnectionOwner, Shared[]>();
-function sharedFor(owner: ConnectionOwner, address: Address, role: 'server' | 'client', limits: ConnectionLimits): Shared {
-  let list = sharedByOwner.get(owner);
-  if (list === undefined) sharedByOwner.set(owner, (list = []));
-  // Owners pass one limits object per listener (Server keeps its own and one for UDP peers).
-  for (const x of list) if (x.address === address && x.role === role && x.limits === limits) return x;
-  const x: Shared = { role, address, owner, limits, batched: address.transport !== 'udp', stats: listenerStats(address) };
-  // A handful per owner (one per listener); never a list that grows with connections.
-  if (list.length < 16) list.push(x);
-  return x;
-}
-
 // Rarely set booleans, one field.
 const OWES_DRAIN = 1; // send() returned false: a 'drain' is owed
 const DRAIN_HOOKED = 2; // the socket's 'drain' is listened to
@@ -112,7 +89,8 @@ export class Connection<Data extends object = Record<string, unknown>> extends E
 
   /** @internal */ readonly socket: TransportSocket;
   /** @internal */ readonly session: ProtocolSession;
-  private readonly shared: Shared;
+  /** What this connection shares with the others of its listener. */
+  private readonly shared: ListenerContext;
   private state = State.Opening;
   private lastSeen: number;
   private pingSentAt = 0;
@@ -138,24 +116,18 @@ export class Connection<Data extends object = Record<string, unknown>> extends E
   rate: RateBucket | null = null;
 
   /** `acceptedAt`: when the handshake deadline started, if before now (a TLS connection's TCP accept). */
-  constructor(socket: TransportSocket, address: Address, role: 'server' | 'client', owner: ConnectionOwner,
-    limits: ConnectionLimits, protocolOptions: Readonly<Record<string, unknown>>, acceptedAt?: number) {
+  constructor(socket: TransportSocket, listener: ListenerContext, acceptedAt?: number) {
     super();
     this.socket = socket;
-    this.shared = sharedFor(owner, address, role, limits);
+    this.shared = listener;
+    const limits = listener.limits;
     const now = Date.now(); // not sweeper.now: that is only fresh while the sweeper ticks
     this.lastSeen = now;
     this.deadline = limits.handshakeTimeout > 0 ? (acceptedAt ?? now) + limits.handshakeTimeout : 0;
     socket.bind(this); // its events come as direct calls (Connection is its SocketSink, checked here)
-    this.session = protocolFactories[address.protocol](this, {
-      role,
-      address,
-      // Reading these also makes the socket cache its peer address, so they still answer after close.
-      remote: { address: this.remoteAddress, port: this.remotePort, family: this.remoteFamily },
-      maxMessageSize: limits.maxMessageSize,
-      options: protocolOptions,
-    });
-    owner.sweeper.add(this);
+    // Reading these also makes the socket cache its peer address, so they still answer after close.
+    this.session = listener.newSession(this, { address: this.remoteAddress, port: this.remotePort, family: this.remoteFamily });
+    listener.owner.sweeper.add(this);
   }
 
   /** @internal Called by the owner once it has registered the connection. */

@@ -14,6 +14,7 @@ import { createHub, inSwitchboardWorker } from '../hubs/index.js';
 import { createStreamServer, listenStream, NetSocket, type StreamListener, type StreamSocket, type TlsHandshakeEvents, type TlsServerOptions } from '../transport/index.js';
 import { bindUdp, MAX_UDP_PAYLOAD, type PeerSocket } from '../transport/udp.js';
 import { Connection, type ConnectionLimits, type ConnectionOwner, type TopicOwner } from './connection.js';
+import { listenerContext, type ListenerContext } from './listener.js';
 import { resolutionFor, Sweeper } from './sweeper.js';
 import { parseRateLimit, RateLimiter, type LimitStats, type RateLimitOptions } from './rate-limit.js';
 import { formatRemote, parseMaxPerIp, PerIpCount, type AcceptHook } from './admission.js';
@@ -235,6 +236,11 @@ export class Server<Data extends object = Record<string, unknown>> extends Event
   /** Binds every address. Rejects (and unbinds what was bound) if any fails. */
   async listen(): Promise<this> {
     if (this.netServers.length > 0) throw new SwitchboardError('ERR_INVALID_OPTION', 'listen() was called twice');
+    // Each listener's context, once (bad protocol options fail here, before anything is bound).
+    const contexts = new Map<Address, ListenerContext>();
+    for (const address of this.listenAddresses) {
+      if (address.transport !== 'udp') contexts.set(address, listenerContext(this, address, 'server', this.limits, this.protocolOptions));
+    }
     let current: Address | undefined;
     try {
       // Subscriptions across processes work before the first client arrives (or we fail to start).
@@ -242,15 +248,17 @@ export class Server<Data extends object = Record<string, unknown>> extends Event
       for (const address of this.listenAddresses) {
         current = address;
         if (address.transport === 'udp') {
+          const ctx = listenerContext(this, address, 'server', this.udpLimits);
           const udp = await bindUdp(address, { maxDatagram: Math.min(this.limits.maxMessageSize, MAX_UDP_PAYLOAD), maxPeers: this.maxConnections },
-            (peer, firstDatagram) => this.acceptPeer(peer, address, firstDatagram));
+            (peer, firstDatagram) => this.acceptPeer(peer, ctx, firstDatagram));
           this.udpClosers.push(udp.close);
           const a = udp.socket.address();
           this.bound.push(`udp://${formatHostPort(address.host, a.port)}`);
           continue;
         }
+        const ctx = contexts.get(address)!;
         const srv = createStreamServer(address, { tls: this.options.tls, backlog: this.options.backlog, native: this.options.native },
-          (socket, tcp) => this.accept(socket, address, tcp), this.handshakeEventsFor(address));
+          (socket, tcp) => this.accept(socket, ctx, tcp), this.handshakeEventsFor(address));
         this.netServers.push(srv);
         await listenStream(srv, address, { backlog: this.options.backlog ?? DEFAULT_BACKLOG });
         // Only now: a failure to listen is the rejection below, not also an 'error' event.
@@ -306,17 +314,23 @@ export class Server<Data extends object = Record<string, unknown>> extends Event
   }
 
   /** @internal An upgraded socket from attach() or handleUpgrade(): admitted like an accepted one. */
-  acceptUpgrade(socket: net.Socket, address: Address, options: Readonly<WebSocketServerOptions>): Connection | null {
-    if (this.closing !== null || (this.acceptHook !== null && !this.askAcceptHook(socket, address))) {
+  acceptUpgrade(socket: net.Socket, listener: ListenerContext): Connection | null {
+    if (this.closing !== null || (this.acceptHook !== null && !this.askAcceptHook(socket, listener.address))) {
       socket.destroy();
       return null;
     }
-    const conn = new Connection(new NetSocket(socket), address, 'server', this, this.limits, options);
+    const conn = new Connection(new NetSocket(socket), listener);
     return this.admit(conn) ? conn : null;
   }
 
   /** `tcp`: the TCP socket of a TLS connection whose handshake is done (it was held as a TlsHandshake). */
-  private accept(socket: StreamSocket, address: Address, tcp?: net.Socket): void {
+  /** @internal The context of an attached endpoint or a handleUpgrade() address (see attach.ts). */
+  upgradeListener(address: Address, options: Readonly<WebSocketServerOptions>): ListenerContext {
+    return listenerContext(this, address, 'server', this.limits, options);
+  }
+
+  private accept(socket: StreamSocket, listener: ListenerContext, tcp?: net.Socket): void {
+    const address = listener.address;
     let acceptedAt: number | undefined;
     if (tcp) {
       const h = TlsHandshake.of(tcp);
@@ -327,7 +341,7 @@ export class Server<Data extends object = Record<string, unknown>> extends Event
       acceptedAt = h.acceptedAt;
     }
     if (!this.accepting) {
-      if (this.closeHow !== null && this.closeResolve !== null) return this.acceptLate(socket, address);
+      if (this.closeHow !== null && this.closeResolve !== null) return this.acceptLate(socket, listener);
       socket.destroy();
       return;
     }
@@ -337,7 +351,7 @@ export class Server<Data extends object = Record<string, unknown>> extends Event
       return;
     }
     if (!tcp) this.keepAlive(socket);
-    this.admit(new Connection(socket, address, 'server', this, this.limits, this.protocolOptions, acceptedAt));
+    this.admit(new Connection(socket, listener, acceptedAt));
   }
 
   /**
@@ -386,8 +400,8 @@ export class Server<Data extends object = Record<string, unknown>> extends Event
    * (the close code of close()), after its handshake, so that a client is never refused at a
    * restart. It does not count against the limits and the application never sees it.
    */
-  private acceptLate(socket: StreamSocket, address: Address): void {
-    const conn = new Connection(socket, address, 'server', this, this.limits, this.protocolOptions);
+  private acceptLate(socket: StreamSocket, listener: ListenerContext): void {
+    const conn = new Connection(socket, listener);
     this.late.add(conn);
     this.refusing.add(conn); // not counted per IP
     conn.start();
@@ -398,7 +412,8 @@ export class Server<Data extends object = Record<string, unknown>> extends Event
    * of quiet (or evicted by the listener when its table is full). Its source address is unverified,
    * so a refusal may not answer with more bytes than the datagram had: no reflection amplification.
    */
-  private acceptPeer(peer: PeerSocket, address: Address, firstDatagram: number): boolean {
+  private acceptPeer(peer: PeerSocket, listener: ListenerContext, firstDatagram: number): boolean {
+    const address = listener.address;
     if (!this.accepting) {
       peer.destroy();
       return false;
@@ -407,7 +422,7 @@ export class Server<Data extends object = Record<string, unknown>> extends Event
       peer.destroy();
       return false;
     }
-    return this.admit(new Connection(peer, address, 'server', this, this.udpLimits, NO_OPTIONS), firstDatagram);
+    return this.admit(new Connection(peer, listener), firstDatagram);
   }
 
   /** The accept hook's answer; a hook that throws refuses, and the error is emitted. */

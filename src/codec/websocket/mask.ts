@@ -1,33 +1,36 @@
 /**
- * XOR masking (RFC 6455 §5.3), in place. Long runs go to the native addon where it is built
- * (eight bytes a step), else a 32-bit word at a time through a Uint32Array view once the address
- * is 4-aligned; the mask word is built from bytes in memory order, so the result is the same on
- * either endianness.
+ * XOR masking (RFC 6455 §5.3), in place, in plain TypeScript: a 32-bit word at a time through a
+ * Uint32Array view once the address is 4-aligned; the mask word is built from bytes in memory
+ * order, so the result is the same on either endianness. Long runs may go to a faster XOR loop
+ * the caller hands in (core passes the native one, see transport/mask.ts): the codec itself
+ * loads nothing.
  */
 import { randomFillSync } from 'node:crypto';
-import { addon } from '../../addon.js';
+
+/** XORs buf[start, end) with a 32-bit mask word (its bytes in memory order), e.g. a native loop. */
+export type WordXor = (buf: Uint8Array, start: number, end: number, word: number) => void;
 
 /**
  * From this length the 32-bit word loop wins; below it the view it needs (a Uint32Array per
  * call) costs more than it saves (64 B: 51 ns unrolled bytes vs 100 ns with the view).
  */
 const WORD_THRESHOLD = 192;
-/** From this length the native loop wins, call cost included. */
+/** From this length a native loop wins, call cost included. */
 const NATIVE_THRESHOLD = 128;
-const nativeMask = addon?.mask;
 const maskBytes = new Uint8Array(4);
 const maskWord = new Uint32Array(maskBytes.buffer);
 
 /**
  * XORs buf[start, end) with the 4-byte `mask` (read at mask[maskAt..maskAt+4)), beginning at
- * position `phase` of the mask (the number of payload bytes already processed, mod 4).
+ * position `phase` of the mask (the number of payload bytes already processed, mod 4). `xor`, when
+ * given, takes the runs long enough to be worth its call.
  */
-export function applyMask(buf: Uint8Array, start: number, end: number, mask: Uint8Array, maskAt: number, phase = 0): void {
+export function applyMask(buf: Uint8Array, start: number, end: number, mask: Uint8Array, maskAt: number, phase = 0, xor?: WordXor): void {
   let i = start;
   let p = phase & 3;
   const a = mask[maskAt]!, b = mask[maskAt + 1]!, c = mask[maskAt + 2]!, d = mask[maskAt + 3]!;
-  if (nativeMask !== undefined && end - start >= NATIVE_THRESHOLD) {
-    nativeMask(buf, start, end, rotatedWord(p, a, b, c, d));
+  if (xor !== undefined && end - start >= NATIVE_THRESHOLD) {
+    xor(buf, start, end, rotatedWord(p, a, b, c, d));
     return;
   }
   if (end - start >= WORD_THRESHOLD) {

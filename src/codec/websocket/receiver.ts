@@ -15,7 +15,7 @@
  */
 import { ProtocolError } from '../../errors.js';
 import { allocate, firstCapacity, grow } from '../alloc.js';
-import { applyMask } from './mask.js';
+import { applyMask, type WordXor } from './mask.js';
 import { Opcode } from './sender.js';
 import { isUtf8, Utf8Validator } from './utf8.js';
 
@@ -28,6 +28,8 @@ export interface ReceiverOptions {
   maxFragments: number;
   /** Whether permessage-deflate was negotiated (RSV1 allowed on a message's first frame). */
   compression: boolean;
+  /** A faster XOR loop for long payloads (a native one, handed in by core), if any. */
+  xor?: WordXor;
 }
 
 /** Where the receiver delivers; implemented by the session (no closures per frame). */
@@ -60,6 +62,7 @@ export class Receiver {
   private readonly maxMessageSize: number;
   private readonly maxFragments: number;
   private readonly compression: boolean;
+  private readonly xor: WordXor | undefined;
 
   /**
    * Allocated on first need, so an idle connection holds none: [0, 14) the header bytes of a
@@ -97,6 +100,7 @@ export class Receiver {
     this.maxMessageSize = opts.maxMessageSize;
     this.maxFragments = opts.maxFragments;
     this.compression = opts.compression;
+    this.xor = opts.xor;
   }
 
   private get utf8(): Utf8Validator {
@@ -208,7 +212,7 @@ export class Receiver {
       const len = this.payloadLen;
       if (end - off >= len) {
         const pend = off + len;
-        if (this.masked && len > 0) applyMask(chunk, off, pend, src, maskAt);
+        if (this.masked && len > 0) applyMask(chunk, off, pend, src, maskAt, 0, this.xor);
         this.frameComplete(chunk, off, pend, false);
         off = pend;
       } else {
@@ -307,7 +311,7 @@ export class Receiver {
     chunk.copy(partial, this.partialAt, off, off + n);
     const from = this.partialAt;
     this.partialAt += n;
-    if (this.masked) applyMask(partial, from, from + n, this.scratch!, 14, from);
+    if (this.masked) applyMask(partial, from, from + n, this.scratch!, 14, from, this.xor);
     const text = this.isPlainText();
     if (text) {
       // Starting a text message in this frame: fresh validator state.
