@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
-import { Server, WIRE_MARK } from '../src/index.js';
+import { Server, WIRE_MARK, type Hub } from '../src/index.js';
 import { RawPeer, portOf, until } from './helpers.js';
 
 const RS = WIRE_MARK;
@@ -127,5 +127,35 @@ test('wire off (the default): an RS-marked line is a plain message', { timeout: 
   } finally {
     p.destroy();
     await server.close();
+  }
+});
+
+test('wire: a publish that comes through the hub from another server reaches framed subscribers in the envelope and plain ones plain', { timeout: 10000 }, async () => {
+  // Two Servers joined by a small in-test hub (each one's publishes go to the other's listener), as Redis would join processes.
+  const listeners: ((topic: string, data: string | Buffer) => void)[] = [];
+  const hubFor = (me: number): Hub => ({
+    kind: 'test', setListener: (l) => { listeners[me] = l; }, subscribe: () => {}, unsubscribe: () => {},
+    publish: (topic, data) => listeners[1 - me]?.(topic, data), ready: async () => {}, close: async () => {},
+  });
+  const a = new Server({ listen: 'text://127.0.0.1:0', wire: true, hub: hubFor(0) });
+  const b = new Server({ listen: 'text://127.0.0.1:0', wire: true, hub: hubFor(1) });
+  b.on('connection', (c) => c.subscribe('room'));
+  await a.listen();
+  await b.listen();
+  const framed = await RawPeer.connect(portOf(b.addresses[0]!));
+  const plain = await RawPeer.connect(portOf(b.addresses[0]!));
+  try {
+    framed.write(line({ t: 'sub', topic: 'room', id: 1 }));
+    await framed.until((t) => wireOf(t).some((m) => m.id === 1));
+    await until(() => b.subscribers('room').size === 2, 'both in the room');
+    a.publish('room', 'from A');
+    await plain.until((t) => t.includes('from A\n'));
+    await framed.until((t) => wireOf(t).some((m) => m.t === 'msg'));
+    assert.deepEqual(wireOf(framed.text).find((m) => m.t === 'msg'), { t: 'msg', topic: 'room', data: 'from A' });
+    assert.ok(!framed.text.split('\n').includes('from A'), 'the framed subscriber gets it once, in the envelope');
+  } finally {
+    framed.destroy(); plain.destroy();
+    await a.close();
+    await b.close();
   }
 });

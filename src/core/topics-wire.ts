@@ -18,6 +18,7 @@
  */
 import type { Message } from '../codec/types.js';
 import type { Connection } from './connection.js';
+import { SwitchboardError } from '../errors.js';
 
 /** The first character of every protocol message (RFC 7464's record separator). */
 export const WIRE_MARK = '\u001e';
@@ -75,7 +76,7 @@ export class TopicsWire {
     for (const key of Object.keys(WIRE_DEFAULTS) as (keyof typeof WIRE_DEFAULTS)[]) {
       const v = options[key];
       if (v === undefined) continue;
-      if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new TypeError(`option wire.${key} must be a number >= 0 (got ${String(v)})`);
+      if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new SwitchboardError('ERR_INVALID_OPTION', `option wire.${key} must be a number >= 0 (got ${String(v)})`);
       this.limits[key] = v;
     }
   }
