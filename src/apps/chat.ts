@@ -107,6 +107,7 @@ export function chatServer(options: ChatOptions = {}): Promise<Server> {
         // and speaks no more: the rest of a pipelined chunk is not worth a /who over a big room.
         if (!conn.isOpen) return;
         const raw = (typeof m === 'string' ? m : m.toString('utf8')).trim();
+        if (raw.charCodeAt(0) === 0x1e) return; // a wire-protocol message while the wire is off (wire: false): not a line
         if (!raw.startsWith('/')) {
           const text = cleanText(raw);
           if (text !== '') server.publish(room, `${nameOf(conn)}: ${text}`, { except: conn });
