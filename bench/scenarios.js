@@ -29,6 +29,11 @@ export const SCENARIOS = [
     args: ['-m', 'ws', '-c', '100', '-s', '64', '-b', '10', '-d', '4'], unit: 'deliveries/s', better: 'higher', target: { ratio: 2.4 }, quick: true },
   { name: 'ws-chat-1000x1', title: 'WS chat, 1000 conns, 1 sender', kind: 'load', servers: WS_CHAT_LOAD, baseline: 'ws',
     args: ['-m', 'ws', '-c', '1000', '-s', '64', '-b', '1', '-d', '16'], unit: 'deliveries/s', better: 'higher', target: { ratio: 3 } },
+  // The wire protocol's cost: the same room, 90 of the 100 receivers taking it in the protocol's envelope
+  // (sb-ws-chat-wire.js), beside plain messages (sb-ws-chat.js) in the same run. Ratio < 1 is the cost.
+  { name: 'ws-chat-wire-100x10', title: 'WS chat, 100 conns, 10 senders, wire-protocol envelope vs plain', kind: 'load',
+    servers: { switchboard: 'sb-ws-chat-wire.js', plain: 'sb-ws-chat.js' }, baseline: 'plain',
+    args: ['-m', 'ws', '-c', '100', '-s', '64', '-b', '10', '-d', '4'], unit: 'deliveries/s', better: 'higher' },
   { name: 'line-echo-16', title: 'Line echo 64 B, 16 in flight, 100 conns', kind: 'load', servers: LINE, baseline: 'net',
     args: ['-m', 'line', '-c', '100', '-s', '64', '-d', '16'], unit: 'msg/s', better: 'higher', target: { ratio: 2 }, quick: true },
   { name: 'line-chat-100x10', title: 'Line chat, 100 conns, 10 senders', kind: 'load', servers: LINE_CHAT, baseline: 'net',

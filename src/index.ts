@@ -3,6 +3,7 @@ export { Server, type ServerOptions, type ServerEvents, type CloseOptions, DEFAU
 export { startAdmin, type AdminOption, type AdminStatus, type AdminHandle, type AdminView } from './core/admin.js';
 export type { Snapshot, ListenerSnapshot } from './core/metrics.js';
 export { Connection, type ConnectionEvents, type ConnectionLimits } from './core/connection.js';
+export { TopicsWire, WIRE_MARK, WIRE_DEFAULTS, type WireOptions, type WireAction, type WireAuthorize, type WireRequestHandler } from './core/topics-wire.js';
 export { connect, type ConnectOptions } from './core/client.js';
 export type { AttachOptions } from './core/attach.js';
 export type {

@@ -1,7 +1,8 @@
 // Summaries, the markdown table and a hand-written SVG bar chart of the same figures.
 
-export const LABELS = ['switchboard', 'ws', 'net', 'bun'];
-const COLORS = { switchboard: '#2b6cb0', ws: '#8a8a8a', net: '#c27c0e', bun: '#6b46c1' };
+// plain: switchboard itself without the feature a row measures (the wire protocol's row).
+export const LABELS = ['switchboard', 'ws', 'net', 'bun', 'plain'];
+const COLORS = { switchboard: '#2b6cb0', ws: '#8a8a8a', net: '#c27c0e', bun: '#6b46c1', plain: '#68a0d8' };
 
 export function median(xs) {
   const s = [...xs].sort((a, b) => a - b);
@@ -87,15 +88,17 @@ export function markdown(summaries, meta) {
   // Bun (--bun) is a reference, not a baseline: its column and its ratio appear only when it ran.
   const withBun = summaries.some((s) => s.per.bun);
   if (withBun) lines.push(`Bun ${meta.bun ?? ''} (Bun.serve, whose WebSocket server is uWebSockets) ran as a reference; "vs bun" = switchboard / Bun.`, '');
-  lines.push(`| Scenario | unit | switchboard | ws | net |${withBun ? ' bun | vs bun |' : ''} ratio | target | verdict |`);
-  lines.push(`|---|---|---|---|---|${withBun ? '---|---|' : ''}---|---|---|`);
+  const withPlain = summaries.some((s) => s.per.plain);
+  if (withPlain) lines.push('"plain" = switchboard with plain messages, beside the same server with the feature its row measures.', '');
+  lines.push(`| Scenario | unit | switchboard | ws | net |${withBun ? ' bun | vs bun |' : ''}${withPlain ? ' plain |' : ''} ratio | target | verdict |`);
+  lines.push(`|---|---|---|---|---|${withBun ? '---|---|' : ''}${withPlain ? '---|' : ''}---|---|---|`);
   for (const s of summaries) {
     const sc = s.scenario;
     const ratio = s.ratio === null ? '–' : `${s.ratio.toFixed(2)}x vs ${sc.baseline}`;
     const sb = s.per.switchboard?.median;
     const vsBun = s.per.bun && sb > 0 && s.per.bun.median > 0 ? `${(sb / s.per.bun.median).toFixed(2)}x` : '–';
     lines.push(`| ${sc.title} | ${sc.unit} | ${cell(s.per.switchboard, sc.unit)} | ${cell(s.per.ws, sc.unit)} | ` +
-      `${cell(s.per.net, sc.unit)} |${withBun ? ` ${cell(s.per.bun, sc.unit)} | ${vsBun} |` : ''} ${ratio} | ${targetText(sc)} | ${s.verdict} |`);
+      `${cell(s.per.net, sc.unit)} |${withBun ? ` ${cell(s.per.bun, sc.unit)} | ${vsBun} |` : ''}${withPlain ? ` ${cell(s.per.plain, sc.unit)} |` : ''} ${ratio} | ${targetText(sc)} | ${s.verdict} |`);
   }
   const notes = [];
   for (const s of summaries) {

@@ -21,14 +21,13 @@ export const CHAT_DEFAULT = ['text://127.0.0.1:9999', 'ws://127.0.0.1:8080'];
 
 /** The browser page, served at "/" of every ws:// listener (read once, at first use). */
 let page: Buffer | null = null;
+// src/apps/chat.ts and dist/src/apps/chat.js both find the repository's public/ folder.
+const publicFile = (name: string): Buffer => readFileSync(new URL(`public/${name}`, new URL(import.meta.url.includes('/dist/src/') ? '../../../' : '../../', import.meta.url)));
 function chatPage(): Buffer {
-  if (page === null) {
-    // src/apps/chat.ts and dist/src/apps/chat.js both find the repository's public/ folder.
-    const root = new URL(import.meta.url.includes('/dist/src/') ? '../../../' : '../../', import.meta.url);
-    page = readFileSync(new URL('public/chat.html', root));
-  }
-  return page;
+  return (page ??= publicFile('chat.html'));
 }
+/** switchboard/client, which the page uses, served beside it at /switchboard-client.js (read once). */
+let clientModule: Buffer | null = null;
 export const CHAT_BANNER = '欢迎来到ti-chat聊天室!发言注意遵守当地法律法规! (welcome to ti-chat; /nick NAME, /who, /help)';
 /** Guest names carry a per-process tag, so two servers sharing a room do not both have a guest1. */
 const PROCESS_TAG = 10 + Math.floor(Math.random() * 90);
@@ -63,15 +62,39 @@ export function chatServer(options: ChatOptions = {}): Promise<Server> {
   // The page learns the limit from its <meta name="chat-max-bytes">, so it never sends a message
   // the server would close the connection for (0: no limit).
   const pageBody = (): Buffer => (body ??= Buffer.from(chatPage().toString('utf8')
-    .replace(/(<meta name="chat-max-bytes" content=")\d+/, `$1${maxMessageSize}`)));
+    .replace(/(<meta name="chat-max-bytes" content=")\d+/, `$1${maxMessageSize}`)
+    .replace(/(<meta name="chat-room" content=")[^"]*/, `$1${room.replace(/[^\w./:-]/g, '')}`)));
   const websocket = {
     httpHandler: (req: { method: string; url: string }) => (req.method === 'GET' && (req.url === '/' || req.url === '/chat.html')
       ? { status: 200, headers: { 'content-type': 'text/html; charset=utf-8' }, body: pageBody() }
-      : { status: 404, headers: { 'content-type': 'text/plain' }, body: 'not found\n' }),
+      : req.method === 'GET' && req.url === '/switchboard-client.js'
+        ? { status: 200, headers: { 'content-type': 'text/javascript; charset=utf-8' }, body: (clientModule ??= publicFile('switchboard-client.js')) }
+        : { status: 404, headers: { 'content-type': 'text/plain' }, body: 'not found\n' }),
     ...rest.websocket,
   };
-  return startApp('chat', { ...rest, websocket }, { listen: CHAT_DEFAULT, maxMessageSize: CHAT_MAX_MESSAGE, maxBufferedAmount: 256 * 1024, rateLimit: CHAT_RATE_LIMIT }, (server, log) => {
+  // The wire protocol is for the page's client: it may take the room's lines in the protocol's
+  // envelope and ask who is here; it speaks in lines like everyone, so its lines carry its name.
+  const wire = {
+    authorize: (_conn: Connection, action: string, topic: string): true | string => (action === 'subscribe' && topic === room) || (action === 'request' && topic === 'who')
+      ? true : action === 'publish' ? 'in the chat, say it as a line' : `no ${action} on ${topic} here`,
+  };
+  return startApp('chat', { ...rest, websocket }, { listen: CHAT_DEFAULT, maxMessageSize: CHAT_MAX_MESSAGE, maxBufferedAmount: 256 * 1024, rateLimit: CHAT_RATE_LIMIT, wire }, (server, log) => {
     if (options.bare) return bareEcho(server);
+    // The page's list of who is online (the /who of a person, for a program).
+    // Every server's members (presence), as /who lists them; this server's alone when the hub cannot answer.
+    server.wire?.handle('who', async () => {
+      try {
+        const p = await server.presence(room, { limit: whoLimit });
+        return { count: p.total, names: p.members.map((m) => (typeof m.meta.name === 'string' ? m.meta.name : '?')) };
+      } catch {
+        const names: string[] = [];
+        for (const c of members()) {
+          if (names.length >= whoLimit) break;
+          names.push(nameOf(c));
+        }
+        return { count: members().size, names, local: true };
+      }
+    });
     const nameOf = (c: Connection): string => c.data.name as string;
     const members = (): ReadonlySet<Connection> => server.subscribers(room);
     /** Nicknames in use here, by skeleton (guest names need no entry: no nickname looks like one). */
@@ -102,6 +125,7 @@ export function chatServer(options: ChatOptions = {}): Promise<Server> {
         // A connection that is closing (dropped as a slow reader, or closed) gets no more answers
         // and speaks no more: the rest of a pipelined chunk is not worth a /who over a big room.
         if (!conn.isOpen) return;
+        if (raw.charCodeAt(0) === 0x1e) return; // a wire-protocol message while the wire is off (wire: false): not a line
         if (!raw.startsWith('/')) {
           const text = cleanText(raw);
           if (text !== '') server.publish(room, `${nameOf(conn)}: ${text}`, { except: conn });

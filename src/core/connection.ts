@@ -86,6 +86,8 @@ export class Connection<Data extends object = Record<string, unknown>> extends E
   // Made on first use: an idle connection that never needs them holds neither.
   private dataObject: Data | null = null;
   private topicSet: Set<string> | null = null;
+  /** @internal Topics whose deliveries reach this connection in the wire protocol's envelope (topics-wire.ts). */
+  framed: Set<string> | null = null;
 
   /** @internal */ readonly socket: TransportSocket;
   /** @internal */ readonly session: ProtocolSession;
@@ -281,6 +283,7 @@ export class Connection<Data extends object = Record<string, unknown>> extends E
 
   unsubscribe(topic: string): void {
     if (this.topicSet?.delete(topic) !== true) return;
+    this.framed?.delete(topic);
     (this.owner as Partial<TopicOwner>).removeSubscriber?.(topic, this as Connection);
   }
 
@@ -507,6 +510,11 @@ export class Connection<Data extends object = Record<string, unknown>> extends E
     // Messages that arrive while closing are still delivered (a peer may answer before its close),
     // but not once the connection is ending for a fault: its input is no longer handled.
     if (this.state === State.Opening || this.state === State.Closed || (this.flags & FAULTED) !== 0) return;
+    // A wire-protocol message (topics-wire.ts) is for the server, not the application.
+    if (typeof data === 'string' && data.charCodeAt(0) === 0x1e) {
+      const wire = (this.owner as Partial<WireOwner>).wire;
+      if (wire != null) return wire.receive(this as Connection, data);
+    }
     // emit() says whether anyone listened: no separate listenerCount() per message.
     if (this.inbox === null && this.emit('message', data)) return;
     if (this.waiter) {
@@ -768,6 +776,11 @@ export class Connection<Data extends object = Record<string, unknown>> extends E
     this.flags &= ~OWES_DRAIN;
     this.emit('drain');
   }
+}
+
+/** A Server with the wire protocol on (topics-wire.ts) takes its messages. */
+export interface WireOwner {
+  /** @internal */ readonly wire: { receive(conn: Connection, text: string): void } | null;
 }
 
 /** The topic bookkeeping a Server does for its connections. */

@@ -7,13 +7,13 @@ import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { getSystemErrorMap } from 'node:util';
 import { formatHostPort, parseAddress, type Address } from '../address.js';
-import { wireBytes, type Message } from '../codec/types.js';
+import { wireBytes, type Message, type Wire } from '../codec/types.js';
 import { SwitchboardError } from '../errors.js';
 import type { Hub } from '../hubs/types.js';
 import { createHub, inSwitchboardWorker } from '../hubs/index.js';
 import { createStreamServer, listenStream, NetSocket, type StreamListener, type StreamSocket, type TlsHandshakeEvents, type TlsServerOptions } from '../transport/index.js';
 import { bindUdp, MAX_UDP_PAYLOAD, type PeerSocket } from '../transport/udp.js';
-import { Connection, type ConnectionLimits, type ConnectionOwner, type TopicOwner } from './connection.js';
+import { Connection, type ConnectionLimits, type ConnectionOwner, type TopicOwner, type WireOwner } from './connection.js';
 import { listenerContext, type ListenerContext } from './listener.js';
 import { resolutionFor, Sweeper } from './sweeper.js';
 import { parseRateLimit, RateLimiter, type LimitStats, type RateLimitOptions } from './rate-limit.js';
@@ -27,6 +27,7 @@ import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { WebSocketServerOptions } from './protocols/websocket.js';
 import { PresenceTracker, type Presence, type PresenceMeta, type PresenceOptions } from './presence.js';
+import { TopicsWire, type WireOptions } from './topics-wire.js';
 
 export interface ServerOptions extends Partial<ConnectionLimits> {
   /**
@@ -86,6 +87,12 @@ export interface ServerOptions extends Partial<ConnectionLimits> {
   admin?: AdminOption;
   /** Bounds of presence (see Server.presence): bytes per member's metadata and claim key, members per listing. */
   presence?: PresenceOptions;
+  /**
+   * The wire protocol (topics-wire.ts, switchboard/client): clients subscribe, publish and make
+   * requests with acknowledgements in messages that start with U+001E, beside plain messages.
+   * true, or options with `authorize` and the limits. Default: off (such messages are plain).
+   */
+  wire?: boolean | WireOptions;
 }
 
 export interface CloseOptions {
@@ -140,7 +147,7 @@ export const DEFAULT_LIMITS: ConnectionLimits = {
 };
 
 /** `Data` types every connection's `conn.data`: `new Server<{ name: string }>({ ... })`. */
-export class Server<Data extends object = Record<string, unknown>> extends EventEmitter<ServerEvents<Data>> implements ConnectionOwner, TopicOwner, HandshakeOwner {
+export class Server<Data extends object = Record<string, unknown>> extends EventEmitter<ServerEvents<Data>> implements ConnectionOwner, TopicOwner, HandshakeOwner, WireOwner {
   /** Open connections (protocol handshake done). */
   readonly connections = new Set<Connection<Data>>();
   /**
@@ -185,6 +192,8 @@ export class Server<Data extends object = Record<string, unknown>> extends Event
   private readonly refusedBy = new Map<string, number>();
   private attachments: Attachments | null = null;
   private readonly presenceTracker: PresenceTracker;
+  /** The wire protocol's server side (ServerOptions.wire): `server.wire?.handle(topic, fn)` answers requests. */
+  readonly wire: TopicsWire | null;
 
   constructor(options: ServerOptions) {
     super();
@@ -204,6 +213,7 @@ export class Server<Data extends object = Record<string, unknown>> extends Event
     for (const key of ['idleTimeout', 'handshakeTimeout', 'heartbeatInterval', 'closeTimeout', 'messageTimeout', 'maxMessageSize', 'maxBufferedAmount', 'drainTimeout'] as const) {
       checkNonNegative(key, this.limits[key]);
     }
+    this.wire = options.wire === undefined || options.wire === false ? null : new TopicsWire(this, options.wire === true ? {} : options.wire);
     this.maxConnections = options.maxConnections ?? 10_000;
     this.maxAccepts = options.maxAccepts ?? Infinity;
     checkNonNegative('maxConnections', this.maxConnections);
@@ -589,7 +599,9 @@ export class Server<Data extends object = Record<string, unknown>> extends Event
 
   private deliverLocal(topic: string, data: Message, except: Connection<object> | undefined): number {
     const subs = this.topicMap.get(topic);
-    return subs ? deliver(subs, data, except) : 0;
+    if (!subs) return 0;
+    // history (issue 15): the delivery's offset goes here, as the third argument of Framed.
+    return deliver(subs, data, except, this.wire === null ? null : new Framed(this.wire, topic, data, undefined));
   }
 
   /** Sends `data` to every open connection of this server (this process only). */
@@ -720,8 +732,20 @@ export class Server<Data extends object = Record<string, unknown>> extends Event
 const EMPTY: ReadonlySet<Connection> = new Set();
 const NO_OPTIONS: Readonly<Record<string, unknown>> = Object.freeze({});
 
+/** One publish's wire-protocol envelope, for the subscribers that take it: made and encoded once per wire format. */
+class Framed {
+  private text: string | null = null;
+  private readonly bytes = new Map<string, Buffer>();
+  constructor(private readonly wire: TopicsWire, readonly topic: string, private readonly data: Message, private readonly offset: string | undefined) {}
+  for(enc: { key: string; encode(data: Message): Wire }): Buffer {
+    let b = this.bytes.get(enc.key);
+    if (b === undefined) this.bytes.set(enc.key, (b = wireBytes(enc.encode(this.text ??= this.wire.envelope(this.topic, this.data, this.offset)))));
+    return b;
+  }
+}
+
 /** Writes one message to many connections, encoding it once per wire format. */
-export function deliver(conns: Iterable<Connection<object>>, data: Message, except: Connection<object> | undefined): number {
+export function deliver(conns: Iterable<Connection<object>>, data: Message, except: Connection<object> | undefined, framed: Framed | null = null): number {
   let key: string | null = null;
   let bytes: Buffer | null = null;
   let others: Map<string, Buffer> | null = null;
@@ -729,6 +753,11 @@ export function deliver(conns: Iterable<Connection<object>>, data: Message, exce
   for (const conn of conns) {
     if (conn === except || !conn.isOpen) continue;
     const enc = conn.session.shared;
+    if (framed !== null && conn.framed !== null && conn.framed.has(framed.topic)) {
+      conn.write(framed.for(enc), false, true);
+      if (conn.isOpen) n++;
+      continue;
+    }
     // Bytes, not text, even where the encoder gives text: encoded once here, not once per receiver.
     let out: Buffer;
     if (enc.key === key) out = bytes!;
