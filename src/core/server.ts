@@ -9,11 +9,12 @@ import { getSystemErrorMap } from 'node:util';
 import { formatHostPort, parseAddress, type Address } from '../address.js';
 import { wireBytes, type Message } from '../codec/types.js';
 import { SwitchboardError } from '../errors.js';
-import type { Hub } from '../hubs/types.js';
+import { compareOffsets, parseOffset, type HistoryResult, type Hub } from '../hubs/types.js';
 import { createHub, inSwitchboardWorker } from '../hubs/index.js';
+import type { HistoryOptions } from '../hubs/history.js';
 import { createStreamServer, listenStream, type StreamListener, type TlsHandshakeEvents, type TlsServerOptions } from '../transport/index.js';
 import { asSocket, bindUdp, MAX_UDP_PAYLOAD, type PeerSocket } from '../transport/udp.js';
-import { Connection, type ConnectionLimits, type ConnectionOwner, type TopicOwner } from './connection.js';
+import { Connection, type ConnectionLimits, type ConnectionOwner, type ReplayInfo, type SubscribeOptions, type TopicOwner } from './connection.js';
 import { resolutionFor, Sweeper } from './sweeper.js';
 import { parseRateLimit, RateLimiter, type LimitStats, type RateLimitOptions } from './rate-limit.js';
 import { formatRemote, parseMaxPerIp, PerIpCount, type AcceptHook } from './admission.js';
@@ -45,6 +46,11 @@ export interface ServerOptions extends Partial<ConnectionLimits> {
    * (see createHub). Default: none outside workers, 'cluster' inside runWorkers() workers.
    */
   hub?: Hub | string;
+  /**
+   * The history kept by a hub named by `hub` (memory, cluster: in-process, default 100 messages per
+   * topic and 4 MiB in all; redis+streams: MAXLEN ~, default 1000 per topic). false: none.
+   */
+  history?: HistoryOptions | false;
   /** TCP keep-alive probe delay in ms, to notice peers that vanished (default 60000; 0: off). */
   keepAlive?: number;
   /**
@@ -160,6 +166,10 @@ export class Server<Data extends object = Record<string, unknown>> extends Event
   private readonly udpClosers: (() => Promise<void>)[] = [];
   private readonly bound: string[] = [];
   private readonly topicMap = new Map<string, Set<Connection>>();
+  /** Connections whose replay is being read, per topic: live messages wait in their buffer meanwhile. */
+  private readonly replays = new Map<string, Map<Connection, Replay>>();
+  /** What the last deliverLocal() wrote to (a hub with history delivers our publishes at once). */
+  private lastDelivered = -1;
   private hub: Hub | null = null;
   private accepted = 0;
   private accepting = false;
@@ -209,7 +219,9 @@ export class Server<Data extends object = Record<string, unknown>> extends Event
     this.protocolOptions = options.websocket ?? NO_OPTIONS;
     const l = this.limits;
     this.sweeper = new Sweeper(resolutionFor(l.idleTimeout, l.handshakeTimeout, l.heartbeatInterval, l.closeTimeout, l.messageTimeout, l.drainTimeout));
-    if (options.hub !== undefined || inSwitchboardWorker()) this.useHub(createHub(options.hub));
+    if (options.hub !== undefined || inSwitchboardWorker()) {
+      this.useHub(createHub(options.hub, options.history !== undefined ? { history: options.history } : {}));
+    }
   }
 
   /** The addresses actually bound, as URLs (a port 0 is replaced by the port the system chose). */
@@ -519,20 +531,65 @@ export class Server<Data extends object = Record<string, unknown>> extends Event
   // ---- topics ----
 
   /** @internal */
-  addSubscriber(topic: string, conn: Connection): void {
+  addSubscriber(topic: string, conn: Connection, options?: SubscribeOptions): void {
     let set = this.topicMap.get(topic);
     if (!set) {
       this.topicMap.set(topic, (set = new Set()));
       this.hub?.subscribe(topic);
     }
-    set.add(conn);
+    if (options === undefined || (options.since === undefined && !(options.last! > 0))) {
+      set.add(conn);
+      return;
+    }
+    // Not in the set until the replay is sent: live messages meanwhile wait in its buffer, and
+    // those the replay also holds are skipped by offset, so the switch to live is exact.
+    const replay: Replay = { buffer: [], overflow: false };
+    let waiting = this.replays.get(topic);
+    if (!waiting) this.replays.set(topic, (waiting = new Map()));
+    waiting.set(conn, replay);
+    const query = options.since !== undefined ? { since: options.since } : { last: options.last! };
+    const read: Promise<HistoryResult> = this.hub?.history?.(topic, query) ?? Promise.resolve({ entries: [], gap: 'no-history' });
+    read.then(
+      (result) => this.finishReplay(topic, conn, query, replay, result),
+      () => this.finishReplay(topic, conn, query, replay, { entries: [], gap: 'unavailable' }),
+    );
+  }
+
+  private finishReplay(topic: string, conn: Connection, query: SubscribeOptions, replay: Replay, result: HistoryResult): void {
+    const waiting = this.replays.get(topic);
+    if (waiting?.get(conn) !== replay) return; // unsubscribed or closed meanwhile
+    waiting.delete(conn);
+    if (waiting.size === 0) this.replays.delete(topic);
+    // A malformed or foreign `since` is no position: every buffered live message is new to it.
+    let last = query.since !== undefined && result.gap !== 'unknown-offset' && parseOffset(query.since) !== null ? query.since : undefined;
+    const one = [conn];
+    for (const e of result.entries) {
+      deliver(one, e.data, undefined, topic, e.offset);
+      last = e.offset;
+    }
+    for (const b of replay.buffer) {
+      if (b.offset !== undefined && last !== undefined && parseOffset(b.offset) !== null && compareOffsets(b.offset, last) <= 0) continue;
+      deliver(one, b.data, b.except, topic, b.offset);
+      if (b.offset !== undefined) last = b.offset;
+    }
+    this.topicMap.get(topic)?.add(conn);
+    const info: ReplayInfo = { topic, ...query, replayed: result.entries.length, complete: result.gap === undefined && !replay.overflow };
+    if (last !== undefined) info.offset = last;
+    if (replay.overflow) info.gap = 'overflow';
+    else if (result.gap !== undefined) info.gap = result.gap;
+    // After the replayed messages are queued and before any later live one.
+    conn.emit('replay', info);
   }
 
   /** @internal */
   removeSubscriber(topic: string, conn: Connection): void {
     const set = this.topicMap.get(topic);
-    if (!set || !set.delete(conn)) return;
-    if (set.size === 0) {
+    if (!set) return;
+    const waiting = this.replays.get(topic);
+    const wasReplaying = waiting?.delete(conn) === true;
+    if (wasReplaying && waiting!.size === 0) this.replays.delete(topic);
+    if (!set.delete(conn) && !wasReplaying) return;
+    if (set.size === 0 && !this.replays.has(topic)) {
       this.topicMap.delete(topic);
       this.hub?.unsubscribe(topic);
     }
@@ -554,14 +611,36 @@ export class Server<Data extends object = Record<string, unknown>> extends Event
    * Returns the number of local connections it was written to.
    */
   publish(topic: string, data: Message, options: { except?: Connection<Data> } = {}): number {
-    const n = this.deliverLocal(topic, data, options.except);
-    this.hub?.publish(topic, data);
+    const hub = this.hub;
+    if (hub?.keepsHistory === true) {
+      // The hub gives the message its offset and delivers it here too (at once for in-process
+      // hubs; after Redis has it for redis+streams, then the count is of the subscribers it will reach).
+      this.lastDelivered = -1;
+      hub.publish(topic, data, options.except);
+      if (this.lastDelivered >= 0) return this.lastDelivered;
+      const subs = this.topicMap.get(topic);
+      return subs === undefined ? 0 : subs.size - (options.except !== undefined && subs.has(options.except as Connection) ? 1 : 0);
+    }
+    const n = this.deliverLocal(topic, data, options.except, undefined);
+    hub?.publish(topic, data);
     return n;
   }
 
-  private deliverLocal(topic: string, data: Message, except: Connection<object> | undefined): number {
+  /**
+   * Writes a topic message to this process's subscribers. `offset`: its place in the topic's
+   * history (hubs that keep history), handed to connections that deliverWith() a writer.
+   */
+  private deliverLocal(topic: string, data: Message, except: Connection<object> | undefined, offset: string | undefined): number {
+    const waiting = this.replays.get(topic);
+    if (waiting !== undefined) {
+      for (const r of waiting.values()) {
+        if (r.overflow) continue;
+        if (r.buffer.length >= REPLAY_BUFFER_MAX) r.overflow = true;
+        else r.buffer.push({ data, offset, except });
+      }
+    }
     const subs = this.topicMap.get(topic);
-    return subs ? deliver(subs, data, except) : 0;
+    return (this.lastDelivered = subs ? deliver(subs, data, except, topic, offset) : 0);
   }
 
   /** Sends `data` to every open connection of this server (this process only). */
@@ -573,7 +652,10 @@ export class Server<Data extends object = Record<string, unknown>> extends Event
   useHub(hub: Hub): void {
     this.hub = hub;
     // What other processes publish is delivered here only (never published on again).
-    hub.setListener((topic, data) => this.deliverLocal(topic, data, undefined));
+    // A hub with history hands back our own publishes too, with the `except` we gave it as token.
+    hub.setListener((topic, data, offset, token) => {
+      this.deliverLocal(topic, data, token instanceof Connection ? token : undefined, offset);
+    });
     for (const topic of this.topicMap.keys()) hub.subscribe(topic);
   }
 
@@ -654,16 +736,35 @@ export class Server<Data extends object = Record<string, unknown>> extends Event
 }
 
 const EMPTY: ReadonlySet<Connection> = new Set();
+
+/** Live messages held for one connection while its replay is read. */
+interface Replay {
+  buffer: Array<{ data: Message; offset: string | undefined; except: Connection<object> | undefined }>;
+  /** More than REPLAY_BUFFER_MAX arrived: the rest were not kept, and the replay says so ('overflow'). */
+  overflow: boolean;
+}
+
+/** Live messages held per connection while its replay is read (a Redis round trip, usually). */
+const REPLAY_BUFFER_MAX = 10_000;
 const NO_OPTIONS: Readonly<Record<string, unknown>> = Object.freeze({});
 
-/** Writes one message to many connections, encoding it once per wire format. */
-export function deliver(conns: Iterable<Connection<object>>, data: Message, except: Connection<object> | undefined): number {
+/**
+ * Writes one message to many connections, encoding it once per wire format. A topic message
+ * (`topic` given) goes through a connection's deliverWith() writer when it has one, with `offset`.
+ */
+export function deliver(conns: Iterable<Connection<object>>, data: Message, except: Connection<object> | undefined,
+  topic?: string, offset?: string): number {
   let key: string | null = null;
   let bytes: Buffer | null = null;
   let others: Map<string, Buffer> | null = null;
   let n = 0;
   for (const conn of conns) {
     if (conn === except || !conn.isOpen) continue;
+    if (conn.topicWriter !== null && topic !== undefined) {
+      conn.topicWriter(topic, data, offset);
+      n++;
+      continue;
+    }
     const enc = conn.session.shared;
     // Bytes, not text, even where the encoder gives text: encoded once here, not once per receiver.
     let out: Buffer;

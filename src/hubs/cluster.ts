@@ -9,12 +9,17 @@
  * publisher's messages on a topic reach every other worker in publish order. At most once: a
  * worker that is restarting, or that lets more than `maxPending` relayed messages pile up
  * unsent, misses messages (counted in `dropped`, logged once per congestion spell).
+ *
+ * History: each worker keeps a bounded history (history.ts) of what it saw on the topics it
+ * subscribes to, its own publishes and those relayed to it, with offsets of its own (a worker's
+ * offsets mean nothing to another worker: asking one for another's is reported as 'unknown-offset').
  */
 import cluster from 'node:cluster';
 import type { Worker } from 'node:cluster';
 import type { Message } from '../codec/types.js';
 import { SwitchboardError } from '../errors.js';
-import type { Hub, HubListener, HubLog } from './types.js';
+import { LocalHistory, type HistoryOptions } from './history.js';
+import type { HistoryQuery, HistoryResult, Hub, HubListener, HubLog } from './types.js';
 
 /** Set in the environment of workers that runWorkers() forks; tells createHub() to default to 'cluster'. */
 export const WORKER_ENV = 'SWITCHBOARD_WORKER';
@@ -40,6 +45,8 @@ export interface ClusterHubOptions {
   log?: HubLog;
   /** Most publishes queued on the IPC channel before new ones are dropped. Default 50000. */
   maxPending?: number;
+  /** The worker's bounded in-process history (default 100 messages per topic, 4 MiB in all); false: none. */
+  history?: HistoryOptions | false;
 }
 
 export function inSwitchboardWorker(): boolean {
@@ -48,6 +55,9 @@ export function inSwitchboardWorker(): boolean {
 
 export class ClusterHub implements Hub {
   readonly kind = 'cluster';
+  readonly keepsHistory: boolean;
+  /** The kept messages; null without history. */
+  readonly store: LocalHistory | null;
   /** Publishes dropped because the channel to the primary was gone or congested. */
   dropped = 0;
   private readonly log: HubLog;
@@ -82,6 +92,9 @@ export class ClusterHub implements Hub {
   constructor(options: ClusterHubOptions = {}) {
     this.log = options.log ?? ((m) => console.error(m));
     this.maxPending = options.maxPending ?? DEFAULT_MAX_PENDING;
+    this.store = options.history === false ? null : new LocalHistory(options.history);
+    if (this.store?.maxMessages === 0) this.store = null;
+    this.keepsHistory = this.store !== null;
     if (!cluster.isWorker || typeof process.send !== 'function') {
       throw new SwitchboardError(
         'ERR_HUB',
@@ -101,7 +114,9 @@ export class ClusterHub implements Hub {
     const msg = raw as Partial<ToWorker>;
     if (msg.sbhub === 'msg') {
       const topic = msg.topic as string;
-      if (this.listener !== null && this.topicSet.has(topic)) this.listener(topic, toMessage(msg.data));
+      if (this.listener === null || !this.topicSet.has(topic)) return;
+      const data = toMessage(msg.data);
+      this.listener(topic, data, this.store?.append(topic, data));
     } else if (msg.sbhub === 'pong') {
       const done = this.pongs.get(msg.seq as number);
       if (done) {
@@ -158,8 +173,16 @@ export class ClusterHub implements Hub {
     this.send({ sbhub: 'unsub', topic });
   }
 
-  publish(topic: string, data: Message): void {
+  publish(topic: string, data: Message, token?: unknown): void {
+    if (this.closed) return;
+    // With history, local delivery is ours (see types.ts): kept and delivered here, at once.
+    if (this.store !== null) this.listener?.(topic, data, this.store.append(topic, data), token);
     if (!this.send({ sbhub: 'pub', topic, data })) this.dropped++;
+  }
+
+  history(topic: string, query: HistoryQuery): Promise<HistoryResult> {
+    if (this.store === null) return Promise.resolve({ entries: [], gap: 'no-history' });
+    return Promise.resolve(this.store.query(topic, query));
   }
 
   /** A round trip to the primary: IPC is FIFO, so every subscribe sent before is in effect when it returns. */

@@ -3,6 +3,7 @@
  *   'memory'                   one process (the default outside worker processes)
  *   'cluster'                  worker processes on one machine, relayed by the primary (see core/workers.ts)
  *   'redis://host:port[/db]'   processes and machines sharing a Redis (also rediss:// for TLS)
+ *   'redis+streams://host:port[/db]'  the same on Redis Streams: history, offsets, replay (also rediss+streams://)
  *   a Hub object               used as is
  * Leaving spec out picks 'cluster' inside a worker started by runWorkers(), else 'memory'.
  */
@@ -10,9 +11,12 @@ import { SwitchboardError } from '../errors.js';
 import { ClusterHub, inSwitchboardWorker } from './cluster.js';
 import { MemoryHub } from './memory.js';
 import { RedisHub } from './redis.js';
+import { RedisStreamsHub } from './redis-streams.js';
+import type { HistoryOptions } from './history.js';
 import type { Hub, HubLog } from './types.js';
 
-export type HubSpec = 'memory' | 'cluster' | `redis://${string}` | `rediss://${string}` | Hub;
+export type HubSpec = 'memory' | 'cluster' | `redis://${string}` | `rediss://${string}`
+  | `redis+streams://${string}` | `rediss+streams://${string}` | Hub;
 
 export interface HubOptions {
   /** Where the hub reports outages and recoveries. Default: console.error. */
@@ -27,26 +31,46 @@ export interface HubOptions {
   maxPendingBytes?: number;
   /** Redis: a PING unanswered this long (ms) means Redis is not answering; publishes are dropped until it does. Default 5000. */
   answerTimeout?: number;
+  /**
+   * History per topic: memory and cluster keep it in process (default 100 messages per topic, 4 MiB
+   * in all; false: none); redis+streams trims its streams to it (default 1000 messages per topic).
+   * redis:// pub/sub keeps none.
+   */
+  history?: HistoryOptions | false;
+  /** redis+streams: the most messages one replay carries (default 10000). */
+  maxReplay?: number;
 }
 
 /** Whether `spec` names a hub createHub() can make (checked without connecting to anything). */
 export function isHubSpec(spec: string): boolean {
-  return spec === 'memory' || spec === 'cluster' || spec.startsWith('redis://') || spec.startsWith('rediss://');
+  return spec === 'memory' || spec === 'cluster' || STREAMS_URL.test(spec) || spec.startsWith('redis://') || spec.startsWith('rediss://');
 }
 
 export function createHub(spec?: HubSpec | string, options: HubOptions = {}): Hub {
   if (spec === undefined) spec = inSwitchboardWorker() ? 'cluster' : 'memory';
   if (typeof spec !== 'string') return spec;
-  if (spec === 'memory') return new MemoryHub();
+  if (spec === 'memory') return new MemoryHub({ history: options.history });
   if (spec === 'cluster') return new ClusterHub(options);
-  if (spec.startsWith('redis://') || spec.startsWith('rediss://')) return new RedisHub(spec, options);
+  if (STREAMS_URL.test(spec)) {
+    const { history, ...rest } = options;
+    return new RedisStreamsHub(spec.replace('+streams', ''), { ...rest, history: history === false ? undefined : history });
+  }
+  if (spec.startsWith('redis://') || spec.startsWith('rediss://')) {
+    const { history: _none, maxReplay: _unused, ...rest } = options;
+    return new RedisHub(spec, rest);
+  }
   throw new SwitchboardError(
     'ERR_INVALID_OPTION',
-    `unknown hub '${spec}': use 'memory', 'cluster' or a redis URL such as redis://127.0.0.1:6379`,
+    `unknown hub '${spec}': use 'memory', 'cluster' or a redis URL such as redis://127.0.0.1:6379 (redis+streams://127.0.0.1:6379 for history)`,
   );
 }
 
-export { ClusterHub, inSwitchboardWorker, MemoryHub, RedisHub };
+const STREAMS_URL = /^rediss?\+streams:\/\//;
+
+export { ClusterHub, inSwitchboardWorker, MemoryHub, RedisHub, RedisStreamsHub };
 export type { RedisHubOptions } from './redis.js';
+export type { RedisStreamsHubOptions } from './redis-streams.js';
+export type { MemoryHubOptions } from './memory.js';
+export type { HistoryOptions } from './history.js';
 export type { ClusterHubOptions } from './cluster.js';
-export type { Hub, HubListener, HubLog } from './types.js';
+export type { HistoryEntry, HistoryQuery, HistoryResult, Hub, HubListener, HubLog, ReplayGap } from './types.js';
