@@ -302,13 +302,16 @@ export class RedisStreamsHub extends RedisHub {
       const rows = (after?.[1] ?? []) as Array<[Buffer, Buffer[]]>;
       const result: HistoryResult = { entries: toEntries(rows.slice(0, this.maxReplay).reverse()) };
       if (!(Array.isArray(present?.[1]) && (present[1] as unknown[]).length > 0)) {
-        // `since` is gone. Trimming removes the oldest first: if what it removed reaches past `since`,
-        // messages after it were lost; if nothing it removed reaches `since`, the offset was never
-        // in this stream as it is now (Redis lost its data, or the offset is not of this topic).
-        const maxDeleted = fieldOf(info[1], 'max-deleted-entry-id') ?? '0-0';
-        const cmp = parseOffset(maxDeleted) === null ? -1 : compareOffsets(maxDeleted, since);
-        if (cmp > 0) result.gap = 'retention';
-        else if (cmp < 0) result.gap = 'unknown-offset';
+        // `since` is gone. Trimming removes the oldest first (and does not record what it removed):
+        // if `since` is older than the first entry kept and entries were trimmed, messages after it
+        // may be lost; otherwise the offset was never in this stream as it is now (Redis lost its
+        // data, or the offset is not of this topic). An offset trimmed with nothing lost after it is
+        // reported as 'retention' too: the ids cannot tell the two apart.
+        const first = fieldOf(info[1], 'recorded-first-entry-id') ?? '0-0';
+        const added = Number(fieldOf(info[1], 'entries-added') ?? 0);
+        const length = Number(fieldOf(info[1], 'length') ?? 0);
+        const older = parseOffset(first) !== null && compareOffsets(since, first) < 0;
+        result.gap = older && added > length ? 'retention' : 'unknown-offset';
       }
       if (rows.length > this.maxReplay) result.gap ??= 'limit';
       return result;
