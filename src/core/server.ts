@@ -51,6 +51,11 @@ export interface ServerOptions extends Partial<ConnectionLimits> {
    * topic and 4 MiB in all; redis+streams: MAXLEN ~, default 1000 per topic). false: none.
    */
   history?: HistoryOptions | false;
+  /**
+   * Live messages held for one connection while its replay (subscribe with since/last) is read;
+   * past it the rest are not held and the replay reports gap 'overflow' (default 10000).
+   */
+  maxReplayBuffer?: number;
   /** TCP keep-alive probe delay in ms, to notice peers that vanished (default 60000; 0: off). */
   keepAlive?: number;
   /**
@@ -170,6 +175,7 @@ export class Server<Data extends object = Record<string, unknown>> extends Event
   private readonly replays = new Map<string, Map<Connection, Replay>>();
   /** What the last deliverLocal() wrote to (a hub with history delivers our publishes at once). */
   private lastDelivered = -1;
+  private readonly maxReplayBuffer: number;
   private hub: Hub | null = null;
   private accepted = 0;
   private accepting = false;
@@ -206,6 +212,8 @@ export class Server<Data extends object = Record<string, unknown>> extends Event
     }
     this.maxConnections = options.maxConnections ?? 10_000;
     this.maxAccepts = options.maxAccepts ?? Infinity;
+    this.maxReplayBuffer = options.maxReplayBuffer ?? REPLAY_BUFFER_MAX;
+    checkNonNegative('maxReplayBuffer', this.maxReplayBuffer);
     checkNonNegative('maxConnections', this.maxConnections);
     checkNonNegative('maxAccepts', this.maxAccepts);
     this.rateLimiter = options.rateLimit === undefined || options.rateLimit === false ? null : new RateLimiter(parseRateLimit(options.rateLimit), this.limitStats);
@@ -635,7 +643,7 @@ export class Server<Data extends object = Record<string, unknown>> extends Event
     if (waiting !== undefined) {
       for (const r of waiting.values()) {
         if (r.overflow) continue;
-        if (r.buffer.length >= REPLAY_BUFFER_MAX) r.overflow = true;
+        if (r.buffer.length >= this.maxReplayBuffer) r.overflow = true;
         else r.buffer.push({ data, offset, except });
       }
     }
@@ -740,11 +748,11 @@ const EMPTY: ReadonlySet<Connection> = new Set();
 /** Live messages held for one connection while its replay is read. */
 interface Replay {
   buffer: Array<{ data: Message; offset: string | undefined; except: Connection<object> | undefined }>;
-  /** More than REPLAY_BUFFER_MAX arrived: the rest were not kept, and the replay says so ('overflow'). */
+  /** More than maxReplayBuffer arrived: the rest were not kept, and the replay says so ('overflow'). */
   overflow: boolean;
 }
 
-/** Live messages held per connection while its replay is read (a Redis round trip, usually). */
+/** Default maxReplayBuffer: live messages held per connection while its replay is read (a Redis round trip, usually). */
 const REPLAY_BUFFER_MAX = 10_000;
 const NO_OPTIONS: Readonly<Record<string, unknown>> = Object.freeze({});
 
