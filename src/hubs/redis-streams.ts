@@ -226,7 +226,8 @@ export class RedisStreamsHub extends RedisHub {
       return;
     }
     const seq = ++this.seq;
-    if (token !== undefined) {
+    // Only a topic read here comes back to find its token.
+    if (token !== undefined && this.topicSet.has(topic)) {
       this.tokens.set(seq, token);
       // Entries never read back (trimmed before the reader got them, unsubscribed) must not pile up.
       if (this.tokens.size > this.maxPendingPublishes) this.tokens.delete(this.tokens.keys().next().value as number);
@@ -266,6 +267,15 @@ export class RedisStreamsHub extends RedisHub {
     if (this.lastAgeTrim.size > 10_000) this.lastAgeTrim.clear();
     this.lastAgeTrim.set(topic, now);
     pub.xtrim(key, 'MINID', '~', now - this.maxAge!).catch(() => undefined);
+  }
+
+  override async close(): Promise<void> {
+    const done = super.close();
+    // The reader sits in a blocking XREAD: a QUIT would wait behind it, so it is cut at once.
+    this.sub?.disconnect();
+    this.wakeIdle?.();
+    this.tokens.clear();
+    await done;
   }
 
   // ---- history ----
