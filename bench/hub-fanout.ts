@@ -1,7 +1,10 @@
 // Fan-out across two processes through each Redis hub, in one run: a sender on server A publishes
 // MESSAGES lines; RECEIVERS clients on server B get each one through the hub. Reports deliveries/s
 // (messages x receivers / time from the first send to the last delivery) and what was lost.
-//   node --import tsx bench/hub-fanout.ts [MESSAGES=20000] [RECEIVERS=50]
+// The sender keeps at most WINDOW messages ahead of the first receiver: a sustained rate, not a
+// burst (a redis+streams reader that falls more than the retention, MAXLEN ~ 1000, behind loses the
+// oldest, as a pub/sub subscriber past Redis's output buffer limit would be cut off).
+//   node --import tsx bench/hub-fanout.ts [MESSAGES=20000] [RECEIVERS=50] [WINDOW=500]
 // A private redis-server on a free port; both servers and this driver share the machine.
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
@@ -9,6 +12,7 @@ import { RedisProcess } from '../test/hub-support.js';
 
 const MESSAGES = Number(process.argv[2] ?? 20000);
 const RECEIVERS = Number(process.argv[3] ?? 50);
+const WINDOW = Number(process.argv[4] ?? 500);
 const SERVER = new URL('./servers/hub-fanout-server.ts', import.meta.url).pathname;
 
 function startServer(hub: string): Promise<{ child: ChildProcess; port: number }> {
@@ -51,8 +55,10 @@ async function run(kind: string, hub: string): Promise<void> {
     await new Promise((r) => setTimeout(r, 500));
     const line = 'x'.repeat(60);
     const start = process.hrtime.bigint();
-    for (let i = 0; i < MESSAGES; i += 500) {
-      sender.write(Array.from({ length: Math.min(500, MESSAGES - i) }, (_, k) => `${i + k} ${line}\n`).join(''));
+    const step = Math.max(1, Math.floor(WINDOW / 5));
+    for (let i = 0; i < MESSAGES; i += step) {
+      while (i - counts[0]! >= WINDOW) await new Promise((r) => setImmediate(r));
+      sender.write(Array.from({ length: Math.min(step, MESSAGES - i) }, (_, k) => `${i + k} ${line}\n`).join(''));
       await new Promise((r) => setImmediate(r));
     }
     const timeout = new Promise<string>((r) => setTimeout(() => r('timeout'), 60000));
@@ -63,14 +69,16 @@ async function run(kind: string, hub: string): Promise<void> {
       `${MESSAGES * RECEIVERS - got} lost  ${outcome}`);
     for (const s of [sender, ...receivers]) s.destroy();
   } finally {
-    A.child.kill('SIGTERM');
-    B.child.kill('SIGTERM');
+    await Promise.all([A, B].map(({ child }) => new Promise((r) => {
+      child.once('exit', r);
+      child.kill('SIGTERM');
+    })));
   }
 }
 
 const redis = await RedisProcess.start();
 try {
-  console.log(`${MESSAGES} messages of 64 B from server A to ${RECEIVERS} receivers on server B`);
+  console.log(`${MESSAGES} messages of 64 B from server A to ${RECEIVERS} receivers on server B, at most ${WINDOW} ahead`);
   await run('redis pub/sub', redis.url);
   await run('redis+streams', `redis+streams://127.0.0.1:${redis.port}`);
 } finally {
