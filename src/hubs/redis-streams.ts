@@ -15,7 +15,9 @@
  *
  * A subscription starts at the stream's last id when the topic is first subscribed in this process,
  * and the reader keeps its place across reconnects: what was added while the connection was down is
- * read when it is back (if Redis kept it). Field "o" names the publishing hub instance and a
+ * read when it is back (if Redis kept it). A reader that falls more than the retention behind (a
+ * burst bigger than MAXLEN that it cannot keep up with) misses what was trimmed before it read it:
+ * XREAD gives what is there, and the ids cannot tell what was trimmed. Field "o" names the publishing hub instance and a
  * sequence number, so our own entries find the `except` connection given to publish().
  */
 import type { Redis as RedisClient } from 'ioredis';
