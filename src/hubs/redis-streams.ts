@@ -290,7 +290,13 @@ export class RedisStreamsHub extends RedisHub {
       timer = setTimeout(() => resolve({ entries: [], gap: 'unavailable' }), this.answerTimeout);
       timer.unref();
     });
-    return Promise.race([this.readHistory(pub, this.key(topic), query), timeout]).finally(() => clearTimeout(timer));
+    // Read only once live reading of the topic has its start: the replay then reaches at least
+    // that far, so nothing falls between the replay's end and the first live entry.
+    const started = this.topicSet.has(topic) && !this.positions.has(topic) ? this.positionsKnown() : Promise.resolve();
+    const read = started.then(() => (this.positions.has(topic) || !this.topicSet.has(topic)
+      ? this.readHistory(pub, this.key(topic), query)
+      : { entries: [], gap: 'unavailable' as const }));
+    return Promise.race([read, timeout]).finally(() => clearTimeout(timer));
   }
 
   private async readHistory(pub: RedisClient, key: string, query: HistoryQuery): Promise<HistoryResult> {
