@@ -12,7 +12,7 @@ import { MemoryHub } from '../src/hubs/memory.js';
 import { RedisStreamsHub } from '../src/hubs/redis-streams.js';
 import { LocalHistory } from '../src/hubs/history.js';
 import { RawPeer, portOf } from './helpers.js';
-import { RedisProcess, waitFor } from './hub-support.js';
+import { RedisProcess, freePort, waitFor } from './hub-support.js';
 
 const TOPIC = 't';
 
@@ -360,5 +360,50 @@ test('redis+streams: a hung Redis (SIGSTOP) keeps the pub/sub hub\'s bounds; loc
     redis.resume();
     await hub.close();
     await redis.stop();
+  }
+});
+
+test('serve chat --workers 2 --history: each worker keeps the room\'s lines (cluster hub history)', { timeout: 60000 }, async () => {
+  const p = await freePort();
+  const W = serveChat(['--workers', '2', '--listen', `text://127.0.0.1:${p}`, '--history', '10']);
+  try {
+    await waitFor(() => /2 workers started/.test(W.output()), 'workers', 15000);
+    const workerOf = async (peer: RawPeer): Promise<string> => {
+      const logged = new RegExp(`\\[(w\\d)\\] \\[chat\\] \\+ 127\\.0\\.0\\.1:${peer.socket.localPort} `);
+      await waitFor(() => logged.test(W.output()), 'the connect log', 5000);
+      return logged.exec(W.output())![1]!;
+    };
+    // Two members on different workers, so that both workers are in the room when ann speaks.
+    const ann = await RawPeer.connect(p);
+    await ann.until((t) => t.includes('you are'));
+    const annWorker = await workerOf(ann);
+    let other: RawPeer | undefined;
+    for (let tries = 0; other === undefined && tries < 40; tries++) {
+      const c = await RawPeer.connect(p);
+      await c.until((t) => t.includes('you are'));
+      if ((await workerOf(c)) !== annWorker) other = c;
+      else c.destroy();
+    }
+    assert.ok(other, 'a member on the other worker');
+    ann.write('/nick ann\n');
+    await ann.until((t) => t.includes('you are now ann'));
+    ann.write('c1\nc2\n');
+    await other.until((t) => t.includes('ann: c2\n'), 5000);
+    // Newcomers on both workers see ann's lines in their history block.
+    const seen = new Set<string>();
+    for (let tries = 0; seen.size < 2 && tries < 40; tries++) {
+      const n = await RawPeer.connect(p);
+      await n.until((t) => t.includes('earlier line(s) above'), 5000);
+      const shown = n.text.split('\n');
+      const block = shown.slice(shown.findIndex((l) => l.startsWith('* you are')) + 1, shown.findIndex((l) => l.endsWith('earlier line(s) above')));
+      assert.deepEqual(block.filter((l) => l.startsWith('ann: ')), ['ann: c1', 'ann: c2']);
+      seen.add(await workerOf(n));
+      n.destroy();
+    }
+    assert.equal(seen.size, 2, 'newcomers on both workers');
+    ann.destroy();
+    other.destroy();
+  } finally {
+    await stop(W);
   }
 });
