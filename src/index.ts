@@ -2,7 +2,7 @@
 export { Server, type ServerOptions, type ServerEvents, type CloseOptions, DEFAULT_LIMITS } from './core/server.js';
 export { startAdmin, type AdminOption, type AdminStatus, type AdminHandle, type AdminView } from './core/admin.js';
 export type { Snapshot, ListenerSnapshot } from './core/metrics.js';
-export { Connection, type ConnectionEvents, type ConnectionLimits } from './core/connection.js';
+export { Connection, type ConnectionEvents, type ConnectionLimits, type ReplayInfo, type SubscribeOptions, type TopicWriter } from './core/connection.js';
 export { TopicsWire, WIRE_MARK, WIRE_DEFAULTS, type WireOptions, type WireAction, type WireAuthorize, type WireRequestHandler } from './core/topics-wire.js';
 export { connect, type ConnectOptions } from './core/client.js';
 export type { AttachOptions } from './core/attach.js';
@@ -16,8 +16,9 @@ export { parseAddress, formatHostPort, KNOWN_SCHEMES, type Address, type Transpo
 export { SwitchboardError, ProtocolError, type ErrorCode } from './errors.js';
 export { HandshakeRefusedError } from './codec/websocket/handshake.js';
 export type { Message, CloseInfo } from './codec/types.js';
-export { createHub, MemoryHub, RedisHub, ClusterHub, NatsHub, RedisClusterHub } from './hubs/index.js';
-export type { Hub, HubListener, HubLog, HubSpec, HubOptions, RedisHubOptions, ClusterHubOptions, PeerStats, NatsHubOptions, RedisClusterHubOptions } from './hubs/index.js';
+export { createHub, MemoryHub, RedisHub, RedisStreamsHub, ClusterHub, NatsHub, RedisClusterHub } from './hubs/index.js';
+export type { Hub, HubListener, HubLog, HubSpec, HubOptions, RedisHubOptions, RedisStreamsHubOptions, MemoryHubOptions, HistoryOptions,
+  HistoryEntry, HistoryQuery, HistoryResult, ReplayGap, ClusterHubOptions, PeerStats, NatsHubOptions, RedisClusterHubOptions } from './hubs/index.js';
 export type { HubPresence, PresenceEntry, PresenceListing } from './hubs/index.js';
 export type { Presence, PresenceMember, PresenceMeta, PresenceOptions } from './core/presence.js';
 export { runWorkers, type WorkersHandle, type RunWorkersOptions, type StartWorker, type StopWorker, type StopHow } from './core/workers.js';

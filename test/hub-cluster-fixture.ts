@@ -20,7 +20,8 @@ const handle = await runWorkers(
   async () => {
     const index = Number(process.env.SWITCHBOARD_WORKER_INDEX);
     if (String(index) === process.env.FAIL_WORKER) throw new Error('simulated start failure');
-    const hub = createHub();
+    // No history: a hub with history hands a process its own publishes (with their offsets); this checks the relay never does.
+    const hub = createHub(undefined, { history: false });
     const server = net.createServer((sock) => sock.end(`worker ${index}\n`));
     await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
     let hello: NodeJS.Timeout | undefined;

@@ -16,6 +16,9 @@ import { bareEcho, startApp, type AppOptions } from './common.js';
 import { NoticeBatch } from './chat-notices.js';
 import { checkNick, cleanText, skeleton } from './chat-text.js';
 import { inOrder, nickKey, NICK_UNCHECKED, whoLine } from './chat-presence.js';
+import { inSwitchboardWorker } from '../hubs/cluster.js';
+import { LOCAL_HISTORY_MESSAGES } from '../hubs/history.js';
+import { STREAMS_DEFAULT_MESSAGES } from '../hubs/redis-streams.js';
 
 export const CHAT_DEFAULT = ['text://127.0.0.1:9999', 'ws://127.0.0.1:8080'];
 
@@ -41,6 +44,8 @@ export interface ChatOptions extends AppOptions {
   noticeInterval?: number;
   /** /who names at most this many members, then counts the rest (default 50). */
   whoLimit?: number;
+  /** A newcomer is shown the last this many lines of the room (default 0; needs a hub with history). */
+  historyLines?: number;
 }
 
 /**
@@ -51,12 +56,13 @@ export interface ChatOptions extends AppOptions {
 export const CHAT_RATE_LIMIT = { messages: 20, per: 1000, burst: { messages: 100 }, policy: 'pause' } as const;
 
 export function chatServer(options: ChatOptions = {}): Promise<Server> {
-  const { room = 'chat', noticeInterval = 1000, whoLimit = 50, ...rest } = options;
-  for (const [key, v] of [['noticeInterval', noticeInterval], ['whoLimit', whoLimit]] as const) {
+  const { room = 'chat', noticeInterval = 1000, whoLimit = 50, historyLines = 0, ...rest } = options;
+  for (const [key, v] of [['noticeInterval', noticeInterval], ['whoLimit', whoLimit], ['historyLines', historyLines]] as const) {
     if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) {
       return Promise.reject(new SwitchboardError('ERR_INVALID_OPTION', `option ${key} must be a number >= 0 (got ${String(v)})`));
     }
   }
+  if (historyLines > 0) withHistory(rest, historyLines);
   const maxMessageSize = rest.maxMessageSize ?? CHAT_MAX_MESSAGE;
   let body: Buffer | null = null;
   // The page learns the limit from its <meta name="chat-max-bytes">, so it never sends a message
@@ -118,7 +124,7 @@ export function chatServer(options: ChatOptions = {}): Promise<Server> {
       conn.send(`* you are ${nameOf(conn)}; ${members().size} other(s) here`);
       // Listed in the room's presence (every server's /who) from its subscribe on.
       server.setPresence(conn, { name: nameOf(conn) });
-      conn.subscribe(room);
+      subscribeWithHistory(conn, room, historyLines);
       notices.join(nameOf(conn));
 
       const handle = (raw: string): Promise<void> | void => {
@@ -195,4 +201,19 @@ export function chatServer(options: ChatOptions = {}): Promise<Server> {
       });
     });
   });
+}
+
+/** One process keeps the room's history in a memory hub; a hub's own bound is raised to the lines asked for. */
+function withHistory(options: ChatOptions, lines: number): void {
+  if (options.hub === undefined && !inSwitchboardWorker()) options.hub = 'memory';
+  if (options.history === undefined && lines > LOCAL_HISTORY_MESSAGES) options.history = { messages: Math.max(lines, STREAMS_DEFAULT_MESSAGES) };
+}
+
+/** The newcomer gets the room's last lines (after the banner), then the room live. */
+function subscribeWithHistory(conn: Connection, room: string, lines: number): void {
+  if (lines === 0) return conn.subscribe(room);
+  conn.once('replay', (info) => {
+    if (info.replayed > 0) conn.send(`* ${info.replayed} earlier line(s) above`);
+  });
+  conn.subscribe(room, { last: lines });
 }

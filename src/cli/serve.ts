@@ -28,8 +28,10 @@ ${Object.entries(apps).map(([n, a]) => `      ${n.padEnd(18)}${a.about}`).join('
   --tls-cert FILE --tls-key FILE   certificate for tls:// and wss:// listeners
   --workers N           N processes share the ports; rooms span them (no Redis needed)
   --hub URL             rooms span processes and machines: redis://HOST:PORT,
+                        redis+streams://HOST:PORT (Redis Streams: history and replay),
                         redis+cluster://HOST:PORT[,HOST:PORT...] (sharded pub/sub on a Redis Cluster),
                         nats://HOST:PORT[,HOST:PORT...] (or memory, cluster)
+  --history N           chat: show a newcomer the room's last N lines (memory, cluster or redis+streams hub)
   --quiet               no connection log
   --log-format F        text (default) or json: one JSON object per line (time, level, event, remote, code, reason, ...)
   --admin URL           operator endpoint: GET /metrics (Prometheus), /healthz, /status; e.g. http://127.0.0.1:9100
@@ -63,6 +65,7 @@ export async function runServe(argv: string[]): Promise<number> {
       'deflate': { type: 'boolean' },
       'ws-path': { type: 'string' },
       'hub': { type: 'string' },
+      'history': { type: 'string' },
       'admin': { type: 'string' },
       'admin-token': { type: 'string' },
       'log-format': { type: 'string' },
@@ -113,8 +116,16 @@ export async function runServe(argv: string[]): Promise<number> {
   }
   if (values.quiet) options.log = () => {};
   if (values.hub !== undefined) {
-    if (!isHubSpec(values.hub)) throw new UsageError(`--hub: "${values.hub}" is not a hub; use redis://HOST:PORT, redis+cluster://HOST:PORT,HOST:PORT, nats://HOST:PORT, memory or cluster`);
+    if (!isHubSpec(values.hub)) throw new UsageError(`--hub: "${values.hub}" is not a hub; use redis://HOST:PORT, redis+streams://HOST:PORT, redis+cluster://HOST:PORT,HOST:PORT, nats://HOST:PORT, memory or cluster`);
     options.hub = values.hub;
+  }
+  if (values.history !== undefined) {
+    if (name !== 'chat') throw new UsageError('--history is an option of serve chat');
+    if (values.hub !== undefined && /^rediss?:\/\//.test(values.hub)) {
+      throw new UsageError('--history needs a hub that keeps history: redis+streams://HOST:PORT (redis:// is pub/sub only), memory or cluster');
+    }
+    const lines = (options.historyLines = parseCount(values.history, '--history'));
+    if (lines > 10_000) throw new UsageError('--history: at most 10000 lines');
   }
   const logFormat = values['log-format'] ?? 'text';
   if (logFormat !== 'text' && logFormat !== 'json') throw new UsageError(`--log-format: "${logFormat}" is not a format; use text or json`);

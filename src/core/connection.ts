@@ -13,6 +13,7 @@ import type { Sweeper } from './sweeper.js';
 import type { RateBucket } from './rate-limit.js';
 import type { ListenerStats } from './metrics.js';
 import type { ListenerContext } from './listener.js';
+import type { ReplayGap } from '../hubs/types.js';
 
 export interface ConnectionLimits {
   /** Close a connection that received nothing for this many ms (0: never). */
@@ -52,7 +53,36 @@ export interface ConnectionEvents {
   drain: [];
   /** A WebSocket pong arrived (the answer to ping(), or one the peer sent on its own). */
   pong: [payload: Buffer];
+  /** subscribe(topic, { since | last }) has replayed what it could; live delivery follows (see ReplayInfo). */
+  replay: [info: ReplayInfo];
 }
+
+/** What subscribe() replays before live delivery (hubs with history; see README "History and recovery"). */
+export interface SubscribeOptions {
+  /** Replay every kept message after this offset (one a delivery carried), then go on live. */
+  since?: string;
+  /** Replay the last `last` kept messages, then go on live (ignored when `since` is given). */
+  last?: number;
+}
+
+/** The outcome of a replay, emitted as the connection's 'replay' event before any live message of that topic. */
+export interface ReplayInfo {
+  topic: string;
+  /** What was asked. */
+  since?: string;
+  last?: number;
+  /** Messages replayed. */
+  replayed: number;
+  /** The offset of the last message sent on this topic when live delivery took over (undefined: none known). */
+  offset?: string;
+  /** True when every message asked for was replayed: no gap between `since` and live delivery. */
+  complete: boolean;
+  /** Why not complete (see ReplayGap): 'retention' means the client asked for more than is kept. */
+  gap?: ReplayGap;
+}
+
+/** Delivers a topic message to one connection in place of sending it as is (see Connection.deliverWith). */
+export type TopicWriter = (topic: string, data: Message, offset: string | undefined) => void;
 
 const enum State { Opening, Open, Closing, Closed }
 
@@ -116,6 +146,8 @@ export class Connection<Data extends object = Record<string, unknown>> extends E
   private overSince = 0;
   /** @internal The server's rate limit for this connection (see rate-limit.ts); null when there is none. */
   rate: RateBucket | null = null;
+  /** @internal Set by deliverWith(): topic messages go through it instead of being sent as is. */
+  topicWriter: TopicWriter | null = null;
 
   /** `acceptedAt`: when the handshake deadline started, if before now (a TLS connection's TCP accept). */
   constructor(socket: TransportSocket, listener: ListenerContext, acceptedAt?: number) {
@@ -275,10 +307,26 @@ export class Connection<Data extends object = Record<string, unknown>> extends E
     this.socket.destroy();
   }
 
-  subscribe(topic: string): void {
+  /**
+   * Joins a topic. With `{ since }` or `{ last }` (a hub with history), the kept messages asked for
+   * are replayed first, then live delivery goes on with no gap and no duplicate; the 'replay'
+   * event tells how it went (ReplayInfo.complete false: some were missing). Already subscribed: no-op.
+   */
+  subscribe(topic: string, options?: SubscribeOptions): void {
     if (this.topicSet?.has(topic) === true || this.state >= State.Closing) return;
+    if (options !== undefined) checkSubscribeOptions(options);
     this.topics.add(topic);
-    (this.owner as Partial<TopicOwner>).addSubscriber?.(topic, this as Connection);
+    (this.owner as Partial<TopicOwner>).addSubscriber?.(topic, this as Connection, options);
+  }
+
+  /**
+   * Takes over how topic messages reach this connection: `writer` is called with each message of
+   * a subscribed topic and its offset (undefined without a hub that keeps history) instead of the
+   * message being sent as is, so that a protocol can wrap it (topic and offset in an envelope).
+   * null: back to sending as is. Server.broadcast() is not a topic message and is sent as is.
+   */
+  deliverWith(writer: TopicWriter | null): void {
+    this.topicWriter = writer;
   }
 
   unsubscribe(topic: string): void {
@@ -783,9 +831,19 @@ export interface WireOwner {
   /** @internal */ readonly wire: { receive(conn: Connection, text: string): void } | null;
 }
 
+function checkSubscribeOptions(o: SubscribeOptions): void {
+  if (typeof o !== 'object' || o === null) throw new SwitchboardError('ERR_INVALID_OPTION', 'subscribe options must be an object { since?, last? }');
+  if (o.since !== undefined && typeof o.since !== 'string') {
+    throw new SwitchboardError('ERR_INVALID_OPTION', `subscribe option since must be an offset string (got ${typeof o.since})`);
+  }
+  if (o.last !== undefined && (typeof o.last !== 'number' || !Number.isInteger(o.last) || o.last < 0)) {
+    throw new SwitchboardError('ERR_INVALID_OPTION', `subscribe option last must be an integer >= 0 (got ${String(o.last)})`);
+  }
+}
+
 /** The topic bookkeeping a Server does for its connections. */
 export interface TopicOwner {
-  /** @internal */ addSubscriber(topic: string, conn: Connection): void;
+  /** @internal */ addSubscriber(topic: string, conn: Connection, options?: SubscribeOptions): void;
   /** @internal */ removeSubscriber(topic: string, conn: Connection): void;
 }
 

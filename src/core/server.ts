@@ -9,11 +9,12 @@ import { getSystemErrorMap } from 'node:util';
 import { formatHostPort, parseAddress, type Address } from '../address.js';
 import { wireBytes, type Message, type Wire } from '../codec/types.js';
 import { SwitchboardError } from '../errors.js';
-import type { Hub } from '../hubs/types.js';
+import { compareOffsets, parseOffset, type HistoryResult, type Hub } from '../hubs/types.js';
 import { createHub, inSwitchboardWorker } from '../hubs/index.js';
+import type { HistoryOptions } from '../hubs/history.js';
 import { createStreamServer, listenStream, NetSocket, type StreamListener, type StreamSocket, type TlsHandshakeEvents, type TlsServerOptions } from '../transport/index.js';
 import { bindUdp, MAX_UDP_PAYLOAD, type PeerSocket } from '../transport/udp.js';
-import { Connection, type ConnectionLimits, type ConnectionOwner, type TopicOwner, type WireOwner } from './connection.js';
+import { Connection, type ConnectionLimits, type ConnectionOwner, type ReplayInfo, type SubscribeOptions, type TopicOwner, type WireOwner } from './connection.js';
 import { listenerContext, type ListenerContext } from './listener.js';
 import { resolutionFor, Sweeper } from './sweeper.js';
 import { parseRateLimit, RateLimiter, type LimitStats, type RateLimitOptions } from './rate-limit.js';
@@ -48,6 +49,16 @@ export interface ServerOptions extends Partial<ConnectionLimits> {
    * (see createHub). Default: none outside workers, 'cluster' inside runWorkers() workers.
    */
   hub?: Hub | string;
+  /**
+   * The history kept by a hub named by `hub` (memory, cluster: in-process, default 100 messages per
+   * topic and 4 MiB in all; redis+streams: MAXLEN ~, default 1000 per topic). false: none.
+   */
+  history?: HistoryOptions | false;
+  /**
+   * Live messages held for one connection while its replay (subscribe with since/last) is read;
+   * past it the rest are not held and the replay reports gap 'overflow' (default 10000).
+   */
+  maxReplayBuffer?: number;
   /** TCP keep-alive probe delay in ms, to notice peers that vanished (default 60000; 0: off). */
   keepAlive?: number;
   /**
@@ -176,6 +187,11 @@ export class Server<Data extends object = Record<string, unknown>> extends Event
   private readonly udpClosers: (() => Promise<void>)[] = [];
   private readonly bound: string[] = [];
   private readonly topicMap = new Map<string, Set<Connection>>();
+  /** Connections whose replay is being read, per topic: live messages wait in their buffer meanwhile. */
+  private readonly replays = new Map<string, Map<Connection, Replay>>();
+  /** What the last deliverLocal() wrote to (a hub with history delivers our publishes at once). */
+  private lastDelivered = -1;
+  private readonly maxReplayBuffer: number;
   private hub: Hub | null = null;
   private accepted = 0;
   private accepting = false;
@@ -216,6 +232,8 @@ export class Server<Data extends object = Record<string, unknown>> extends Event
     this.wire = options.wire === undefined || options.wire === false ? null : new TopicsWire(this, options.wire === true ? {} : options.wire);
     this.maxConnections = options.maxConnections ?? 10_000;
     this.maxAccepts = options.maxAccepts ?? Infinity;
+    this.maxReplayBuffer = options.maxReplayBuffer ?? REPLAY_BUFFER_MAX;
+    checkNonNegative('maxReplayBuffer', this.maxReplayBuffer);
     checkNonNegative('maxConnections', this.maxConnections);
     checkNonNegative('maxAccepts', this.maxAccepts);
     this.rateLimiter = options.rateLimit === undefined || options.rateLimit === false ? null : new RateLimiter(parseRateLimit(options.rateLimit), this.limitStats);
@@ -230,7 +248,9 @@ export class Server<Data extends object = Record<string, unknown>> extends Event
     const l = this.limits;
     this.sweeper = new Sweeper(resolutionFor(l.idleTimeout, l.handshakeTimeout, l.heartbeatInterval, l.closeTimeout, l.messageTimeout, l.drainTimeout));
     this.presenceTracker = new PresenceTracker(options.presence ?? {}, (key, conn) => this.emit('claimLost', key, conn as Connection<Data>));
-    if (options.hub !== undefined || inSwitchboardWorker()) this.useHub(createHub(options.hub));
+    if (options.hub !== undefined || inSwitchboardWorker()) {
+      this.useHub(createHub(options.hub, options.history !== undefined ? { history: options.history } : {}));
+    }
   }
 
   /** The addresses actually bound, as URLs (a port 0 is replaced by the port the system chose). */
@@ -555,22 +575,72 @@ export class Server<Data extends object = Record<string, unknown>> extends Event
   // ---- topics ----
 
   /** @internal */
-  addSubscriber(topic: string, conn: Connection): void {
+  addSubscriber(topic: string, conn: Connection, options?: SubscribeOptions): void {
     let set = this.topicMap.get(topic);
     if (!set) {
       this.topicMap.set(topic, (set = new Set()));
       this.hub?.subscribe(topic);
     }
-    set.add(conn);
-    this.presenceTracker.subscribed(topic, conn);
+    if (options === undefined || (options.since === undefined && !(options.last! > 0))) {
+      set.add(conn);
+      this.presenceTracker.subscribed(topic, conn);
+      return;
+    }
+    // Not in the set until the replay is sent: live messages meanwhile wait in its buffer, and
+    // those the replay also holds are skipped by offset, so the switch to live is exact.
+    const replay: Replay = { buffer: [], overflow: false };
+    let waiting = this.replays.get(topic);
+    if (!waiting) this.replays.set(topic, (waiting = new Map()));
+    waiting.set(conn, replay);
+    const query = options.since !== undefined ? { since: options.since } : { last: options.last! };
+    const read: Promise<HistoryResult> = this.hub?.history?.(topic, query) ?? Promise.resolve({ entries: [], gap: 'no-history' });
+    read.then(
+      (result) => this.finishReplay(topic, conn, query, replay, result),
+      () => this.finishReplay(topic, conn, query, replay, { entries: [], gap: 'unavailable' }),
+    );
+  }
+
+  private finishReplay(topic: string, conn: Connection, query: SubscribeOptions, replay: Replay, result: HistoryResult): void {
+    const waiting = this.replays.get(topic);
+    if (waiting?.get(conn) !== replay) return; // unsubscribed or closed meanwhile
+    waiting.delete(conn);
+    if (waiting.size === 0) this.replays.delete(topic);
+    // A malformed or foreign `since` is no position: every buffered live message is new to it.
+    let last = query.since !== undefined && result.gap !== 'unknown-offset' && parseOffset(query.since) !== null ? query.since : undefined;
+    const one = [conn];
+    for (const e of result.entries) {
+      deliver(one, e.data, undefined, topic, e.offset, this.framing(topic, e.data, e.offset));
+      last = e.offset;
+    }
+    for (const b of replay.buffer) {
+      if (b.offset !== undefined && last !== undefined && parseOffset(b.offset) !== null && compareOffsets(b.offset, last) <= 0) continue;
+      deliver(one, b.data, b.except, topic, b.offset, this.framing(topic, b.data, b.offset));
+      if (b.offset !== undefined) last = b.offset;
+    }
+    const set = this.topicMap.get(topic);
+    if (set !== undefined) {
+      set.add(conn);
+      this.presenceTracker.subscribed(topic, conn);
+    }
+    const info: ReplayInfo = { topic, ...query, replayed: result.entries.length, complete: result.gap === undefined && !replay.overflow };
+    if (last !== undefined) info.offset = last;
+    if (replay.overflow) info.gap = 'overflow';
+    else if (result.gap !== undefined) info.gap = result.gap;
+    // After the replayed messages are queued and before any later live one.
+    conn.emit('replay', info);
   }
 
   /** @internal */
   removeSubscriber(topic: string, conn: Connection): void {
     const set = this.topicMap.get(topic);
-    if (!set || !set.delete(conn)) return;
-    this.presenceTracker.unsubscribed(topic, conn);
-    if (set.size === 0) {
+    if (!set) return;
+    const waiting = this.replays.get(topic);
+    const wasReplaying = waiting?.delete(conn) === true;
+    if (wasReplaying && waiting!.size === 0) this.replays.delete(topic);
+    const was = set.delete(conn);
+    if (!was && !wasReplaying) return;
+    if (was) this.presenceTracker.unsubscribed(topic, conn);
+    if (set.size === 0 && !this.replays.has(topic)) {
       this.topicMap.delete(topic);
       this.hub?.unsubscribe(topic);
     }
@@ -592,16 +662,41 @@ export class Server<Data extends object = Record<string, unknown>> extends Event
    * Returns the number of local connections it was written to.
    */
   publish(topic: string, data: Message, options: { except?: Connection<Data> } = {}): number {
-    const n = this.deliverLocal(topic, data, options.except);
-    this.hub?.publish(topic, data);
+    const hub = this.hub;
+    if (hub?.keepsHistory === true) {
+      // The hub gives the message its offset and delivers it here too (at once for in-process
+      // hubs; after Redis has it for redis+streams, then the count is of the subscribers it will reach).
+      this.lastDelivered = -1;
+      hub.publish(topic, data, options.except);
+      if (this.lastDelivered >= 0) return this.lastDelivered;
+      const subs = this.topicMap.get(topic);
+      return subs === undefined ? 0 : subs.size - (options.except !== undefined && subs.has(options.except as Connection) ? 1 : 0);
+    }
+    const n = this.deliverLocal(topic, data, options.except, undefined);
+    hub?.publish(topic, data);
     return n;
   }
 
-  private deliverLocal(topic: string, data: Message, except: Connection<object> | undefined): number {
+  /**
+   * Writes a topic message to this process's subscribers. `offset`: its place in the topic's
+   * history (hubs that keep history), handed to connections that deliverWith() a writer.
+   */
+  private deliverLocal(topic: string, data: Message, except: Connection<object> | undefined, offset: string | undefined): number {
+    const waiting = this.replays.get(topic);
+    if (waiting !== undefined) {
+      for (const r of waiting.values()) {
+        if (r.overflow) continue;
+        if (r.buffer.length >= this.maxReplayBuffer) r.overflow = true;
+        else r.buffer.push({ data, offset, except });
+      }
+    }
     const subs = this.topicMap.get(topic);
-    if (!subs) return 0;
-    // history (issue 15): the delivery's offset goes here, as the third argument of Framed.
-    return deliver(subs, data, except, this.wire === null ? null : new Framed(this.wire, topic, data, undefined));
+    return (this.lastDelivered = subs ? deliver(subs, data, except, topic, offset, this.framing(topic, data, offset)) : 0);
+  }
+
+  /** The wire-protocol envelope of a topic message, for subscribers that take it; null with the wire off. */
+  private framing(topic: string, data: Message, offset: string | undefined): Framed | null {
+    return this.wire === null ? null : new Framed(this.wire, topic, data, offset);
   }
 
   /** Sends `data` to every open connection of this server (this process only). */
@@ -649,7 +744,10 @@ export class Server<Data extends object = Record<string, unknown>> extends Event
     this.hub = hub;
     this.presenceTracker.use(hub.presence ?? null);
     // What other processes publish is delivered here only (never published on again).
-    hub.setListener((topic, data) => this.deliverLocal(topic, data, undefined));
+    // A hub with history hands back our own publishes too, with the `except` we gave it as token.
+    hub.setListener((topic, data, offset, token) => {
+      this.deliverLocal(topic, data, token instanceof Connection ? token : undefined, offset);
+    });
     for (const topic of this.topicMap.keys()) hub.subscribe(topic);
   }
 
@@ -730,6 +828,16 @@ export class Server<Data extends object = Record<string, unknown>> extends Event
 }
 
 const EMPTY: ReadonlySet<Connection> = new Set();
+
+/** Live messages held for one connection while its replay is read. */
+interface Replay {
+  buffer: Array<{ data: Message; offset: string | undefined; except: Connection<object> | undefined }>;
+  /** More than maxReplayBuffer arrived: the rest were not kept, and the replay says so ('overflow'). */
+  overflow: boolean;
+}
+
+/** Default maxReplayBuffer: live messages held per connection while its replay is read (a Redis round trip, usually). */
+const REPLAY_BUFFER_MAX = 10_000;
 const NO_OPTIONS: Readonly<Record<string, unknown>> = Object.freeze({});
 
 /** One publish's wire-protocol envelope, for the subscribers that take it: made and encoded once per wire format. */
@@ -744,14 +852,23 @@ class Framed {
   }
 }
 
-/** Writes one message to many connections, encoding it once per wire format. */
-export function deliver(conns: Iterable<Connection<object>>, data: Message, except: Connection<object> | undefined, framed: Framed | null = null): number {
+/**
+ * Writes one message to many connections, encoding it once per wire format. A topic message
+ * (`topic` given) goes through a connection's deliverWith() writer when it has one, with `offset`.
+ */
+export function deliver(conns: Iterable<Connection<object>>, data: Message, except: Connection<object> | undefined,
+  topic?: string, offset?: string, framed: Framed | null = null): number {
   let key: string | null = null;
   let bytes: Buffer | null = null;
   let others: Map<string, Buffer> | null = null;
   let n = 0;
   for (const conn of conns) {
     if (conn === except || !conn.isOpen) continue;
+    if (conn.topicWriter !== null && topic !== undefined) {
+      conn.topicWriter(topic, data, offset);
+      n++;
+      continue;
+    }
     const enc = conn.session.shared;
     if (framed !== null && conn.framed !== null && conn.framed.has(framed.topic)) {
       conn.write(framed.for(enc), false, true);

@@ -11,6 +11,10 @@
  * reach every other worker in publish order. At most once: a worker that is restarting, or that
  * lets more than `maxPendingBytes` (or `maxPending` messages) pile up unsent, misses messages
  * (counted in `dropped` and per peer in peers(), logged once per congestion spell).
+ *
+ * History: each worker keeps a bounded history (history.ts) of what it saw on the topics it
+ * subscribes to, its own publishes and those sent to it, with offsets of its own (a worker's
+ * offsets mean nothing to another worker: asking one for another's is reported as 'unknown-offset').
  */
 import cluster from 'node:cluster';
 import type { Worker } from 'node:cluster';
@@ -19,7 +23,8 @@ import { SwitchboardError } from '../errors.js';
 import { DEFAULT_MAX_PEER_BYTES, Mesh, meshSecret } from './cluster-mesh.js';
 import type { PeerAddress, PeerStats } from './cluster-mesh.js';
 import { ClusterPresence, PrimaryPresence, type PresenceToPrimary, type PresenceToWorker } from './cluster-presence.js';
-import type { Hub, HubListener, HubLog } from './types.js';
+import { LocalHistory, type HistoryOptions } from './history.js';
+import type { HistoryQuery, HistoryResult, Hub, HubListener, HubLog } from './types.js';
 
 export type { PeerStats } from './cluster-mesh.js';
 
@@ -51,6 +56,8 @@ export interface ClusterHubOptions {
   maxPending?: number;
   /** Most bytes waiting for one other worker before publishes to it are dropped. Default 16 MiB. */
   maxPendingBytes?: number;
+  /** The worker's bounded in-process history (default 100 messages per topic, 4 MiB in all); false: none. */
+  history?: HistoryOptions | false;
 }
 
 export function inSwitchboardWorker(): boolean {
@@ -63,6 +70,9 @@ export class ClusterHub implements Hub {
   private ipcDropped = 0;
   private readonly mesh: Mesh;
   private meshError: Error | null = null;
+  readonly keepsHistory: boolean;
+  /** The kept messages; null without history. */
+  readonly store: LocalHistory | null;
   private readonly log: HubLog;
   private readonly maxPending: number;
   private readonly topicSet = new Set<string>();
@@ -107,6 +117,9 @@ export class ClusterHub implements Hub {
   constructor(options: ClusterHubOptions = {}) {
     this.log = options.log ?? ((m) => console.error(m));
     this.maxPending = options.maxPending ?? DEFAULT_MAX_PENDING;
+    this.store = options.history === false ? null : new LocalHistory(options.history);
+    if (this.store?.maxMessages === 0) this.store = null;
+    this.keepsHistory = this.store !== null;
     if (!cluster.isWorker || typeof process.send !== 'function') {
       throw new SwitchboardError(
         'ERR_HUB',
@@ -122,7 +135,7 @@ export class ClusterHub implements Hub {
         maxPendingBytes: options.maxPendingBytes ?? DEFAULT_MAX_PEER_BYTES,
         self: { id: cluster.worker?.id ?? 0, index, pid: process.pid },
         wants: (topic) => this.listener !== null && this.topicSet.has(topic),
-        deliver: (topic, data) => this.listener?.(topic, data),
+        deliver: (topic, data) => this.listener?.(topic, data, this.store?.append(topic, data)),
       },
       () => this.topicSet,
       (path) => this.send({ sbhub: 'mesh', path, index }),
@@ -203,8 +216,16 @@ export class ClusterHub implements Hub {
     this.mesh.unsubscribe(topic);
   }
 
-  publish(topic: string, data: Message): void {
-    if (!this.closed) this.mesh.publish(topic, data);
+  publish(topic: string, data: Message, token?: unknown): void {
+    if (this.closed) return;
+    // With history, local delivery is ours (see types.ts): kept and delivered here, at once.
+    if (this.store !== null) this.listener?.(topic, data, this.store.append(topic, data), token);
+    this.mesh.publish(topic, data);
+  }
+
+  history(topic: string, query: HistoryQuery): Promise<HistoryResult> {
+    if (this.store === null) return Promise.resolve({ entries: [], gap: 'no-history' });
+    return Promise.resolve(this.store.query(topic, query));
   }
 
   /**

@@ -63,7 +63,7 @@ const KIND_BINARY = 0x62;
 type Role = 'publisher' | 'subscriber';
 
 export class RedisHub implements Hub {
-  readonly kind = 'redis';
+  readonly kind: string = 'redis';
   /** This instance's origin id (8 random bytes); messages carrying it are our own. */
   readonly origin: Buffer = randomBytes(8);
   readonly prefix: string;
@@ -73,30 +73,30 @@ export class RedisHub implements Hub {
   pendingPublishes = 0;
   pendingBytes = 0;
 
-  private readonly url: string;
-  private readonly safeUrl: string;
-  private readonly log: HubLog;
+  protected readonly url: string;
+  protected readonly safeUrl: string;
+  protected readonly log: HubLog;
   private readonly readyTimeout: number;
   private readonly maxRetryDelay: number;
-  private readonly maxPendingPublishes: number;
-  private readonly maxPendingBytes: number;
-  private readonly answerTimeout: number;
-  private readonly topicSet = new Set<string>();
-  private listener: HubListener | null = null;
-  private pub: RedisClient | null = null;
-  private sub: RedisClient | null = null;
+  protected readonly maxPendingPublishes: number;
+  protected readonly maxPendingBytes: number;
+  protected readonly answerTimeout: number;
+  protected readonly topicSet = new Set<string>();
+  protected listener: HubListener | null = null;
+  protected pub: RedisClient | null = null;
+  protected sub: RedisClient | null = null;
   private readonly loading: Promise<void>;
   private loadError: unknown = null;
   /** The subscriber connection's current SUBSCRIBE set is acknowledged. */
-  private subSynced = false;
+  protected subSynced = false;
   /** Settles when the last SUBSCRIBE sent has been answered (or failed). */
-  private lastSub: Promise<unknown> = Promise.resolve();
+  protected lastSub: Promise<unknown> = Promise.resolve();
   private everUp = false;
-  private outage = false;
+  protected outage = false;
   /** `dropped` when the current outage (or the time without answers) began: its own count is logged at the end. */
   private droppedAtOutage = 0;
   /** Connected, but Redis does not answer (or not fast enough): publishes are dropped. */
-  private stalled = false;
+  protected stalled = false;
   /** When the outstanding PING was sent (0: none outstanding). */
   private pingSentAt = 0;
   private pinger: NodeJS.Timeout | null = null;
@@ -105,9 +105,9 @@ export class RedisHub implements Hub {
   /** The start-up failure was told (by ready() rejecting, or logged when nobody waited in ready()). */
   private startReported = false;
   private startTimer: NodeJS.Timeout | null = null;
-  private publishErrorLogged = false;
+  protected publishErrorLogged = false;
   private waiters: Array<() => void> = [];
-  private closed = false;
+  protected closed = false;
   /** Who is subscribed where, across processes (see redis-presence.ts). */
   readonly presence: RedisPresence;
 
@@ -238,7 +238,7 @@ export class RedisHub implements Hub {
   }
 
   /** Redis is connected but does not answer: drop publishes until it does (logged once). */
-  private stall(why: string): void {
+  protected stall(why: string): void {
     if (this.stalled || this.closed) return;
     this.stalled = true;
     if (this.outage) return; // already told that publishes to other processes are dropped
@@ -250,7 +250,7 @@ export class RedisHub implements Hub {
   }
 
   /** A reply came. Publishing resumes once no PING is overdue and what waits is down to half the bounds. */
-  private answered(): void {
+  protected answered(): void {
     if (!this.stalled || this.closed) return;
     if (this.pingSentAt !== 0 && Date.now() - this.pingSentAt >= this.answerTimeout) return;
     if (this.pendingPublishes > this.maxPendingPublishes / 2 || this.pendingBytes > this.maxPendingBytes / 2) return;
@@ -263,7 +263,7 @@ export class RedisHub implements Hub {
     );
   }
 
-  private resubscribeAll(conn: RedisClient): void {
+  protected resubscribeAll(conn: RedisClient): void {
     const channels = [...this.topicSet].map((t) => this.prefix + t);
     const sent = channels.length > 0 ? conn.subscribe(...channels) : Promise.resolve();
     const done = sent.then(
@@ -282,7 +282,7 @@ export class RedisHub implements Hub {
     return this.pub?.status === 'ready' && this.sub?.status === 'ready' && this.subSynced;
   }
 
-  private checkUp(): void {
+  protected checkUp(): void {
     if (this.closed || !this.up) return;
     if (this.outage) {
       this.outage = false;

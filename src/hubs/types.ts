@@ -2,13 +2,52 @@
  * A hub carries published messages between processes and machines, so that a topic
  * spans them. Core delivers to local subscribers itself; the hub only moves messages to
  * and from *other* processes. A hub must never hand a process back its own publishes.
+ *
+ * A hub that keeps history (`keepsHistory`) is the exception: it gives every message of a topic
+ * an offset, so it must see every message in its order, this process's own publishes included.
+ * Core then leaves local delivery to it: publish() only hands the message to the hub, and the hub
+ * calls the listener for every message, own ones too, with its offset and the publisher's token.
  */
 import type { Message } from '../codec/types.js';
 
-export type HubListener = (topic: string, data: Message) => void;
+/**
+ * `offset`: the message's position in its topic's history (hubs that keep history; absent for a
+ * message that is not kept, such as one published while the engine was down). `token`: what the
+ * publisher handed to publish() when this process published it, else undefined.
+ */
+export type HubListener = (topic: string, data: Message, offset?: string, token?: unknown) => void;
 
 /** Where hubs (and the worker runner) write what an operator must know: one line per event, no trailing newline. */
 export type HubLog = (message: string) => void;
+
+/** What to replay: the messages after `since` (an offset once delivered), or the last `last` messages. */
+export interface HistoryQuery {
+  since?: string;
+  last?: number;
+}
+
+/**
+ * Why a replay is not complete:
+ *   'retention'       messages after `since` were trimmed by the hub's bound (or the offset is older than what is kept)
+ *   'unknown-offset'  `since` is not an offset of this topic's history (malformed, from another hub, or the engine lost its data)
+ *   'unavailable'     the history could not be read (engine down or not answering)
+ *   'no-history'      the server's hub keeps no history
+ *   'limit'           more messages than a replay may carry (the newest were replayed)
+ *   'overflow'        too many live messages arrived while the replay was read (the replay was cut short)
+ */
+export type ReplayGap = 'retention' | 'unknown-offset' | 'unavailable' | 'no-history' | 'limit' | 'overflow';
+
+export interface HistoryEntry {
+  offset: string;
+  data: Message;
+}
+
+export interface HistoryResult {
+  /** Oldest first. */
+  entries: HistoryEntry[];
+  /** Set when some messages asked for are missing from `entries`. */
+  gap?: ReplayGap;
+}
 
 export interface Hub {
   /** A short name for logs ("memory", "redis", "cluster", "redis+cluster", "nats"). */
@@ -19,8 +58,11 @@ export interface Hub {
   subscribe(topic: string): void;
   /** This process has no local subscriber left on `topic`. Idempotent; delivery on `topic` stops at once. */
   unsubscribe(topic: string): void;
-  /** Send a message to every other process subscribed to `topic`. Never throws; failures are logged by the hub. */
-  publish(topic: string, data: Message): void;
+  /**
+   * Send a message to every other process subscribed to `topic`. Never throws; failures are logged by the hub.
+   * A hub that keeps history delivers it here too, through the listener, with `token`.
+   */
+  publish(topic: string, data: Message, token?: unknown): void;
   /**
    * Resolves once the hub is connected and every subscribe() called before it is in effect
    * (a publish made elsewhere after that point reaches this process). Rejects with a
@@ -32,6 +74,13 @@ export interface Hub {
   readonly up?: boolean;
   /** Publishes dropped so far (outages, congestion); absent: none are dropped. For /metrics. */
   readonly dropped?: number;
+  /** True: this hub gives messages offsets and delivers this process's publishes itself (see above). */
+  readonly keepsHistory?: boolean;
+  /**
+   * The kept messages of `topic` that the query asks for. Never rejects: a failure is a result
+   * with `gap` set. Only hubs that keep history have it.
+   */
+  history?(topic: string, query: HistoryQuery): Promise<HistoryResult>;
   /** Stop; further calls are no-ops. */
   close(): Promise<void>;
 
@@ -79,4 +128,20 @@ export interface HubPresence {
   release(key: string, holder: string): void;
   /** Called when a claim this process held was found taken by another (after it was cut off longer than the TTL). */
   onClaimLost(listener: (key: string, holder: string) => void): void;
+}
+
+/** Offsets are "A-B" with A and B decimal integers (Redis stream ids; in-process hubs use the same shape). */
+const OFFSET = /^(\d{1,16})-(\d{1,16})$/;
+
+/** Parses an offset into its two parts, or null when it is not one. */
+export function parseOffset(offset: string): [number, number] | null {
+  const m = typeof offset === 'string' ? OFFSET.exec(offset) : null;
+  return m === null ? null : [Number(m[1]), Number(m[2])];
+}
+
+/** Orders two offsets (negative: a is older). Both must parse. */
+export function compareOffsets(a: string, b: string): number {
+  const x = parseOffset(a)!;
+  const y = parseOffset(b)!;
+  return x[0] - y[0] || x[1] - y[1];
 }
