@@ -7,7 +7,7 @@ import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import type { Address, ProtocolName } from '../address.js';
 import { wireBytes, type CloseInfo, type Message, type ProtocolEvents, type ProtocolSession, type Wire } from '../codec/types.js';
-import { ProtocolError, SwitchboardError } from '../errors.js';
+import { ProtocolError, SwitchboardError, transportError } from '../errors.js';
 import { protocolFactories } from './protocols.js';
 import { batch, NativeSocket } from '../transport/native.js';
 import type { Sweeper } from './sweeper.js';
@@ -736,7 +736,7 @@ export class Connection<Data extends object = Record<string, unknown>> extends E
     let info: CloseInfo;
     if (this.endInfo) info = this.endInfo;
     else if (this.socketError) {
-      info = { code: 1006, reason: this.socketError.message, error: new SwitchboardError((this.socketError as NodeJS.ErrnoException).code ?? 'ERR_CLOSED', this.socketError.message, { cause: this.socketError }) };
+      info = { code: 1006, reason: this.socketError.message, error: transportError(this.socketError, 'ERR_SOCKET') };
     } else if ((this.flags & PEER_ENDED) !== 0 && this.protocol !== 'ws') info = { code: 1000, reason: '' };
     else info = { code: 1006, reason: 'connection closed without a close handshake' };
     this.closedInfo = info;

@@ -8,7 +8,7 @@ import net from 'node:net';
 import { getSystemErrorMap } from 'node:util';
 import { formatHostPort, parseAddress, type Address } from '../address.js';
 import { wireBytes, type Message } from '../codec/types.js';
-import { SwitchboardError } from '../errors.js';
+import { SwitchboardError, transportError } from '../errors.js';
 import type { Hub } from '../hubs/types.js';
 import { createHub, inSwitchboardWorker } from '../hubs/index.js';
 import { createStreamServer, listenStream, type StreamListener, type TlsHandshakeEvents, type TlsServerOptions } from '../transport/index.js';
@@ -708,5 +708,5 @@ function listenFailed(address: Address, err: unknown): unknown {
   const text = e.syscall === 'getaddrinfo' ? `cannot resolve host "${address.host}"`
     : typeof e.errno === 'number' ? getSystemErrorMap().get(e.errno)?.[1] : undefined;
   const what = text ? `${text} (${e.code ?? e.errno})` : err.message;
-  return new SwitchboardError(e.code ?? 'ERR_LISTEN', `cannot listen on ${address.url}: ${what}`, { cause: err });
+  return transportError(err, 'ERR_LISTEN', `cannot listen on ${address.url}: ${what}`);
 }

@@ -59,7 +59,7 @@ export class PeerSocket extends EventEmitter {
   write(bytes: Buffer): boolean {
     if (this.destroyed) return false;
     if (bytes.length > this.maxDatagram) {
-      this.emit('error', new SwitchboardError('ERR_PAYLOAD_TOO_LARGE', `datagram of ${bytes.length} bytes is over the limit of ${this.maxDatagram}`));
+      this.emit('error', new SwitchboardError('ERR_DATAGRAM_TOO_LARGE', `datagram of ${bytes.length} bytes is over the limit of ${this.maxDatagram}`));
       return false;
     }
     const cb = (err: Error | null): void => {
