@@ -739,6 +739,7 @@ export class Connection<Data extends object = Record<string, unknown>> extends E
       info = { code: 1006, reason: this.socketError.message, error: transportError(this.socketError, 'ERR_SOCKET') };
     } else if ((this.flags & PEER_ENDED) !== 0 && this.protocol !== 'ws') info = { code: 1000, reason: '' };
     else info = { code: 1006, reason: 'connection closed without a close handshake' };
+    if (this.session.reportClose) info = this.session.reportClose(info);
     this.closedInfo = info;
     this.shared.stats.countClose(info.error?.code ?? String(info.code));
     if (this.topicSet !== null) {
