@@ -12,9 +12,13 @@ export type { RateLimitOptions, LimitStats } from './core/rate-limit.js';
 export type { AcceptHook, AcceptRemote } from './core/admission.js';
 export { reconnecting, backoffDelay, ReconnectingClient, type ReconnectOptions, type ReconnectingEvents } from './core/reconnect.js';
 export { parseAddress, formatHostPort, KNOWN_SCHEMES, type Address, type Transport, type ProtocolName } from './address.js';
-export { SwitchboardError, ProtocolError, type ErrorCode } from './errors.js';
+export {
+  SwitchboardError, ProtocolError, ERROR_CODES, SYSTEM_ERROR_CODES, isErrorCode, kindOf,
+  type ErrorCode, type ErrorKind, type SwitchboardCode, type SystemErrorCode,
+} from './errors.js';
 export { HandshakeRefusedError } from './codec/websocket/handshake.js';
-export type { Message, CloseInfo } from './codec/types.js';
+export { StreamCloseCode, type Message, type CloseInfo } from './codec/types.js';
+export { CloseCode } from './codec/websocket/close-codes.js';
 export { createHub, MemoryHub, RedisHub, ClusterHub } from './hubs/index.js';
 export type { Hub, HubListener, HubLog, HubSpec, HubOptions, RedisHubOptions } from './hubs/index.js';
 export { runWorkers, type WorkersHandle, type RunWorkersOptions, type StartWorker, type StopWorker, type StopHow } from './core/workers.js';

@@ -318,9 +318,10 @@ export class Connection<Data extends object = Record<string, unknown>> extends E
   close(code = 1000, reason = ''): void {
     if (this.state >= State.Closing) return;
     const wasOpen = this.state === State.Open;
+    // First: a close code the protocol refuses (WebSocket 1006) throws with the connection still open.
+    const { bytes, awaitsPeer } = wasOpen ? this.session.close(code, reason) : { bytes: null, awaitsPeer: false };
     this.state = State.Closing;
     this.deadline = this.owner.sweeper.now + this.limits.closeTimeout;
-    const { bytes, awaitsPeer } = wasOpen ? this.session.close(code, reason) : { bytes: null, awaitsPeer: false };
     if (!this.endInfo) this.endInfo = { code, reason };
     if (bytes) this.write(bytes, true);
     if (awaitsPeer) this.flags |= AWAITS_PEER;
