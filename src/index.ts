@@ -21,6 +21,8 @@ export { StreamCloseCode, type Message, type CloseInfo } from './codec/types.js'
 export { CloseCode } from './codec/websocket/close-codes.js';
 export { createHub, MemoryHub, RedisHub, ClusterHub } from './hubs/index.js';
 export type { Hub, HubListener, HubLog, HubSpec, HubOptions, RedisHubOptions } from './hubs/index.js';
+export type { HubPresence, PresenceEntry, PresenceListing } from './hubs/index.js';
+export type { Presence, PresenceMember, PresenceMeta, PresenceOptions } from './core/presence.js';
 export { runWorkers, type WorkersHandle, type RunWorkersOptions, type StartWorker, type StopWorker, type StopHow } from './core/workers.js';
 export { probePorts, type ProbeResult, type ProbeOptions } from './core/probe.js';
 export {

@@ -15,6 +15,7 @@ import { SwitchboardError } from '../errors.js';
 import { bareEcho, startApp, type AppOptions } from './common.js';
 import { NoticeBatch } from './chat-notices.js';
 import { checkNick, cleanText, skeleton } from './chat-text.js';
+import { inOrder, nickKey, NICK_UNCHECKED, whoLine } from './chat-presence.js';
 
 export const CHAT_DEFAULT = ['text://127.0.0.1:9999', 'ws://127.0.0.1:8080'];
 
@@ -77,19 +78,30 @@ export function chatServer(options: ChatOptions = {}): Promise<Server> {
     const nicks = new Map<string, Connection>();
     const notices = new NoticeBatch(noticeInterval, (line) => { server.publish(room, line); });
     server.on('close', () => notices.stop());
+    // Cut off from the hub past its TTL, this server's claim lapsed and another took the name.
+    server.on('claimLost', (key, conn) => {
+      if (!conn.isOpen || key !== nickKey(room, nameOf(conn))) return;
+      const old = nameOf(conn);
+      if (nicks.get(skeleton(old)) === conn) nicks.delete(skeleton(old));
+      conn.data.name = `guest${PROCESS_TAG}${conn.id}`;
+      server.setPresence(conn, { name: nameOf(conn) });
+      conn.send(`* the name ${old} was taken on another server while this one was cut off; you are now ${nameOf(conn)}`);
+      notices.rename(old, nameOf(conn));
+    });
 
     server.on('connection', (conn) => {
       conn.data.name = `guest${PROCESS_TAG}${conn.id}`;
       conn.send(CHAT_BANNER);
       conn.send(`* you are ${nameOf(conn)}; ${members().size} other(s) here`);
+      // Listed in the room's presence (every server's /who) from its subscribe on.
+      server.setPresence(conn, { name: nameOf(conn) });
       conn.subscribe(room);
       notices.join(nameOf(conn));
 
-      conn.on('message', (m) => {
+      const handle = (raw: string): Promise<void> | void => {
         // A connection that is closing (dropped as a slow reader, or closed) gets no more answers
         // and speaks no more: the rest of a pipelined chunk is not worth a /who over a big room.
         if (!conn.isOpen) return;
-        const raw = (typeof m === 'string' ? m : m.toString('utf8')).trim();
         if (!raw.startsWith('/')) {
           const text = cleanText(raw);
           if (text !== '') server.publish(room, `${nameOf(conn)}: ${text}`, { except: conn });
@@ -112,26 +124,30 @@ export function chatServer(options: ChatOptions = {}): Promise<Server> {
               conn.send(holder.data.name === wanted ? `* the name ${wanted} is taken` : `* the name ${wanted} is taken (too like ${nameOf(holder)})`);
               break;
             }
-            const old = nameOf(conn);
-            if (nicks.get(skeleton(old)) === conn) nicks.delete(skeleton(old));
-            nicks.set(key, conn);
-            conn.data.name = wanted;
-            conn.send(`* you are now ${wanted}`);
-            if (old !== wanted) notices.rename(old, wanted);
-            log(`[chat] ${conn.remote} ${old} -> ${wanted}`);
-            break;
+            // The claim holds across every server and worker sharing the hub.
+            return server.claim(nickKey(room, wanted), conn).then((ok) => {
+              if (!conn.isOpen) return;
+              if (!ok) {
+                conn.send(`* the name ${wanted} is taken`);
+                return;
+              }
+              const old = nameOf(conn);
+              if (nicks.get(skeleton(old)) === conn) nicks.delete(skeleton(old));
+              if (skeleton(old) !== key) server.release(nickKey(room, old), conn);
+              nicks.set(key, conn);
+              conn.data.name = wanted;
+              server.setPresence(conn, { name: wanted });
+              conn.send(`* you are now ${wanted}`);
+              if (old !== wanted) notices.rename(old, wanted);
+              log(`[chat] ${conn.remote} ${old} -> ${wanted}`);
+            }, () => {
+              if (conn.isOpen) conn.send(NICK_UNCHECKED);
+            });
           }
-          case '/who': {
-            const all = members();
-            const names: string[] = [];
-            for (const c of all) {
-              if (names.length >= whoLimit) break;
-              names.push(nameOf(c));
-            }
-            const more = all.size - names.length;
-            conn.send(`* online here (${all.size}): ${names.join(', ')}${more > 0 ? `, and ${more} more` : ''}`);
-            break;
-          }
+          case '/who':
+            return whoLine(server, room, whoLimit, members).then((line) => {
+              if (conn.isOpen) conn.send(line);
+            });
           case '/help':
             conn.send('* /nick NAME: change your name; /who: who is here; /quit: leave');
             break;
@@ -142,6 +158,10 @@ export function chatServer(options: ChatOptions = {}): Promise<Server> {
           default:
             conn.send(`* unknown command ${cleanText(command)}; try /help`);
         }
+      };
+      const ordered = inOrder(conn, handle);
+      conn.on('message', (m) => {
+        if (conn.isOpen) ordered((typeof m === 'string' ? m : m.toString('utf8')).trim());
       });
       conn.on('close', (info) => {
         if (info.error?.code === 'ERR_BUFFER_FULL') log(`[chat] dropped slow reader ${conn.remote}: ${info.error.message}`);

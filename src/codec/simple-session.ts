@@ -57,4 +57,15 @@ export abstract class SimpleSession implements ProtocolSession {
   refuse(reason: string): Buffer {
     return wireBytes(this.shared.encode(reason));
   }
+
+  // EndingRules: EOF is these protocols' end, and they have no close message to carry a reason.
+  get peerEof(): 'finished' {
+    return 'finished';
+  }
+  get limitNotice(): 'message' {
+    return 'message';
+  }
+  get readsWhileClosing(): boolean {
+    return false;
+  }
 }

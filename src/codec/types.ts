@@ -88,7 +88,33 @@ export interface SharedEncoder {
   encode(data: Message): Wire;
 }
 
-export interface ProtocolSession {
+/**
+ * How a protocol ends, as questions core asks the session instead of testing the protocol's name.
+ * Kept apart from the session's other members: these are rules, fixed per protocol.
+ */
+export interface EndingRules {
+  /**
+   * What EOF from the peer (a half-close) means.
+   * - 'finished': the peer is done sending; replies to what it sent are still written, then core
+   *   closes its side too, and the close is clean (1000). (raw, line, frame: EOF is their end.)
+   * - 'aborted': the protocol has a close message of its own, so EOF without it is an abrupt end
+   *   (1006); core stops at once, unless the close handshake had begun. (WebSocket.)
+   */
+  readonly peerEof: 'finished' | 'aborted';
+  /**
+   * How core tells the peer that a server limit closes it.
+   * - 'message': refuse(reason) is sent as one last message, then the connection closes.
+   * - 'close': the protocol's close message carries the code and reason (close(code, reason)).
+   */
+  readonly limitNotice: 'message' | 'close';
+  /**
+   * Whether the peer's input is still read after a rate limit closed the connection: true when
+   * the protocol's close handshake needs the peer's answer (WebSocket's close frame).
+   */
+  readonly readsWhileClosing: boolean;
+}
+
+export interface ProtocolSession extends EndingRules {
   /**
    * Called once by core after the connection is registered. Protocols that are ready at once call
    * events.onOpen() here; a WebSocket client sends its handshake request here.

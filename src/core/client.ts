@@ -1,8 +1,8 @@
 /** connect(url): the client side. The same Connection as on a server, with role 'client'. */
 import { parseAddress } from '../address.js';
 import { SwitchboardError, transportError } from '../errors.js';
-import { connectStream, type TlsClientOptions } from '../transport/index.js';
-import { asSocket, connectUdp, MAX_UDP_PAYLOAD } from '../transport/udp.js';
+import { connectStream, type TlsClientOptions, type TransportSocket } from '../transport/index.js';
+import { connectUdp, MAX_UDP_PAYLOAD } from '../transport/udp.js';
 import { Connection, type ConnectionLimits, type ConnectionOwner } from './connection.js';
 import { DEFAULT_LIMITS } from './server.js';
 import { Sweeper } from './sweeper.js';
@@ -41,10 +41,10 @@ export async function connect<Data extends object = Record<string, unknown>>(url
   const address = parseAddress(url);
   const timeout = options.connectTimeout ?? 10_000;
   const started = Date.now();
-  let socket;
+  let socket: TransportSocket;
   try {
     socket = address.transport === 'udp'
-      ? asSocket(await connectUdp(address, Math.min(options.maxMessageSize ?? DEFAULT_LIMITS.maxMessageSize, MAX_UDP_PAYLOAD)))
+      ? (await connectUdp(address, Math.min(options.maxMessageSize ?? DEFAULT_LIMITS.maxMessageSize, MAX_UDP_PAYLOAD)))
       : await connectStream(address, { timeout, tls: options.tls, signal: options.signal });
   } catch (err) {
     throw asSwitchboardError(err);

@@ -4,12 +4,12 @@
  * state in fields (no closures, no timers per connection: the owner's Sweeper checks deadlines).
  */
 import { EventEmitter } from 'node:events';
-import type { Socket } from 'node:net';
 import type { Address, ProtocolName } from '../address.js';
 import { wireBytes, type CloseInfo, type Message, type ProtocolEvents, type ProtocolSession, type Wire } from '../codec/types.js';
 import { ProtocolError, SwitchboardError, transportError } from '../errors.js';
 import { protocolFactories } from './protocols.js';
-import { batch, NativeSocket } from '../transport/native.js';
+import type { TransportSocket } from '../transport/socket.js';
+import { admit, dropsNext, FlushQueue, Outbox } from './outbox.js';
 import type { Sweeper } from './sweeper.js';
 import type { RateBucket } from './rate-limit.js';
 import { listenerStats, type ListenerStats } from './metrics.js';
@@ -58,8 +58,6 @@ const enum State { Opening, Open, Closing, Closed }
 
 /** Messages queued for async iteration before reads pause. */
 const INBOX_HIGH_WATER = 256;
-const kConnection = Symbol('switchboard.connection');
-type TaggedSocket = Socket & { [kConnection]: Connection };
 
 let nextId = 1;
 
@@ -97,29 +95,9 @@ const YIELDED = 64; // the session keeps input until resumeYielded runs (reads p
 const END_HELD = 128; // EOF came while YIELDED: handled once the kept input is
 const USER_PAUSED = 256; // pause() was called: reading waits for resume()
 
-// Writes are queued per connection and flushed once the event loop has handled the input it
-// read in this round, as one socket.write per connection: sixteen replies to sixteen pipelined
-// requests, or ten chat lines from ten senders, leave in one buffer and one syscall.
-let queued: Connection[] = [];
-let flushScheduled = false;
-function flushQueued(): void {
-  flushScheduled = false;
-  // Swap first: a flush that leads to more writes queues them for the next round.
-  const list = queued;
-  queued = [];
-  for (let i = 0; i < list.length; i++) list[i]!.flush();
-}
-/** The UTF-8 size of a message being queued: exact, or for text its upper bound (3 bytes per UTF-16 unit). */
-function sizeOf(wire: Wire | null, exact: boolean): number {
-  if (wire === null) return 0;
-  if (typeof wire !== 'string') return wire.length;
-  return exact ? Buffer.byteLength(wire, 'utf8') : wire.length * 3;
-}
-
-/** Text queued in one round is joined up to this many UTF-16 units, then encoded and queued as bytes. */
-const TEXT_JOIN_MAX = 4096;
-/** Up to this many queued bytes are joined into one buffer; beyond, the copy costs more than writev saves. */
-const CONCAT_MAX = 64 * 1024;
+// Writes are queued per connection (its Outbox) and flushed once the event loop has handled the
+// input it read in this round, as one socket write per connection (see outbox.ts).
+const flushQueue = new FlushQueue<Connection>();
 
 /**
  * `Data` types `conn.data`, what the application keeps per connection: `new Server<{ name: string }>(...)`
@@ -132,7 +110,7 @@ export class Connection<Data extends object = Record<string, unknown>> extends E
   private dataObject: Data | null = null;
   private topicSet: Set<string> | null = null;
 
-  /** @internal */ readonly socket: Socket;
+  /** @internal */ readonly socket: TransportSocket;
   /** @internal */ readonly session: ProtocolSession;
   private readonly shared: Shared;
   private state = State.Opening;
@@ -142,10 +120,8 @@ export class Connection<Data extends object = Record<string, unknown>> extends E
   /** The session's pendingMessage() at the last sweep, and when it was first seen (messageTimeout). */
   private partialMark = 0;
   private partialSince = 0;
-  /** What waits for this round's flush: nothing, one buffer, text (joined, encoded at the flush), or several buffers. */
-  private out: Wire | Buffer[] | null = null;
-  /** Bytes of `out` when it is bytes; text is measured only when a limit may be near (see queuedBytes). */
-  private outBytes = 0;
+  /** What waits for this round's flush, and the protocol's last bytes while they are held. */
+  private readonly outbox = new Outbox();
   private flags = 0;
   private endInfo: CloseInfo | null = null;
   private socketError: Error | null = null;
@@ -154,15 +130,15 @@ export class Connection<Data extends object = Record<string, unknown>> extends E
   private iterating = false;
   private waiter: ((r: IteratorResult<Message>) => void) | null = null;
   private closedInfo: CloseInfo | null = null;
-  /** The protocol's end (and its last bytes), held back until the messages before it have been handled. */
-  private heldEnd: { info: CloseInfo | null; bytes: Buffer | null } | null = null;
+  /** The protocol's end, held back until the messages before it have been handled (its last bytes wait in the outbox). */
+  private heldEnd: { info: CloseInfo | null } | null = null;
   /** Since when more than maxBufferedAmount waits (0: it does not). */
   private overSince = 0;
   /** @internal The server's rate limit for this connection (see rate-limit.ts); null when there is none. */
   rate: RateBucket | null = null;
 
   /** `acceptedAt`: when the handshake deadline started, if before now (a TLS connection's TCP accept). */
-  constructor(socket: Socket, address: Address, role: 'server' | 'client', owner: ConnectionOwner,
+  constructor(socket: TransportSocket, address: Address, role: 'server' | 'client', owner: ConnectionOwner,
     limits: ConnectionLimits, protocolOptions: Readonly<Record<string, unknown>>, acceptedAt?: number) {
     super();
     this.socket = socket;
@@ -170,15 +146,7 @@ export class Connection<Data extends object = Record<string, unknown>> extends E
     const now = Date.now(); // not sweeper.now: that is only fresh while the sweeper ticks
     this.lastSeen = now;
     this.deadline = limits.handshakeTimeout > 0 ? (acceptedAt ?? now) + limits.handshakeTimeout : 0;
-    if (socket instanceof NativeSocket) socket.sink = this; // events come as direct calls
-    else {
-      // Internals see every connection as the default Connection (they never read `data`).
-      (socket as TaggedSocket)[kConnection] = this as Connection;
-      socket.on('data', onSocketData);
-      socket.on('end', onSocketEnd);
-      socket.on('error', onSocketError);
-      socket.on('close', onSocketClose);
-    }
+    socket.bind(this); // its events come as direct calls (Connection is its SocketSink, checked here)
     this.session = protocolFactories[address.protocol](this, {
       role,
       address,
@@ -251,7 +219,7 @@ export class Connection<Data extends object = Record<string, unknown>> extends E
   }
   /** Bytes accepted by send() and not yet handed to the kernel. */
   get bufferedAmount(): number {
-    return this.socket.writableLength + this.queuedBytes(true);
+    return this.socket.writableLength + this.outbox.size(true);
   }
   get isOpen(): boolean {
     return this.state === State.Open;
@@ -434,47 +402,16 @@ export class Connection<Data extends object = Record<string, unknown>> extends E
       this.shared.stats.bytesOut += bytes.length;
       return socket.write(bytes);
     }
-    const out = this.out;
-    if (out === null) {
-      this.out = wire;
-      if (typeof wire !== 'string') this.outBytes = wire.length;
-      queued.push(this as Connection);
-      if (!flushScheduled) {
-        flushScheduled = true;
-        // Once every socket read in this poll round is handled, so writes to one connection caused
-        // by many reads (chat fan-out) join too: right after the native transport's batch, or else
-        // setImmediate (not nextTick), which runs after the poll phase and adds no wait for I/O.
-        if (batch.active) batch.afterBatch = flushQueued;
-        else setImmediate(flushQueued);
-      }
-    } else if (typeof out === 'string' && typeof wire === 'string') {
-      this.out = out + wire; // a rope: no copy until the flush
-      // Past a few KiB the joined text becomes bytes, so that a limit check never measures a long rope over and over.
-      if (this.out.length > TEXT_JOIN_MAX) {
-        const bytes = wireBytes(this.out);
-        this.out = bytes;
-        this.outBytes = bytes.length;
-      }
-    } else {
-      // Text and bytes mixed: from here on, bytes.
-      const bytes = wireBytes(wire);
-      if (typeof out === 'string') {
-        const head = wireBytes(out);
-        this.out = [head, bytes];
-        this.outBytes = head.length + bytes.length;
-      } else {
-        if (Array.isArray(out)) out.push(bytes);
-        else this.out = [out, bytes];
-        this.outBytes += bytes.length;
-      }
-    }
+    // Once every socket read in this round is handled, so writes to one connection caused by
+    // many reads (chat fan-out) join too: the socket says when that is.
+    if (this.outbox.push(wire)) flushQueue.add(this as Connection, socket);
     // The same answer socket.write would give once these bytes reach it (over its high-water mark: wait for 'drain').
     const hwm = socket.writableHighWaterMark - socket.writableLength;
-    if (socket.writableNeedDrain || (this.queuedBytes(false) >= hwm && this.queuedBytes(true) >= hwm)) {
+    if (socket.writableNeedDrain || (this.outbox.size(false) >= hwm && this.outbox.size(true) >= hwm)) {
       // The socket's 'drain' is listened to from the first time it matters (one listener fewer per idle connection).
       if ((this.flags & DRAIN_HOOKED) === 0) {
         this.flags |= DRAIN_HOOKED;
-        if (!(socket instanceof NativeSocket)) socket.on('drain', onSocketDrain);
+        socket.watchDrain();
       }
       this.flags |= OWES_DRAIN;
       return false;
@@ -484,24 +421,23 @@ export class Connection<Data extends object = Record<string, unknown>> extends E
 
   /** @internal Hands this round's queued bytes to the socket: one buffer (text encoded once), one write. */
   flush(): void {
-    const out = this.out;
-    if (out === null) return;
-    const n = this.outBytes;
-    this.out = null;
-    this.outBytes = 0;
+    const outbox = this.outbox;
+    if (outbox.empty) return;
     const socket = this.socket;
-    if (socket.destroyed) return;
+    if (socket.destroyed) {
+      outbox.clear();
+      return;
+    }
+    const out = outbox.take()!;
     let ok: boolean;
-    let sent = n;
+    let sent: number;
     if (!Array.isArray(out)) {
-      const bytes = wireBytes(out);
-      sent = bytes.length;
-      ok = socket.write(bytes);
-    } else if (n <= CONCAT_MAX) ok = socket.write(Buffer.concat(out, n));
-    else {
-      socket.cork();
-      for (let i = 0; i < out.length; i++) socket.write(out[i]!);
-      socket.uncork();
+      sent = out.length;
+      ok = socket.write(out);
+    } else {
+      sent = 0;
+      for (let i = 0; i < out.length; i++) sent += out[i]!.length;
+      socket.writev(out);
       ok = !socket.writableNeedDrain;
     }
     this.shared.stats.bytesOut += sent;
@@ -522,28 +458,20 @@ export class Connection<Data extends object = Record<string, unknown>> extends E
    */
   private mayQueue(adding: Wire): boolean {
     const max = this.limits.maxBufferedAmount;
-    const unsent = this.socket.writableLength;
-    // Text at its upper bound first; measured only when that bound is over.
-    if (unsent <= max && unsent + this.queuedBytes(false) + sizeOf(adding, false) <= 4 * max) return true;
-    const waiting = unsent + this.queuedBytes(true);
-    if (waiting <= max) return true;
-    const overCeiling = waiting + sizeOf(adding, true) > 4 * max;
-    if (this.limits.bufferPolicy === 'drop') return unsent <= max && !overCeiling;
-    if (overCeiling) {
+    const verdict = admit(this.outbox, this.socket.writableLength, adding, max, this.limits.bufferPolicy);
+    if (verdict === 'take') return true;
+    if (verdict === 'drop') return false;
+    if (verdict === 'ceiling') {
       this.slowReader(`over ${4 * max} bytes waiting to be sent`);
       return false;
     }
-    if (unsent > max && this.overSince === 0) this.overSince = this.owner.sweeper.now;
+    if (this.overSince === 0) this.overSince = this.owner.sweeper.now;
     return true;
   }
 
   /** Under the 'drop' policy, whether the next message would be dropped (decided before encoding it). */
   private dropsNow(): boolean {
-    const max = this.limits.maxBufferedAmount;
-    const unsent = this.socket.writableLength;
-    if (unsent <= max && unsent + this.queuedBytes(false) <= 4 * max) return false;
-    const waiting = unsent + this.queuedBytes(true);
-    return waiting > max && (unsent > max || waiting >= 4 * max);
+    return dropsNext(this.outbox, this.socket.writableLength, this.limits.maxBufferedAmount);
   }
 
   /**
@@ -556,20 +484,9 @@ export class Connection<Data extends object = Record<string, unknown>> extends E
     const err = new SwitchboardError('ERR_BUFFER_FULL', `peer is not reading: ${why}`);
     this.endInfo = { code: 1008, reason: err.message, error: err };
     this.flags |= FAULTED;
-    this.out = null;
-    this.outBytes = 0;
+    this.outbox.clear();
     this.overSince = 0;
     this.close(1008, 'peer is not reading');
-  }
-
-  /**
-   * Bytes waiting for this round's flush. Text (queued as one joined string) is counted exactly
-   * only when asked: measuring it per message cost 13% of line echo. Otherwise its upper bound,
-   * 3 bytes per UTF-16 unit, which is enough to tell that a limit is far.
-   */
-  private queuedBytes(exact: boolean): number {
-    const out = this.out;
-    return typeof out === 'string' ? sizeOf(out, exact) : this.outBytes;
   }
 
   private endSocket(): void {
@@ -592,7 +509,8 @@ export class Connection<Data extends object = Record<string, unknown>> extends E
   private releaseEnd(): void {
     const held = this.heldEnd!;
     this.heldEnd = null;
-    if (held.bytes !== null) this.write(held.bytes, true);
+    const bytes = this.outbox.release();
+    if (bytes !== null) this.write(bytes, true);
     if (held.info !== null) this.onEnd(held.info);
   }
 
@@ -636,7 +554,8 @@ export class Connection<Data extends object = Record<string, unknown>> extends E
     // The protocol's last bytes (a close echo, an error's close frame) wait with its end for the
     // messages before them, so that the application's replies to those go first.
     if (last && this.inbox !== null && this.inbox.length > 0) {
-      (this.heldEnd ??= { info: null, bytes: null }).bytes = bytes;
+      this.heldEnd ??= { info: null };
+      this.outbox.hold(bytes);
       return;
     }
     // Bytes the protocol answers with on its own (pongs) count against the send buffer like
@@ -679,7 +598,7 @@ export class Connection<Data extends object = Record<string, unknown>> extends E
     this.flags &= ~AWAITS_PEER;
     if (this.heldEnd !== null || (this.inbox !== null && this.inbox.length > 0 && this.state === State.Open)) {
       // Held: messages before the end wait for a listener. They get closeTimeout to be taken.
-      (this.heldEnd ??= { info: null, bytes: null }).info = info;
+      (this.heldEnd ??= { info: null }).info = info;
       this.deadline = this.owner.sweeper.now + this.limits.closeTimeout;
       return;
     }
@@ -712,7 +631,7 @@ export class Connection<Data extends object = Record<string, unknown>> extends E
     this.rate?.flush();
     // Opening too: a WebSocket client reads a refusal's body up to EOF.
     if (this.state <= State.Open && this.session.finish) this.session.finish();
-    if (this.protocol === 'ws') {
+    if (this.session.peerEof === 'aborted') {
       // A held end (messages before it wait for a listener) plays out first; the peer can still read.
       if (this.heldEnd !== null) return;
       // EOF without a close frame: nothing more will come.
@@ -738,7 +657,7 @@ export class Connection<Data extends object = Record<string, unknown>> extends E
     if (this.endInfo) info = this.endInfo;
     else if (this.socketError) {
       info = { code: 1006, reason: this.socketError.message, error: transportError(this.socketError, 'ERR_SOCKET') };
-    } else if ((this.flags & PEER_ENDED) !== 0 && this.protocol !== 'ws') info = { code: 1000, reason: '' };
+    } else if ((this.flags & PEER_ENDED) !== 0 && this.session.peerEof === 'finished') info = { code: 1000, reason: '' };
     else info = { code: 1006, reason: 'connection closed without a close handshake' };
     if (this.session.reportClose) info = this.session.reportClose(info);
     this.closedInfo = info;
@@ -833,12 +752,12 @@ export class Connection<Data extends object = Record<string, unknown>> extends E
 
   /**
    * @internal Closes because a server limit was hit, with `error` in the close info. The peer is
-   * told `reason`: in the WebSocket close frame, or as one message before the close elsewhere.
+   * told `reason` as the session's limitNotice says: in its close message, or as one message before the close.
    */
   closeForLimit(error: SwitchboardError, code: number, reason: string): void {
     if (this.state >= State.Closing) return;
     if (!this.endInfo) this.endInfo = { code, reason: error.message, error };
-    if (this.state === State.Open && this.protocol !== 'ws') this.write(this.session.refuse(reason), true);
+    if (this.state === State.Open && this.session.limitNotice === 'message') this.write(this.session.refuse(reason), true);
     this.close(code, reason);
   }
 
@@ -865,7 +784,7 @@ export class Connection<Data extends object = Record<string, unknown>> extends E
    */
   /** @internal Also called by Server.close() when its timeout passes. */
   closeTimedOut(ms = this.limits.closeTimeout): void {
-    const unsent = this.socket.writableLength + this.queuedBytes(true);
+    const unsent = this.socket.writableLength + this.outbox.size(true);
     if (this.endInfo?.error === undefined && (unsent > 0 || (this.flags & AWAITS_PEER) !== 0)) {
       const what = unsent > 0 ? `${unsent} bytes still unsent` : 'no close frame came back';
       const err = new SwitchboardError('ERR_CLOSE_TIMEOUT', `the peer did not close within ${ms} ms (${what})`);
@@ -899,18 +818,3 @@ function emitDrain(conn: Connection): void {
   if (conn.isOpen) conn.emit('drain');
 }
 
-function onSocketData(this: Socket, chunk: Buffer): void {
-  (this as TaggedSocket)[kConnection].handleData(chunk);
-}
-function onSocketEnd(this: Socket): void {
-  (this as TaggedSocket)[kConnection].handleEnd();
-}
-function onSocketError(this: Socket, err: Error): void {
-  (this as TaggedSocket)[kConnection].handleError(err);
-}
-function onSocketClose(this: Socket): void {
-  (this as TaggedSocket)[kConnection].handleClose();
-}
-function onSocketDrain(this: Socket): void {
-  (this as TaggedSocket)[kConnection].handleDrain();
-}

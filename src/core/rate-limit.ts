@@ -204,10 +204,11 @@ export class RateBucket {
 
   /**
    * `n` bytes were read. Returns false when they must not be parsed: a UDP datagram over the
-   * rate, or a stream after the rate limit closed it (WebSocket still reads, for its close handshake).
+   * rate, or a stream after the rate limit closed it (unless its session reads while closing:
+   * WebSocket, for its close handshake).
    */
   received(n: number): boolean {
-    if (this.tripped) return this.conn.protocol === 'ws' && !this.datagram;
+    if (this.tripped) return this.conn.session.readsWhileClosing && !this.datagram;
     // The clock is read once per read; the messages decoded from it use the same refill.
     this.refill(Date.now());
     if (this.datagram) {
@@ -224,7 +225,7 @@ export class RateBucket {
     if (this.bytes < 0) {
       if (this.limiter.config.close) {
         this.trip('bytes');
-        return this.conn.protocol === 'ws';
+        return this.conn.session.readsWhileClosing;
       }
       // What was read is parsed; the debt keeps reading paused until it is paid.
       this.pause();

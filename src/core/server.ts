@@ -11,8 +11,8 @@ import { wireBytes, type Message } from '../codec/types.js';
 import { SwitchboardError, transportError } from '../errors.js';
 import type { Hub } from '../hubs/types.js';
 import { createHub, inSwitchboardWorker } from '../hubs/index.js';
-import { createStreamServer, listenStream, type StreamListener, type TlsHandshakeEvents, type TlsServerOptions } from '../transport/index.js';
-import { asSocket, bindUdp, MAX_UDP_PAYLOAD, type PeerSocket } from '../transport/udp.js';
+import { createStreamServer, listenStream, NetSocket, type StreamListener, type StreamSocket, type TlsHandshakeEvents, type TlsServerOptions } from '../transport/index.js';
+import { bindUdp, MAX_UDP_PAYLOAD, type PeerSocket } from '../transport/udp.js';
 import { Connection, type ConnectionLimits, type ConnectionOwner, type TopicOwner } from './connection.js';
 import { resolutionFor, Sweeper } from './sweeper.js';
 import { parseRateLimit, RateLimiter, type LimitStats, type RateLimitOptions } from './rate-limit.js';
@@ -25,6 +25,7 @@ import { Attachments, type AttachOptions } from './attach.js';
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { WebSocketServerOptions } from './protocols/websocket.js';
+import { PresenceTracker, type Presence, type PresenceMeta, type PresenceOptions } from './presence.js';
 
 export interface ServerOptions extends Partial<ConnectionLimits> {
   /**
@@ -82,6 +83,8 @@ export interface ServerOptions extends Partial<ConnectionLimits> {
    * Only loopback without a token. Default: none.
    */
   admin?: AdminOption;
+  /** Bounds of presence (see Server.presence): bytes per member's metadata and claim key, members per listing. */
+  presence?: PresenceOptions;
 }
 
 export interface CloseOptions {
@@ -111,6 +114,11 @@ export interface ServerEvents<Data extends object = Record<string, unknown>> {
   exhausted: [];
   error: [err: Error];
   close: [];
+  /**
+   * A claim (Server.claim) this connection held was taken by another process: this one was cut
+   * off from the hub for longer than its TTL, and the claim lapsed meanwhile.
+   */
+  claimLost: [key: string, conn: Connection<Data>];
 }
 
 /** The listen backlog when none is given (see ServerOptions.backlog). */
@@ -175,6 +183,7 @@ export class Server<Data extends object = Record<string, unknown>> extends Event
   /** Refusals by kind (server_full, max_per_ip, accept_hook), for the admin endpoint. */
   private readonly refusedBy = new Map<string, number>();
   private attachments: Attachments | null = null;
+  private readonly presenceTracker: PresenceTracker;
 
   constructor(options: ServerOptions) {
     super();
@@ -209,6 +218,7 @@ export class Server<Data extends object = Record<string, unknown>> extends Event
     this.protocolOptions = options.websocket ?? NO_OPTIONS;
     const l = this.limits;
     this.sweeper = new Sweeper(resolutionFor(l.idleTimeout, l.handshakeTimeout, l.heartbeatInterval, l.closeTimeout, l.messageTimeout, l.drainTimeout));
+    this.presenceTracker = new PresenceTracker(options.presence ?? {}, (key, conn) => this.emit('claimLost', key, conn as Connection<Data>));
     if (options.hub !== undefined || inSwitchboardWorker()) this.useHub(createHub(options.hub));
   }
 
@@ -301,12 +311,12 @@ export class Server<Data extends object = Record<string, unknown>> extends Event
       socket.destroy();
       return null;
     }
-    const conn = new Connection(socket, address, 'server', this, this.limits, options);
+    const conn = new Connection(new NetSocket(socket), address, 'server', this, this.limits, options);
     return this.admit(conn) ? conn : null;
   }
 
   /** `tcp`: the TCP socket of a TLS connection whose handshake is done (it was held as a TlsHandshake). */
-  private accept(socket: net.Socket, address: Address, tcp?: net.Socket): void {
+  private accept(socket: StreamSocket, address: Address, tcp?: net.Socket): void {
     let acceptedAt: number | undefined;
     if (tcp) {
       const h = TlsHandshake.of(tcp);
@@ -356,7 +366,7 @@ export class Server<Data extends object = Record<string, unknown>> extends Event
     return true;
   }
 
-  private keepAlive(socket: net.Socket): void {
+  private keepAlive(socket: { setKeepAlive(enable: boolean, initialDelay: number): unknown }): void {
     const keepAlive = this.options.keepAlive ?? 60_000;
     if (keepAlive > 0) socket.setKeepAlive(true, keepAlive);
   }
@@ -376,7 +386,7 @@ export class Server<Data extends object = Record<string, unknown>> extends Event
    * (the close code of close()), after its handshake, so that a client is never refused at a
    * restart. It does not count against the limits and the application never sees it.
    */
-  private acceptLate(socket: net.Socket, address: Address): void {
+  private acceptLate(socket: StreamSocket, address: Address): void {
     const conn = new Connection(socket, address, 'server', this, this.limits, this.protocolOptions);
     this.late.add(conn);
     this.refusing.add(conn); // not counted per IP
@@ -397,7 +407,7 @@ export class Server<Data extends object = Record<string, unknown>> extends Event
       peer.destroy();
       return false;
     }
-    return this.admit(new Connection(asSocket(peer), address, 'server', this, this.udpLimits, NO_OPTIONS), firstDatagram);
+    return this.admit(new Connection(peer, address, 'server', this, this.udpLimits, NO_OPTIONS), firstDatagram);
   }
 
   /** The accept hook's answer; a hook that throws refuses, and the error is emitted. */
@@ -497,6 +507,7 @@ export class Server<Data extends object = Record<string, unknown>> extends Event
     // Refused connections were not counted per IP.
     if (!this.refusing.delete(conn) && this.perIp !== null && conn.address.transport !== 'unix') this.perIp.remove(conn.remoteAddress);
     conn.rate?.dispose();
+    this.presenceTracker.closed(conn);
     if (this.sweeper.size === 0 && this.closeResolve) this.finishClose();
   }
 
@@ -526,12 +537,14 @@ export class Server<Data extends object = Record<string, unknown>> extends Event
       this.hub?.subscribe(topic);
     }
     set.add(conn);
+    this.presenceTracker.subscribed(topic, conn);
   }
 
   /** @internal */
   removeSubscriber(topic: string, conn: Connection): void {
     const set = this.topicMap.get(topic);
     if (!set || !set.delete(conn)) return;
+    this.presenceTracker.unsubscribed(topic, conn);
     if (set.size === 0) {
       this.topicMap.delete(topic);
       this.hub?.unsubscribe(topic);
@@ -569,9 +582,45 @@ export class Server<Data extends object = Record<string, unknown>> extends Event
     return deliver(this.connections, data, options.except);
   }
 
+  // ---- presence ----
+
+  /**
+   * Lists `conn` in the presence of every topic it subscribes to (now and later), in every process
+   * sharing the hub, with `meta` (a flat object of JSON values, such as { name: 'ann' }); again
+   * replaces its metadata; null takes it out. It leaves with each unsubscribe and its close.
+   * Throws ERR_INVALID_OPTION past presence.maxEntryBytes.
+   */
+  setPresence(conn: Connection<Data>, meta: PresenceMeta | null): void {
+    this.presenceTracker.set(conn as Connection, meta);
+  }
+
+  /**
+   * Members of `topic` (connections with presence metadata) across every process sharing the hub:
+   * at most `limit` (default 100, at most presence.maxListed), and how many there are in all.
+   * Without a hub, or with the memory hub: this process's. Rejects (ERR_HUB) when the hub cannot answer.
+   */
+  presence(topic: string, options: { limit?: number } = {}): Promise<Presence> {
+    return this.presenceTracker.list(topic, options.limit);
+  }
+
+  /**
+   * Takes `key` (a nickname, a seat) for `conn` if no connection of any process sharing the hub
+   * holds it: true, or false when another holds it. Held until release() or the connection's
+   * close (or the TTL of a process that crashed). Rejects (ERR_HUB) when the hub cannot tell.
+   */
+  claim(key: string, conn: Connection<Data>): Promise<boolean> {
+    return this.presenceTracker.claim(key, conn as Connection);
+  }
+
+  /** Gives back a claim `conn` holds. */
+  release(key: string, conn: Connection<Data>): void {
+    this.presenceTracker.release(key, conn as Connection);
+  }
+
   /** Sets the hub that carries publishes to and from other processes. */
   useHub(hub: Hub): void {
     this.hub = hub;
+    this.presenceTracker.use(hub.presence ?? null);
     // What other processes publish is delivered here only (never published on again).
     hub.setListener((topic, data) => this.deliverLocal(topic, data, undefined));
     for (const topic of this.topicMap.keys()) hub.subscribe(topic);
@@ -687,7 +736,8 @@ function boundUrl(address: Address, srv: StreamListener): string {
   if (address.transport === 'unix') return address.url;
   const a = srv.address();
   const port = a && typeof a === 'object' ? a.port : address.port;
-  const path = address.protocol === 'ws' && address.path !== '/' ? address.path : '';
+  // Only a WebSocket address has a path other than '/' (parseAddress refuses one elsewhere).
+  const path = address.path !== '/' ? address.path : '';
   return `${address.scheme}://${formatHostPort(address.host, port)}${path}`;
 }
 

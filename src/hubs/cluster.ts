@@ -14,6 +14,7 @@ import cluster from 'node:cluster';
 import type { Worker } from 'node:cluster';
 import type { Message } from '../codec/types.js';
 import { SwitchboardError } from '../errors.js';
+import { ClusterPresence, PrimaryPresence, type PresenceToPrimary, type PresenceToWorker } from './cluster-presence.js';
 import type { Hub, HubListener, HubLog } from './types.js';
 
 /** Set in the environment of workers that runWorkers() forks; tells createHub() to default to 'cluster'. */
@@ -24,8 +25,9 @@ type ToPrimary =
   | { sbhub: 'sub'; topic: string }
   | { sbhub: 'unsub'; topic: string }
   | { sbhub: 'pub'; topic: string; data: Message }
-  | { sbhub: 'ping'; seq: number };
-type ToWorker = { sbhub: 'msg'; topic: string; data: Message } | { sbhub: 'pong'; seq: number };
+  | { sbhub: 'ping'; seq: number }
+  | PresenceToPrimary;
+type ToWorker = { sbhub: 'msg'; topic: string; data: Message } | { sbhub: 'pong'; seq: number } | PresenceToWorker;
 /**
  * What crosses the channel: the messages of one event-loop round, in order, as one IPC message.
  * One IPC message costs far more than its contents (a syscall and a serialization pass each
@@ -65,6 +67,8 @@ export class ClusterHub implements Hub {
   private readonly pongs = new Map<number, () => void>();
   private closed = false;
   private readonly onIpc = (msg: unknown): void => this.receive(msg);
+  /** Presence and claims, held by the primary for every worker (see cluster-presence.ts). */
+  readonly presence = new ClusterPresence((msg) => this.send(msg));
 
   /** While the channel to the primary is open (for /healthz). */
   get up(): boolean {
@@ -102,6 +106,8 @@ export class ClusterHub implements Hub {
     if (msg.sbhub === 'msg') {
       const topic = msg.topic as string;
       if (this.listener !== null && this.topicSet.has(topic)) this.listener(topic, toMessage(msg.data));
+    } else if (this.presence.receive(msg as Partial<PresenceToWorker>)) {
+      // an answer to a listing or a claim
     } else if (msg.sbhub === 'pong') {
       const done = this.pongs.get(msg.seq as number);
       if (done) {
@@ -188,6 +194,7 @@ export class ClusterHub implements Hub {
     for (const topic of this.topicSet) this.send({ sbhub: 'unsub', topic });
     this.flush();
     this.closed = true;
+    this.presence.close();
     this.topicSet.clear();
     this.listener = null;
     this.pongs.clear();
@@ -233,6 +240,8 @@ export function startClusterRelay(options: ClusterHubOptions = {}): ClusterRelay
   const subscribers = new Map<string, Set<Worker>>();
   const states = new Map<Worker, WorkerState>();
   let dropped = 0;
+  const presence = new PrimaryPresence();
+  const reply = (worker: Worker) => (m: ToWorker): void => sendTo(worker, m);
 
   const stateOf = (worker: Worker): WorkerState => {
     let st = states.get(worker);
@@ -253,6 +262,7 @@ export function startClusterRelay(options: ClusterHubOptions = {}): ClusterRelay
   };
 
   const forget = (worker: Worker): void => {
+    presence.forget(worker);
     const st = states.get(worker);
     if (st === undefined) return;
     for (const topic of st.topics) removeSub(topic, worker);
@@ -322,6 +332,8 @@ export function startClusterRelay(options: ClusterHubOptions = {}): ClusterRelay
       case 'ping':
         sendTo(worker, { sbhub: 'pong', seq: msg.seq as number });
         break;
+      default:
+        presence.handle(worker, msg as Partial<PresenceToPrimary>, reply(worker));
     }
   };
 
@@ -345,6 +357,7 @@ export function startClusterRelay(options: ClusterHubOptions = {}): ClusterRelay
       cluster.off('exit', forget);
       subscribers.clear();
       states.clear();
+      presence.clear();
     },
   };
 }

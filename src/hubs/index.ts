@@ -27,6 +27,10 @@ export interface HubOptions {
   maxPendingBytes?: number;
   /** Redis: a PING unanswered this long (ms) means Redis is not answering; publishes are dropped until it does. Default 5000. */
   answerTimeout?: number;
+  /** Redis: presence entries and claims of a process that stopped refreshing lapse after this many ms. Default 15000. */
+  presenceTtl?: number;
+  /** Redis: how often a process refreshes its presence entries and claims, in ms. Default 5000. */
+  presenceInterval?: number;
 }
 
 /** Whether `spec` names a hub createHub() can make (checked without connecting to anything). */
@@ -49,4 +53,4 @@ export function createHub(spec?: HubSpec | string, options: HubOptions = {}): Hu
 export { ClusterHub, inSwitchboardWorker, MemoryHub, RedisHub };
 export type { RedisHubOptions } from './redis.js';
 export type { ClusterHubOptions } from './cluster.js';
-export type { Hub, HubListener, HubLog } from './types.js';
+export type { Hub, HubListener, HubLog, HubPresence, PresenceEntry, PresenceListing } from './types.js';

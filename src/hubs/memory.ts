@@ -4,12 +4,15 @@
  * that it behaves like the other hubs (and so tests and `status` can ask what is subscribed).
  */
 import type { Message } from '../codec/types.js';
+import { LocalPresence } from './presence.js';
 import type { Hub, HubListener } from './types.js';
 
 export class MemoryHub implements Hub {
   readonly kind = 'memory';
   private readonly topicSet = new Set<string>();
   private closed = false;
+  /** Presence and claims of this process (shared by every Server given this hub object). */
+  readonly presence = new LocalPresence();
 
   setListener(_listener: HubListener): void {
     // Never called back: no other process publishes into a memory hub.
@@ -39,5 +42,6 @@ export class MemoryHub implements Hub {
   async close(): Promise<void> {
     this.closed = true;
     this.topicSet.clear();
+    this.presence.clear();
   }
 }

@@ -23,6 +23,7 @@ import { randomBytes } from 'node:crypto';
 import type { Redis as RedisClient, RedisOptions } from 'ioredis';
 import type { Message } from '../codec/types.js';
 import { SwitchboardError } from '../errors.js';
+import { RedisPresence } from './redis-presence.js';
 import type { Hub, HubListener, HubLog } from './types.js';
 
 export interface RedisHubOptions {
@@ -40,6 +41,10 @@ export interface RedisHubOptions {
   maxPendingBytes?: number;
   /** Redis that leaves a PING unanswered this long (ms) is treated as down. Default 5000. */
   answerTimeout?: number;
+  /** Presence: a member (or claim) of a process that stopped refreshing lapses this long after its last refresh, in ms. Default 15000. */
+  presenceTtl?: number;
+  /** Presence: how often a process refreshes its members and claims, in ms (less than presenceTtl). Default 5000. */
+  presenceInterval?: number;
 }
 
 /** How often the publisher connection is pinged, at most (ms). */
@@ -98,6 +103,8 @@ export class RedisHub implements Hub {
   private foreignLogged = false;
   private waiters: Array<() => void> = [];
   private closed = false;
+  /** Who is subscribed where, across processes (see redis-presence.ts). */
+  readonly presence: RedisPresence;
 
   constructor(url: string, options: RedisHubOptions = {}) {
     this.url = url;
@@ -109,6 +116,20 @@ export class RedisHub implements Hub {
     this.maxPendingPublishes = positive('maxPendingPublishes', options.maxPendingPublishes ?? 50_000);
     this.maxPendingBytes = positive('maxPendingBytes', options.maxPendingBytes ?? 16 * 1024 * 1024);
     this.answerTimeout = positive('answerTimeout', options.answerTimeout ?? 5000);
+    const presenceTtl = positive('presenceTtl', options.presenceTtl ?? 15_000);
+    const presenceInterval = positive('presenceInterval', options.presenceInterval ?? Math.min(5000, presenceTtl / 3));
+    if (presenceInterval >= presenceTtl) {
+      throw new SwitchboardError('ERR_INVALID_OPTION', `redis hub: presenceInterval (${presenceInterval}) must be less than presenceTtl (${presenceTtl})`);
+    }
+    this.presence = new RedisPresence({
+      usable: () => (this.pub !== null && this.pub.status === 'ready' && !this.stalled && !this.closed ? this.pub : null),
+      prefix: this.prefix,
+      origin: this.origin.toString('hex'),
+      ttl: Math.ceil(presenceTtl),
+      interval: presenceInterval,
+      answerTimeout: this.answerTimeout,
+      log: this.log,
+    });
     // Until Redis has been up once, failed attempts are start-up trouble: one report, from ready()
     // if someone waits there, else one log line after readyTimeout (never "retrying" and then "cannot reach").
     this.startTimer = setTimeout(() => this.reportStartTrouble(), this.readyTimeout);
@@ -179,6 +200,7 @@ export class RedisHub implements Hub {
       else {
         this.startPinging();
         this.checkUp();
+        this.presence.connected();
       }
     });
   }
@@ -228,6 +250,7 @@ export class RedisHub implements Hub {
     if (this.pingSentAt !== 0 && Date.now() - this.pingSentAt >= this.answerTimeout) return;
     if (this.pendingPublishes > this.maxPendingPublishes / 2 || this.pendingBytes > this.maxPendingBytes / 2) return;
     this.stalled = false;
+    this.presence.connected();
     if (this.outage) return;
     this.log(
       `redis hub: ${this.safeUrl} answers again; delivery across processes resumes ` +
@@ -412,6 +435,8 @@ export class RedisHub implements Hub {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    // Before `closed`: its clean leaves and releases go out ahead of the QUIT.
+    this.presence.close();
     this.closed = true;
     if (this.pinger !== null) clearInterval(this.pinger);
     if (this.startTimer !== null) clearTimeout(this.startTimer);

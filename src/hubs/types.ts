@@ -34,4 +34,49 @@ export interface Hub {
   readonly dropped?: number;
   /** Stop; further calls are no-ops. */
   close(): Promise<void>;
+
+  /** Presence and claims across the processes sharing this hub (see HubPresence); absent: this process only. */
+  readonly presence?: HubPresence;
+}
+
+// ---- presence: an optional capability of a hub (Hub.presence) ----
+
+/**
+ * One member of a topic as a hub stores it: `id` is unique across the processes sharing the hub
+ * (the process's `origin`, then its own part), `meta` the application's metadata as JSON, already
+ * bounded in bytes by the server.
+ */
+export interface PresenceEntry {
+  readonly id: string;
+  readonly meta: string;
+}
+
+export interface PresenceListing {
+  /** At most the limit asked for, in no particular order. */
+  readonly entries: readonly PresenceEntry[];
+  /** Members of the topic in all processes (entries.length <= total). */
+  readonly total: number;
+}
+
+/**
+ * Who is subscribed to a topic across every process sharing the hub, and names that one holder
+ * at a time may claim across them. Entries and claims of a process that crashes go away by
+ * themselves (a TTL, or the primary seeing the worker exit). Core calls it; applications use
+ * Server.presence(), setPresence(), claim() and release().
+ */
+export interface HubPresence {
+  /** Unique among the processes sharing the hub; core prefixes member and holder ids with it. */
+  readonly origin: string;
+  /** `id` is a member of `topic` with `meta` (again: its meta is replaced). Never throws. */
+  join(topic: string, id: string, meta: string): void;
+  /** `id` is no longer a member of `topic`. Never throws. */
+  leave(topic: string, id: string): void;
+  /** At most `limit` members of `topic` and their count; rejects (ERR_HUB) when the hub cannot answer. */
+  list(topic: string, limit: number): Promise<PresenceListing>;
+  /** Takes `key` for `holder` if nobody else holds it (true), or says it is held (false); rejects (ERR_HUB) when it cannot tell. */
+  claim(key: string, holder: string): Promise<boolean>;
+  /** Gives `key` back if `holder` holds it. Never throws. */
+  release(key: string, holder: string): void;
+  /** Called when a claim this process held was found taken by another (after it was cut off longer than the TTL). */
+  onClaimLost(listener: (key: string, holder: string) => void): void;
 }

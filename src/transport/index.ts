@@ -8,7 +8,12 @@ import tls from 'node:tls';
 import { existsSync, unlinkSync } from 'node:fs';
 import type { Address } from '../address.js';
 import { SwitchboardError } from '../errors.js';
-import { NativeListener, type NativeSocket, useNative } from './native.js';
+import { NativeListener, useNative } from './native.js';
+import { NetSocket } from './net-socket.js';
+import type { StreamSocket } from './socket.js';
+
+export type { SocketSink, StreamSocket, TransportSocket } from './socket.js';
+export { NetSocket } from './net-socket.js';
 
 export type TlsServerOptions = tls.TlsOptions;
 export type TlsClientOptions = tls.ConnectionOptions;
@@ -33,11 +38,11 @@ export interface TlsHandshakeEvents {
 
 /**
  * Creates a stream server for a tcp/tls/unix address; `onSocket` gets each accepted socket (a
- * NativeSocket, typed as the subset of net.Socket it provides, when the native transport serves).
+ * NativeSocket when the native transport serves, else a node:net socket in a NetSocket).
  * TLS: `onSocket` gets the socket once its handshake is done, with the TCP socket it runs on (the
  * one `handshake.accepted` was given).
  */
-export function createStreamServer(address: Address, options: ListenOptions, onSocket: (socket: net.Socket, tcp?: net.Socket) => void,
+export function createStreamServer(address: Address, options: ListenOptions, onSocket: (socket: StreamSocket, tcp?: net.Socket) => void,
   handshake?: TlsHandshakeEvents): StreamListener {
   if (address.transport === 'tls') {
     if (!options.tls || (!options.tls.cert && !options.tls.pfx && !options.tls.SNICallback)) {
@@ -45,9 +50,9 @@ export function createStreamServer(address: Address, options: ListenOptions, onS
     }
     return createTlsListener(options.tls, onSocket, handshake);
   }
-  if (useNative(address, options.native)) return new NativeListener(onSocket as unknown as (s: NativeSocket) => void);
+  if (useNative(address, options.native)) return new NativeListener(onSocket);
   // allowHalfOpen: a peer that half-closes (shutdown(SHUT_WR)) can still be answered.
-  return net.createServer({ allowHalfOpen: true, noDelay: true }, onSocket);
+  return net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => onSocket(new NetSocket(socket)));
 }
 
 /**
@@ -56,7 +61,7 @@ export function createStreamServer(address: Address, options: ListenOptions, onS
  * accept, before any TLS work: it can count it, give it a deadline, or refuse it for the price of a
  * close.
  */
-function createTlsListener(tlsOptions: TlsServerOptions, onSocket: (socket: net.Socket, tcp?: net.Socket) => void,
+function createTlsListener(tlsOptions: TlsServerOptions, onSocket: (socket: StreamSocket, tcp?: net.Socket) => void,
   handshake: TlsHandshakeEvents | undefined): net.Server {
   // Node arms a timer per handshake for any handshakeTimeout > 0 and turns 0 into 120 s; a negative
   // value arms none. An owner that watches handshakes bounds them with its own deadline, from the
@@ -65,7 +70,7 @@ function createTlsListener(tlsOptions: TlsServerOptions, onSocket: (socket: net.
   engine.on('secureConnection', (socket: tls.TLSSocket) => {
     // From here on a peer that half-closes can still be answered, as on plain TCP.
     socket.allowHalfOpen = true;
-    onSocket(socket, tcpOf(socket));
+    onSocket(new NetSocket(socket), tcpOf(socket));
   });
   // Every failed handshake, once: TLS errors, and a peer that left (ECONNRESET) or was destroyed.
   engine.on('tlsClientError', (err: Error, socket: tls.TLSSocket) => {
@@ -127,7 +132,7 @@ export interface ConnectOptions {
 }
 
 /** Opens a stream to a tcp/tls/unix address; resolves once connected (TLS: once the TLS handshake is done). */
-export function connectStream(address: Address, options: ConnectOptions): Promise<net.Socket> {
+export function connectStream(address: Address, options: ConnectOptions): Promise<StreamSocket> {
   return new Promise((resolve, reject) => {
     let socket: net.Socket;
     const base = { allowHalfOpen: true, noDelay: true };
@@ -148,7 +153,7 @@ export function connectStream(address: Address, options: ConnectOptions): Promis
       if (err) {
         socket.destroy();
         reject(err);
-      } else resolve(socket);
+      } else resolve(new NetSocket(socket));
     };
     const onReady = (): void => done();
     const onAbort = (): void => done(new SwitchboardError('ABORT_ERR', `connect to ${address.url} aborted`));

@@ -1,6 +1,6 @@
 /**
- * The native TCP transport (native/tcp.c) seen from JavaScript: a listener and a socket with
- * the few members Connection uses, driven by one batch of events per event-loop round.
+ * The native TCP transport (native/tcp.c) seen from JavaScript: a listener, and a socket in the
+ * shape core uses (TransportSocket, socket.ts), driven by one batch of events per event-loop round.
  *
  * A NativeSocket is a small object (a slot number and a few fields) where a net.Socket is a
  * Duplex stream with its own buffers and state; events go straight to the Connection (its
@@ -13,15 +13,7 @@ import cluster from 'node:cluster';
 import type { AddressInfo } from 'node:net';
 import { addon, type Addon } from '../addon.js';
 import type { Address } from '../address.js';
-
-/** What a NativeSocket reports to (Connection implements it). */
-export interface SocketSink {
-  handleData(chunk: Buffer): void;
-  handleEnd(): void;
-  handleError(err: Error): void;
-  handleClose(): void;
-  handleDrain(): void;
-}
+import type { SocketSink, StreamSocket } from './socket.js';
 
 // Literals for the dispatch loop; checked against the addon's own `layout` before first use.
 const EV_ACCEPT = 1, EV_DATA = 2, EV_EOF = 3, EV_ERROR = 4, EV_DRAIN = 5, EV_CLOSE = 6, RECORD_INTS = 4;
@@ -44,10 +36,12 @@ let events: Int32Array;
 let initialized = false;
 
 /**
- * Set while a batch is being handled. Writers (Connection) that want to send once the whole
- * batch is handled register `afterBatch` instead of waiting for setImmediate.
+ * Set while a batch is being handled: afterRound() work then runs at its end (see
+ * NativeSocket.afterRound). The dispatch loop's own state: nothing outside this file sets it.
  */
-export const batch: { active: boolean; afterBatch: (() => void) | null } = { active: false, afterBatch: null };
+let dispatching = false;
+/** What asked to run once the batch being handled is done. */
+let afterBatch: (() => void)[] = [];
 
 function ensureInit(a: Addon): void {
   if (initialized) return;
@@ -63,7 +57,7 @@ function ensureInit(a: Addon): void {
 }
 
 function dispatch(n: number): void {
-  batch.active = true;
+  dispatching = true;
   for (let i = 0, p = 0; i < n; i++, p += RECORD_INTS) {
     const type = events[p]!;
     const slot = events[p + 1]!;
@@ -99,11 +93,12 @@ function dispatch(n: number): void {
       process.nextTick(rethrow, err);
     }
   }
-  batch.active = false;
-  const after = batch.afterBatch;
-  if (after !== null) {
-    batch.afterBatch = null;
-    after();
+  dispatching = false;
+  if (afterBatch.length > 0) {
+    // Swapped first: what these queue runs after the next batch (or the next check phase).
+    const after = afterBatch;
+    afterBatch = [];
+    for (let i = 0; i < after.length; i++) after[i]!();
   }
 }
 
@@ -122,19 +117,18 @@ function uvError(code: number, syscall: string, where?: string): NodeJS.ErrnoExc
   return err;
 }
 
-/** The members of net.Socket that Connection and Server use, over a native slot. */
 // NativeSocket flags (one field, not three booleans: this object exists once per connection).
 const DESTROYED = 1, PAUSED = 2, ENDED = 4;
 /** The last peer address string made: clients from one host share one string, not one each. */
 let lastIp = '';
 
-export class NativeSocket {
+/** The socket shape core uses (TransportSocket), over a native slot. */
+export class NativeSocket implements StreamSocket {
+  /** Set by bind(); the dispatch loop calls it directly. */
   sink: SocketSink | null = null;
   /** Bytes the addon still holds, as of the last write or drain. */
   writableLength = 0;
   private flags = 0;
-  /** Writes collected between cork() and uncork(), to leave in one writev. */
-  private corked: Buffer[] | null = null;
   /** The peer's address, read from the addon on first use and kept (it still answers after close). */
   private ip: string | undefined = undefined;
   private port = -1;
@@ -174,13 +168,24 @@ export class NativeSocket {
     if (a !== undefined) this.ip = a[0] === lastIp ? lastIp : (lastIp = a[0]);
   }
 
+  bind(sink: SocketSink): void {
+    this.sink = sink; // events come as direct calls
+  }
+  /** Drains are always reported when owed (see drained): there is no listener to add. */
+  watchDrain(): void {}
+  /** After the batch being dispatched, so that every read of it is in; or in the next check phase. */
+  afterRound(run: () => void): void {
+    if (dispatching) afterBatch.push(run);
+    else setImmediate(run);
+  }
+
   write(bytes: Buffer): boolean {
     if ((this.flags & (DESTROYED | ENDED)) !== 0) return false;
-    if (this.corked !== null) {
-      this.corked.push(bytes);
-      return true;
-    }
     return this.wrote(addon!.write(this.slot, bytes));
+  }
+  writev(chunks: readonly Buffer[]): boolean {
+    if ((this.flags & (DESTROYED | ENDED)) !== 0) return false;
+    return this.wrote(addon!.writev(this.slot, chunks as Buffer[]));
   }
 
   private wrote(r: number): boolean {
@@ -229,14 +234,6 @@ export class NativeSocket {
   setKeepAlive(enable = false, initialDelay = 0): this {
     if (!this.destroyed) addon!.keepalive(this.slot, enable, Math.max(1, Math.floor(initialDelay / 1000)));
     return this;
-  }
-  cork(): void {
-    this.corked ??= [];
-  }
-  uncork(): void {
-    const chunks = this.corked;
-    this.corked = null;
-    if (chunks !== null && chunks.length > 0 && !this.destroyed) this.wrote(addon!.writev(this.slot, chunks));
   }
 
   /** @internal The addon's write queue emptied. */

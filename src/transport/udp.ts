@@ -1,18 +1,17 @@
 /**
  * UDP under the same Connection shape as streams. A datagram socket has no connections, so each
- * remote endpoint (address and port) becomes a PeerSocket: a small stand-in for net.Socket that
- * turns each datagram into one 'data' event and each write into one datagram. Peers are forgotten
+ * remote endpoint (address and port) becomes a PeerSocket: the socket shape core uses
+ * (TransportSocket) with each datagram one read and each write one datagram. Peers are forgotten
  * by the idle sweep (UDP has no close), and each listener's table of peers is bounded by maxPeers:
  * when it is full, the least recently active peer is forgotten to make room. Refusing the new one
  * instead would let anyone who sends from maxPeers source ports lock every real client out until
  * the old entries time out.
  */
 import dgram from 'node:dgram';
-import { EventEmitter } from 'node:events';
 import { isIPv6 } from 'node:net';
-import type { Socket } from 'node:net';
 import type { Address } from '../address.js';
 import { SwitchboardError } from '../errors.js';
+import type { SocketSink, TransportSocket } from './socket.js';
 
 /** The largest UDP payload over IPv4 (65535 - 8 UDP - 20 IP header bytes). */
 export const MAX_UDP_PAYLOAD = 65507;
@@ -23,21 +22,23 @@ export const MAX_UDP_PAYLOAD = 65507;
  */
 const TOUCH_MS = 1000;
 
-/** The subset of net.Socket that core's Connection uses, over a datagram socket. */
-export class PeerSocket extends EventEmitter {
+/** One remote endpoint of a datagram socket, in the socket shape core uses. */
+export class PeerSocket implements TransportSocket {
   readonly remoteAddress: string;
   readonly remotePort: number;
   readonly remoteFamily: string;
   destroyed = false;
   readonly writableLength = 0;
+  /** Nothing is held: each write is a datagram handed to the kernel. */
+  readonly writableHighWaterMark = 0;
   readonly writableNeedDrain = false;
   /** When the peer last moved to the recent end of its listener's table (ms, Date.now()). */
   touched = 0;
   private paused = false;
+  private sink: SocketSink | null = null;
 
   constructor(private readonly udp: dgram.Socket, remote: { address: string; port: number; family: string },
     private readonly connected: boolean, private readonly maxDatagram: number, private readonly onGone: (p: PeerSocket) => void) {
-    super();
     this.remoteAddress = remote.address;
     this.remotePort = remote.port;
     this.remoteFamily = remote.family;
@@ -50,44 +51,61 @@ export class PeerSocket extends EventEmitter {
     return this.udp.address().port;
   }
 
-  /** One datagram in. */
-  deliver(datagram: Buffer): void {
-    if (!this.destroyed && !this.paused) this.emit('data', datagram);
+  bind(sink: SocketSink): void {
+    this.sink = sink;
+  }
+  /** Never owed: nothing is held. */
+  watchDrain(): void {}
+  afterRound(run: () => void): void {
+    setImmediate(run);
   }
 
-  /** One datagram out. A payload over the bound is refused with an error event, not truncated. */
+  /** One datagram in. */
+  deliver(datagram: Buffer): void {
+    if (!this.destroyed && !this.paused) this.sink?.handleData(datagram);
+  }
+
+  /** An error of the socket, or of a send to this peer. */
+  fault(err: Error): void {
+    this.sink?.handleError(err);
+  }
+
+  /** One datagram out. A payload over the bound is refused with an error, not truncated. */
   write(bytes: Buffer): boolean {
     if (this.destroyed) return false;
     if (bytes.length > this.maxDatagram) {
-      this.emit('error', new SwitchboardError('ERR_DATAGRAM_TOO_LARGE', `datagram of ${bytes.length} bytes is over the limit of ${this.maxDatagram}`));
+      this.fault(new SwitchboardError('ERR_DATAGRAM_TOO_LARGE', `datagram of ${bytes.length} bytes is over the limit of ${this.maxDatagram}`));
       return false;
     }
     const cb = (err: Error | null): void => {
-      if (err) this.emit('error', err);
+      if (err) this.fault(err);
     };
     if (this.connected) this.udp.send(bytes, cb);
     else this.udp.send(bytes, this.remotePort, this.remoteAddress, cb);
     return true;
   }
 
-  cork(): void {}
-  uncork(): void {}
-  setKeepAlive(): this { return this; }
-  pause(): this { this.paused = true; return this; }
-  resume(): this { this.paused = false; return this; }
+  /** Each buffer is a datagram of its own (core writes datagrams one by one and never calls this). */
+  writev(chunks: readonly Buffer[]): boolean {
+    let ok = true;
+    for (let i = 0; i < chunks.length; i++) ok = this.write(chunks[i]!) && ok;
+    return ok;
+  }
+
+  pause(): void { this.paused = true; }
+  resume(): void { this.paused = false; }
   isPaused(): boolean { return this.paused; }
 
   /** UDP has nothing to flush or to tell the peer: ending is forgetting. */
-  end(): this {
-    return this.destroy();
+  end(): void {
+    this.destroy();
   }
 
-  destroy(): this {
-    if (this.destroyed) return this;
+  destroy(): void {
+    if (this.destroyed) return;
     this.destroyed = true;
     this.onGone(this);
-    queueMicrotask(() => this.emit('close', false));
-    return this;
+    queueMicrotask(() => this.sink?.handleClose());
   }
 
   /**
@@ -99,8 +117,8 @@ export class PeerSocket extends EventEmitter {
     if (this.destroyed) return;
     this.destroyed = true;
     this.onGone(this);
-    this.emit('end');
-    this.emit('close', false);
+    this.sink?.handleEnd();
+    this.sink?.handleClose();
   }
 }
 
@@ -173,15 +191,11 @@ export async function connectUdp(address: Address, maxDatagram: number): Promise
   // A refused datagram (ICMP port unreachable) shows up as an error on a connected socket,
   // worded by Node as "recvmsg ECONNREFUSED": say what it means.
   socket.on('error', (err: NodeJS.ErrnoException) => {
-    peer.emit('error', err.code === 'ECONNREFUSED'
+    peer.fault(err.code === 'ECONNREFUSED'
       ? new SwitchboardError('ECONNREFUSED', `${address.url} refused the datagram (ICMP port unreachable): nothing listens on that port`, { cause: err })
       : err);
     peer.destroy();
   });
   socket.on('message', (msg) => peer.deliver(msg));
   return peer;
-}
-
-export function asSocket(peer: PeerSocket): Socket {
-  return peer as unknown as Socket;
 }

@@ -628,6 +628,18 @@ export class WebSocketSession implements ProtocolSession, FrameSink {
     return httpResponse(503, { 'Retry-After': '1' }, reason + '\n');
   }
 
+  // EndingRules: EOF without a close frame is an abnormal end (RFC 6455 §7.1.5), a limit is told
+  // in the close frame, and the peer's close frame is read to finish the handshake.
+  get peerEof(): 'aborted' {
+    return 'aborted';
+  }
+  get limitNotice(): 'close' {
+    return 'close';
+  }
+  get readsWhileClosing(): boolean {
+    return true;
+  }
+
   /**
    * Server, handshake timed out: a client still sending its head hears 408 Request Timeout, one
    * waiting on verifyClient or httpHandler hears 503; then nothing more is read.
