@@ -13,9 +13,13 @@ export type { RateLimitOptions, LimitStats } from './core/rate-limit.js';
 export type { AcceptHook, AcceptRemote } from './core/admission.js';
 export { reconnecting, backoffDelay, ReconnectingClient, type ReconnectOptions, type ReconnectingEvents } from './core/reconnect.js';
 export { parseAddress, formatHostPort, KNOWN_SCHEMES, type Address, type Transport, type ProtocolName } from './address.js';
-export { SwitchboardError, ProtocolError, type ErrorCode } from './errors.js';
+export {
+  SwitchboardError, ProtocolError, ERROR_CODES, SYSTEM_ERROR_CODES, isErrorCode, kindOf,
+  type ErrorCode, type ErrorKind, type SwitchboardCode, type SystemErrorCode,
+} from './errors.js';
 export { HandshakeRefusedError } from './codec/websocket/handshake.js';
-export type { Message, CloseInfo } from './codec/types.js';
+export { StreamCloseCode, type Message, type CloseInfo } from './codec/types.js';
+export { CloseCode } from './codec/websocket/close-codes.js';
 export { createHub, MemoryHub, RedisHub, RedisStreamsHub, ClusterHub, NatsHub, RedisClusterHub } from './hubs/index.js';
 export type { Hub, HubListener, HubLog, HubSpec, HubOptions, RedisHubOptions, RedisStreamsHubOptions, MemoryHubOptions, HistoryOptions,
   HistoryEntry, HistoryQuery, HistoryResult, ReplayGap, ClusterHubOptions, PeerStats, NatsHubOptions, RedisClusterHubOptions } from './hubs/index.js';

@@ -2,7 +2,7 @@
 import { ProtocolError } from '../errors.js';
 import { allocate, firstCapacity, grow } from './alloc.js';
 import { SimpleSession } from './simple-session.js';
-import type { Message, ProtocolEvents, SharedEncoder } from './types.js';
+import { StreamCloseCode, type Message, type ProtocolEvents, type SharedEncoder } from './types.js';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -112,7 +112,7 @@ export class FrameDecoder {
 }
 
 function tooLarge(len: number, max: number): ProtocolError {
-  return new ProtocolError('ERR_PAYLOAD_TOO_LARGE', `frame of ${len} bytes is over the limit of ${max} bytes`, 1009);
+  return new ProtocolError('ERR_PAYLOAD_TOO_LARGE', `frame of ${len} bytes is over the limit of ${max} bytes`, StreamCloseCode.ABNORMAL);
 }
 
 export class FrameSession extends SimpleSession {

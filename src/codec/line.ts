@@ -6,7 +6,7 @@
 import { ProtocolError } from '../errors.js';
 import { allocate, grow } from './alloc.js';
 import { SimpleSession } from './simple-session.js';
-import type { Message, ProtocolEvents, SharedEncoder, Wire } from './types.js';
+import { StreamCloseCode, type Message, type ProtocolEvents, type SharedEncoder, type Wire } from './types.js';
 
 const LF = 0x0a;
 const CR = 0x0d;
@@ -107,7 +107,7 @@ export class LineDecoder {
 }
 
 function tooLong(max: number): ProtocolError {
-  return new ProtocolError('ERR_LINE_TOO_LONG', `line longer than the limit of ${max} bytes`, 1009);
+  return new ProtocolError('ERR_LINE_TOO_LONG', `line longer than the limit of ${max} bytes`, StreamCloseCode.ABNORMAL);
 }
 
 export class LineSession extends SimpleSession {

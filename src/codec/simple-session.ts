@@ -5,7 +5,7 @@
  */
 import type { ProtocolError } from '../errors.js';
 import { decodeError } from './alloc.js';
-import { wireBytes, type Message, type ProtocolEvents, type ProtocolSession, type SharedEncoder, type Wire } from './types.js';
+import { StreamCloseCode, wireBytes, type CloseInfo, type Message, type ProtocolEvents, type ProtocolSession, type SharedEncoder, type Wire } from './types.js';
 
 const NO_CLOSE_MESSAGE = { bytes: null, awaitsPeer: false } as const;
 
@@ -46,6 +46,12 @@ export abstract class SimpleSession implements ProtocolSession {
 
   close(): { bytes: Buffer | null; awaitsPeer: boolean } {
     return NO_CLOSE_MESSAGE;
+  }
+
+  /** No close codes on the wire: only whether the end was clean (StreamCloseCode). */
+  reportClose(info: CloseInfo): CloseInfo {
+    const code = info.error === undefined && info.code !== StreamCloseCode.ABNORMAL ? StreamCloseCode.NORMAL : StreamCloseCode.ABNORMAL;
+    return code === info.code ? info : { ...info, code };
   }
 
   refuse(reason: string): Buffer {

@@ -11,12 +11,28 @@ import type { SwitchboardError } from '../errors.js';
 export type Message = string | Buffer;
 
 export interface CloseInfo {
-  /** WebSocket close code (1000 normal, 1006 abnormal, ...); other protocols use 1000 / 1006 as well. */
+  /**
+   * WebSocket: the close code of the close handshake (CloseCode: sent or received; 1006 when there
+   * was none). Every other protocol has no close code on the wire and reports StreamCloseCode:
+   * 1000 when it ended without an error, 1006 when it ended for one (`error` says which) or was cut.
+   */
   code: number;
   reason: string;
   /** Set when the connection ended because of an error (bad input, a limit, a timeout). */
   error?: SwitchboardError;
 }
+
+/**
+ * The close codes of raw (tcp://, udp://), line (text://) and frame (frame://) connections. They
+ * have no close message, so a close says only whether it was clean; the numbers are WebSocket's
+ * 1000 and 1006 so that `info.code === 1000` means a clean end on every protocol.
+ */
+export const StreamCloseCode = {
+  /** Ended without an error: an EOF from either side, close(), server.close(). */
+  NORMAL: 1000,
+  /** Ended for an error (a bad message, a limit, a timeout, a socket error) or cut without an end. */
+  ABNORMAL: 1006,
+} as const;
 
 /** What a protocol reports while it decodes. Core's Connection implements this. */
 export interface ProtocolEvents {
@@ -137,6 +153,12 @@ export interface ProtocolSession extends EndingRules {
   resume?(): void;
   /** A liveness probe (WebSocket ping); null when the protocol has none. */
   ping?(payload?: Buffer): Buffer | null;
+  /**
+   * How the end shows to the application. Core names a close by the WebSocket code it would send
+   * (1001 for server.close(), 1008 for a limit, ...); a protocol without close codes of its own
+   * reports them as StreamCloseCode. Optional: WebSocket reports the codes as they are.
+   */
+  reportClose?(info: CloseInfo): CloseInfo;
   /** Release resources (zlib streams and such). Called once when the connection is gone. */
   destroy?(): void;
 }

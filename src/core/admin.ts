@@ -9,7 +9,7 @@ import cluster from 'node:cluster';
 import type { Worker } from 'node:cluster';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import net from 'node:net';
-import { SwitchboardError } from '../errors.js';
+import { SwitchboardError, transportError } from '../errors.js';
 import { eventLoopDelay, mergeSnapshots, topOf, type ListenerSnapshot, type Snapshot } from './metrics.js';
 import { renderMetrics } from './prometheus.js';
 
@@ -115,7 +115,7 @@ export async function startAdmin(option: AdminOption, view: () => Promise<AdminV
   srv.maxHeadersCount = 50;
   await new Promise<void>((resolve, reject) => {
     srv.once('error', (err: NodeJS.ErrnoException) => {
-      reject(new SwitchboardError(err.code ?? 'ERR_LISTEN', `cannot listen on the admin address http://${host.includes(':') ? `[${host}]` : host}:${port}: ${err.message}`, { cause: err }));
+      reject(transportError(err, 'ERR_LISTEN', `cannot listen on the admin address http://${host.includes(':') ? `[${host}]` : host}:${port}: ${err.message}`));
     });
     srv.listen({ host, port, exclusive: true }, () => resolve());
   });

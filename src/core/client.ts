@@ -1,6 +1,6 @@
 /** connect(url): the client side. The same Connection as on a server, with role 'client'. */
 import { parseAddress } from '../address.js';
-import { SwitchboardError } from '../errors.js';
+import { SwitchboardError, transportError } from '../errors.js';
 import { connectStream, type TlsClientOptions, type TransportSocket } from '../transport/index.js';
 import { connectUdp, MAX_UDP_PAYLOAD } from '../transport/udp.js';
 import { Connection, type ConnectionLimits, type ConnectionOwner } from './connection.js';
@@ -78,7 +78,5 @@ export async function connect<Data extends object = Record<string, unknown>>(url
 
 /** Node's errors (ECONNREFUSED, a TLS certificate error, ...) become SwitchboardErrors with the same code and message. */
 function asSwitchboardError(err: unknown): SwitchboardError {
-  if (err instanceof SwitchboardError) return err;
-  if (!(err instanceof Error)) return new SwitchboardError('ERR_CONNECT', String(err));
-  return new SwitchboardError((err as NodeJS.ErrnoException).code ?? 'ERR_CONNECT', err.message, { cause: err });
+  return transportError(err, 'ERR_CONNECT');
 }

@@ -6,7 +6,7 @@
 import { EventEmitter } from 'node:events';
 import type { Address, ProtocolName } from '../address.js';
 import { wireBytes, type CloseInfo, type Message, type ProtocolEvents, type ProtocolSession, type Wire } from '../codec/types.js';
-import { ProtocolError, SwitchboardError } from '../errors.js';
+import { ProtocolError, SwitchboardError, transportError } from '../errors.js';
 import type { TransportSocket } from '../transport/socket.js';
 import { admit, dropsNext, FlushQueue, Outbox } from './outbox.js';
 import type { Sweeper } from './sweeper.js';
@@ -292,9 +292,10 @@ export class Connection<Data extends object = Record<string, unknown>> extends E
   close(code = 1000, reason = ''): void {
     if (this.state >= State.Closing) return;
     const wasOpen = this.state === State.Open;
+    // First: a close code the protocol refuses (WebSocket 1006) throws with the connection still open.
+    const { bytes, awaitsPeer } = wasOpen ? this.session.close(code, reason) : { bytes: null, awaitsPeer: false };
     this.state = State.Closing;
     this.deadline = this.owner.sweeper.now + this.limits.closeTimeout;
-    const { bytes, awaitsPeer } = wasOpen ? this.session.close(code, reason) : { bytes: null, awaitsPeer: false };
     if (!this.endInfo) this.endInfo = { code, reason };
     if (bytes) this.write(bytes, true);
     if (awaitsPeer) this.flags |= AWAITS_PEER;
@@ -683,9 +684,10 @@ export class Connection<Data extends object = Record<string, unknown>> extends E
     let info: CloseInfo;
     if (this.endInfo) info = this.endInfo;
     else if (this.socketError) {
-      info = { code: 1006, reason: this.socketError.message, error: new SwitchboardError((this.socketError as NodeJS.ErrnoException).code ?? 'ERR_CLOSED', this.socketError.message, { cause: this.socketError }) };
+      info = { code: 1006, reason: this.socketError.message, error: transportError(this.socketError, 'ERR_SOCKET') };
     } else if ((this.flags & PEER_ENDED) !== 0 && this.session.peerEof === 'finished') info = { code: 1000, reason: '' };
     else info = { code: 1006, reason: 'connection closed without a close handshake' };
+    if (this.session.reportClose) info = this.session.reportClose(info);
     this.closedInfo = info;
     this.shared.stats.countClose(info.error?.code ?? String(info.code));
     if (this.topicSet !== null) {

@@ -1,7 +1,7 @@
 /** Port probing (seed 004: "by this we can build a port scanner"): which TCP ports accept a connection. */
 import net from 'node:net';
 import { lookup } from 'node:dns/promises';
-import { SwitchboardError } from '../errors.js';
+import { transportError } from '../errors.js';
 
 export interface ProbeResult {
   port: number;
@@ -30,7 +30,7 @@ export async function probePorts(host: string, ports: readonly number[], options
       ip = (await lookup(name)).address;
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? 'ENOTFOUND';
-      throw new SwitchboardError(code, `cannot resolve host "${name}" (${code})`, { cause: err });
+      throw transportError(err, 'ERR_CONNECT', `cannot resolve host "${name}" (${code})`);
     }
   }
   const concurrency = Math.max(1, Math.min(options.concurrency ?? 100, 1000));

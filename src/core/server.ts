@@ -8,7 +8,7 @@ import net from 'node:net';
 import { getSystemErrorMap } from 'node:util';
 import { formatHostPort, parseAddress, type Address } from '../address.js';
 import { wireBytes, type Message, type Wire } from '../codec/types.js';
-import { SwitchboardError } from '../errors.js';
+import { SwitchboardError, transportError } from '../errors.js';
 import { compareOffsets, parseOffset, type HistoryResult, type Hub } from '../hubs/types.js';
 import { createHub, inSwitchboardWorker } from '../hubs/index.js';
 import type { HistoryOptions } from '../hubs/history.js';
@@ -919,5 +919,5 @@ function listenFailed(address: Address, err: unknown): unknown {
   const text = e.syscall === 'getaddrinfo' ? `cannot resolve host "${address.host}"`
     : typeof e.errno === 'number' ? getSystemErrorMap().get(e.errno)?.[1] : undefined;
   const what = text ? `${text} (${e.code ?? e.errno})` : err.message;
-  return new SwitchboardError(e.code ?? 'ERR_LISTEN', `cannot listen on ${address.url}: ${what}`, { cause: err });
+  return transportError(err, 'ERR_LISTEN', `cannot listen on ${address.url}: ${what}`);
 }

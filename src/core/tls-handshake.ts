@@ -7,7 +7,7 @@
  */
 import type { Socket } from 'node:net';
 import { formatHostPort } from '../address.js';
-import { SwitchboardError } from '../errors.js';
+import { SwitchboardError, transportError } from '../errors.js';
 import type { Sweepable, Sweeper } from './sweeper.js';
 
 /** Who holds pending handshakes: the Server. */
@@ -68,8 +68,7 @@ export class TlsHandshake implements Sweepable {
   /** TLS failed or the peer left (Node's error): reported once, unless the server ended it first. */
   failed(err: Error): void {
     if (this.settled) return;
-    const code = (err as NodeJS.ErrnoException).code ?? 'ERR_HANDSHAKE';
-    this.report(new SwitchboardError(code, `TLS handshake with ${this.remote} failed: ${err.message}`, { cause: err }));
+    this.report(transportError(err, 'ERR_TLS', `TLS handshake with ${this.remote} failed: ${err.message}`));
   }
 
   private report(err: SwitchboardError): void {

@@ -74,7 +74,7 @@ export class PeerSocket implements TransportSocket {
   write(bytes: Buffer): boolean {
     if (this.destroyed) return false;
     if (bytes.length > this.maxDatagram) {
-      this.fault(new SwitchboardError('ERR_PAYLOAD_TOO_LARGE', `datagram of ${bytes.length} bytes is over the limit of ${this.maxDatagram}`));
+      this.fault(new SwitchboardError('ERR_DATAGRAM_TOO_LARGE', `datagram of ${bytes.length} bytes is over the limit of ${this.maxDatagram}`));
       return false;
     }
     const cb = (err: Error | null): void => {

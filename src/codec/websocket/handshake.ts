@@ -3,7 +3,7 @@
  * and answers, and the client's request and verification of the 101 response.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { ProtocolError } from '../../errors.js';
+import { ProtocolError, SwitchboardError } from '../../errors.js';
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -268,7 +268,7 @@ export function clientRequest(spec: ClientRequestSpec): Buffer {
   if (spec.protocols.length > 0) s += `Sec-WebSocket-Protocol: ${spec.protocols.join(', ')}\r\n`;
   if (spec.extensions !== undefined) s += `Sec-WebSocket-Extensions: ${spec.extensions}\r\n`;
   for (const [k, v] of Object.entries(spec.headers)) {
-    if (!TOKEN.test(k) || /[\r\n]/.test(v)) throw new ProtocolError('ERR_INVALID_OPTION', `invalid header ${JSON.stringify(k)}`);
+    if (!TOKEN.test(k) || /[\r\n]/.test(v)) throw new SwitchboardError('ERR_INVALID_OPTION', `invalid header ${JSON.stringify(k)}`);
     s += `${k}: ${v}\r\n`;
   }
   return Buffer.from(s + '\r\n', 'utf8');
