@@ -93,9 +93,8 @@ export class TopicsWire {
    */
   subscribe(conn: Connection<object>, topic: string, since?: string): void {
     const c = conn as unknown as Connection;
-    // history (issue 15): `since` goes to conn.subscribe(topic, { since }) where Connection.subscribe
-    // takes it; today's subscribe ignores the extra argument.
-    (c.subscribe as (topic: string, options?: { since?: string }) => void).call(c, topic, since === undefined ? undefined : { since });
+    // With a hub that keeps history, `since` replays what the client missed, in the envelope.
+    c.subscribe(topic, since === undefined ? undefined : { since });
     if (c.topics.has(topic)) (c.framed ??= new Set()).add(topic);
   }
 
