@@ -39,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include "mask.h"
 
 /* The record layout and event codes: transport/native.ts checks its own copy against the
    addon's `layout` export at init, so the two cannot drift apart unnoticed. */
@@ -706,43 +707,6 @@ static napi_value js_address(napi_env env, napi_callback_info info) {
   return out;
 }
 
-/* mask(buf, start, end, word): XORs buf[start, end) with the 32-bit mask word (its bytes in memory
-   order, already rotated to the phase of buf[start]). WebSocket unmasking of long payloads: eight
-   bytes a step here against four in JavaScript's Uint32Array loop. */
-static napi_value js_mask(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  uint8_t *data;
-  size_t len;
-  uint32_t start, end, word;
-  if (argc < 4 || napi_get_buffer_info(env, argv[0], (void **)&data, &len) != napi_ok ||
-      napi_get_value_uint32(env, argv[1], &start) != napi_ok || napi_get_value_uint32(env, argv[2], &end) != napi_ok ||
-      napi_get_value_uint32(env, argv[3], &word) != napi_ok || start > end || end > len) {
-    return throw_bad(env, "mask(buffer, start, end, word)");
-  }
-  uint8_t m[4];
-  memcpy(m, &word, 4);
-  uint8_t *p = data + start, *stop = data + end;
-  /* Byte steps until p is 8-aligned, rotating the mask so that it stays in phase. */
-  while (p < stop && ((uintptr_t)p & 7) != 0) {
-    *p++ ^= m[0];
-    uint8_t t = m[0];
-    m[0] = m[1], m[1] = m[2], m[2] = m[3], m[3] = t;
-  }
-  uint32_t w32;
-  memcpy(&w32, m, 4);
-  uint64_t w64 = ((uint64_t)w32 << 32) | w32;
-  for (; p + 8 <= stop; p += 8) {
-    uint64_t v;
-    memcpy(&v, p, 8); /* one aligned load and store once compiled */
-    v ^= w64;
-    memcpy(p, &v, 8);
-  }
-  for (int k = 0; p < stop; k++) *p++ ^= m[k & 3];
-  return NULL;
-}
-
 /* ---- module ---- */
 
 /* The environment is going away (a worker thread ends, the main thread exits): call into it no
@@ -837,7 +801,8 @@ NAPI_MODULE_INIT() {
     { "resume", NULL, js_resume, NULL, NULL, NULL, napi_default, NULL },
     { "keepalive", NULL, js_keepalive, NULL, NULL, NULL, napi_default, NULL },
     { "address", NULL, js_address, NULL, NULL, NULL, napi_default, NULL },
-    { "mask", NULL, js_mask, NULL, NULL, NULL, napi_default, NULL },
+    /* Not the transport: the WebSocket XOR helper of mask.c, offered beside it (transport/mask.ts). */
+    { "mask", NULL, switchboard_mask, NULL, NULL, NULL, napi_default, NULL },
   };
   CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   return exports;

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Builds the optional native TCP transport (native/tcp.c) into build/switchboard_tcp.node (and
+// Builds the optional native TCP transport (native/tcp.c, with native/mask.c beside it) into build/switchboard_tcp.node (and
 // switchboard/sockets' system calls, native/sockets.c, into build/switchboard_sockets.node) with the
 // system C compiler and Node's own headers. Without a compiler or headers switchboard still works:
 // it falls back to node:net, so a failed build is reported and is not an error (pass --strict to
@@ -41,12 +41,13 @@ const flags = sanitize
   : ['-O2'];
 // Node-API and libuv symbols come from the node binary at load time (macOS must be told so).
 const lazy = process.platform === 'darwin' ? ['-undefined', 'dynamic_lookup'] : [];
-function compile(source, output) {
+function compile(sources, output) {
   execFileSync(cc, [...flags, '-fPIC', '-shared', '-Wall', '-Wextra', '-std=gnu11', `-I${include}`, ...lazy,
-    '-o', output, path.join(root, 'native', source)], { stdio: 'inherit' });
+    '-o', output, ...sources.map((source) => path.join(root, 'native', source))], { stdio: 'inherit' });
 }
 try {
-  compile('tcp.c', out);
+  // The transport, and beside it the WebSocket XOR helper (mask.c) that the same module offers.
+  compile(['tcp.c', 'mask.c'], out);
 } catch (err) {
   giveUp(`${cc} failed: ${err.message.split('\n')[0]}`);
 }
@@ -58,7 +59,7 @@ console.log(`switchboard: native transport built: ${path.relative(root, out)}`);
 if (process.platform === 'linux') {
   const socketsOut = path.join(path.dirname(out), 'switchboard_sockets.node');
   try {
-    compile('sockets.c', socketsOut);
+    compile(['sockets.c'], socketsOut);
     console.log(`switchboard: sockets addon built: ${path.relative(root, socketsOut)}`);
   } catch (err) {
     console.error(`switchboard: sockets addon not built (${cc} failed: ${err.message.split('\n')[0]}); socket_sendmsg, socket_recvmsg and the options that need setsockopt() will fail with 38.`);

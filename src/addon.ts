@@ -1,8 +1,8 @@
 /**
- * switchboard's native addon (native/tcp.c, built at install), or null where it was not built or
- * SWITCHBOARD_NATIVE=0 is set. Everything that uses it has a JavaScript path for null: the TCP
- * transport falls back to node:net (transport/native.ts), WebSocket masking to its own loop
- * (codec/websocket/mask.ts). SWITCHBOARD_NATIVE_PATH names another build to load instead (the
+ * switchboard's native addon (native/tcp.c and the XOR helper native/mask.c, built at install), or
+ * null where it was not built or SWITCHBOARD_NATIVE=0 is set. Everything that uses it has a
+ * JavaScript path for null: the TCP transport falls back to node:net (transport/native.ts), and
+ * WebSocket masking (offered by transport/mask.ts) to the codec's own loop (codec/websocket/mask.ts). SWITCHBOARD_NATIVE_PATH names another build to load instead (the
  * sanitizer build, build/sanitize/switchboard_tcp.node, in `npm run test:sanitize`); a path that
  * does not load is an error there, not a silent fallback.
  */
