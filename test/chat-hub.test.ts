@@ -1,28 +1,13 @@
 /** The chat room across processes: two servers sharing a real Redis, and --workers on one port. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import WebSocket from 'ws';
 import { nativeAvailable } from '../src/transport/native.js';
 import { RawPeer, portOf, waitFor } from './helpers.js';
 import { RedisProcess, freePort } from './hub-support.js';
-
-interface Proc { child: ChildProcess; output: () => string }
-
-function serveChat(args: string[]): Proc {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', 'chat', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.on('data', (d) => { out += d; });
-  child.stderr!.on('data', (d) => { out += d; });
-  return { child, output: () => out };
-}
-
-async function stop(p: Proc): Promise<void> {
-  if (p.child.exitCode !== null) return;
-  p.child.kill('SIGTERM');
-  await once(p.child, 'exit');
-}
+import { serveChat, stop } from './cli-support.js';
 
 /** Lines of `peer` that match `re`, for "seen exactly once, in order" checks. */
 function lines(peer: RawPeer, re: RegExp): string[] {

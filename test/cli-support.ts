@@ -110,3 +110,21 @@ export class Cli {
     for (const f of w) f();
   }
 }
+
+/** A `serve chat` child process, stdout and stderr read together (for the multi-process chat tests). */
+export interface ChatProc { child: ChildProcess; output: () => string }
+
+export function serveChat(args: string[]): ChatProc {
+  const child = spawn(process.execPath, [...CLI, 'serve', 'chat', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d) => { out += d; });
+  child.stderr!.on('data', (d) => { out += d; });
+  return { child, output: () => out };
+}
+
+/** SIGTERM and wait for the exit; a child already gone (exited, or killed by the test) is left as it is. */
+export async function stop(p: ChatProc): Promise<void> {
+  if (p.child.exitCode !== null || p.child.signalCode !== null) return;
+  p.child.kill('SIGTERM');
+  await once(p.child, 'exit');
+}

@@ -3,65 +3,18 @@
  * a nats-server, and a 3-node Redis Cluster (masters only, made with `redis-cli --cluster create`).
  * Either can have a process killed (SIGKILL) and started again on the same port mid-test.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { freePort, REDIS_SERVER, waitFor } from './hub-support.js';
+import { freePort, REDIS_SERVER, Restartable, waitFor } from './hub-support.js';
 
 const run = promisify(execFile);
 
 export const NATS_SERVER = process.env.NATS_SERVER ?? '/usr/sbin/nats-server';
 export const REDIS_CLI = process.env.REDIS_CLI ?? '/usr/bin/redis-cli';
-
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1');
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
-}
-
-/** One child process that can be killed hard and started again with the same arguments. */
-class Restartable {
-  private child: ChildProcess | null = null;
-  constructor(private readonly command: string, private readonly args: string[], readonly port: number) {}
-
-  async start(): Promise<void> {
-    const child = spawn(this.command, this.args, { stdio: 'ignore' });
-    this.child = child;
-    let exited = false;
-    child.once('exit', () => (exited = true));
-    child.once('error', () => (exited = true));
-    await waitFor(async () => exited || (await canConnect(this.port)), `${this.command} on port ${this.port}`, 8000, 20);
-    if (exited) throw new Error(`${this.command} on port ${this.port} exited at start`);
-  }
-
-  /** SIGSTOP: connections stay open, nothing is answered. A test must resume() or stop() it in a finally. */
-  pause(): void {
-    this.child?.kill('SIGSTOP');
-  }
-
-  resume(): void {
-    this.child?.kill('SIGCONT');
-  }
-
-  /** SIGKILL (what a crash looks like to clients), then wait until it is gone. */
-  async stop(): Promise<void> {
-    const child = this.child;
-    this.child = null;
-    if (child === null || child.exitCode !== null || child.signalCode !== null) return;
-    await new Promise<void>((resolve) => {
-      child.once('exit', () => resolve());
-      child.kill('SIGKILL');
-    });
-  }
-}
 
 /** A private nats-server on loopback. */
 export class NatsProcess extends Restartable {

@@ -5,7 +5,6 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { Server, type Connection, type Hub, type ReplayInfo } from '../src/index.js';
 import { MemoryHub } from '../src/hubs/memory.js';
@@ -13,6 +12,7 @@ import { RedisStreamsHub } from '../src/hubs/redis-streams.js';
 import { LocalHistory } from '../src/hubs/history.js';
 import { RawPeer, portOf } from './helpers.js';
 import { RedisProcess, freePort, waitFor } from './hub-support.js';
+import { serveChat, stop } from './cli-support.js';
 
 const TOPIC = 't';
 
@@ -243,22 +243,6 @@ test('redis+streams: Redis restarted (no persistence): live delivery resumes, hi
     await redis.stop();
   }
 });
-
-interface Proc { child: ChildProcess; output: () => string }
-
-function serveChat(args: string[]): Proc {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', 'chat', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.on('data', (d) => { out += d; });
-  child.stderr!.on('data', (d) => { out += d; });
-  return { child, output: () => out };
-}
-
-async function stop(p: Proc): Promise<void> {
-  if (p.child.exitCode !== null) return;
-  p.child.kill('SIGTERM');
-  await once(p.child, 'exit');
-}
 
 test('serve chat --history: a newcomer on server B sees what a user on server A said', { timeout: 60000 }, async () => {
   const redis = await RedisProcess.start();

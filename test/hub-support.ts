@@ -34,29 +34,19 @@ function canConnect(port: number): Promise<boolean> {
   });
 }
 
-/** A throwaway redis-server: no persistence, loopback only, killed by stop(). */
-export class RedisProcess {
+/** One child process (a server on `port`) that can be killed hard and started again with the same arguments. */
+export class Restartable {
   private child: ChildProcess | null = null;
-  constructor(readonly port: number) {}
-
-  get url(): string {
-    return `redis://127.0.0.1:${this.port}`;
-  }
-
-  static async start(port?: number): Promise<RedisProcess> {
-    const r = new RedisProcess(port ?? (await freePort()));
-    await r.start();
-    return r;
-  }
+  constructor(private readonly command: string, private readonly args: string[], readonly port: number) {}
 
   async start(): Promise<void> {
-    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no'];
-    const child = spawn(REDIS_SERVER, args, { stdio: 'ignore' });
+    const child = spawn(this.command, this.args, { stdio: 'ignore' });
     this.child = child;
     let exited = false;
     child.once('exit', () => (exited = true));
-    await waitFor(async () => exited || (await canConnect(this.port)), `redis-server on port ${this.port}`, 5000, 20);
-    if (exited) throw new Error(`redis-server on port ${this.port} exited at start`);
+    child.once('error', () => (exited = true));
+    await waitFor(async () => exited || (await canConnect(this.port)), `${this.command} on port ${this.port}`, 8000, 20);
+    if (exited) throw new Error(`${this.command} on port ${this.port} exited at start`);
   }
 
   /** Freeze it (SIGSTOP): connections stay open, nothing is answered. A test must resume() or stop() it in a finally. */
@@ -78,6 +68,23 @@ export class RedisProcess {
       child.once('exit', () => resolve());
       child.kill('SIGKILL');
     });
+  }
+}
+
+/** A throwaway redis-server: no persistence, loopback only, killed by stop() (and startable again on its port). */
+export class RedisProcess extends Restartable {
+  constructor(port: number) {
+    super(REDIS_SERVER, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no'], port);
+  }
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  static async start(port?: number): Promise<RedisProcess> {
+    const r = new RedisProcess(port ?? (await freePort()));
+    await r.start();
+    return r;
   }
 }
 

@@ -4,7 +4,6 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { chatServer } from '../src/apps/chat.js';
@@ -13,22 +12,7 @@ import type { Connection } from '../src/core/connection.js';
 import { createHub } from '../src/hubs/index.js';
 import { RawPeer, portOf, waitFor } from './helpers.js';
 import { LineReader, RedisProcess, freePort, spawnTs } from './hub-support.js';
-
-interface Proc { child: ChildProcess; output: () => string }
-
-function serveChat(args: string[]): Proc {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', 'chat', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.on('data', (d) => { out += d; });
-  child.stderr!.on('data', (d) => { out += d; });
-  return { child, output: () => out };
-}
-
-async function stop(p: Proc): Promise<void> {
-  if (p.child.exitCode !== null || p.child.signalCode !== null) return;
-  p.child.kill('SIGTERM');
-  await once(p.child, 'exit');
-}
+import { serveChat, stop } from './cli-support.js';
 
 /** Sends /who and returns the answer line. */
 async function who(peer: RawPeer): Promise<string> {

@@ -22,26 +22,15 @@ import { isUtf8 } from 'node:buffer';
 import type { ConnectionOptions, Msg, MsgHdrs, NatsConnection, Subscription } from 'nats';
 import type { Message } from '../codec/types.js';
 import { SwitchboardError } from '../errors.js';
-import type { Hub, HubListener, HubLog } from './types.js';
+import { bounded, EngineLink, errorText, type EngineLinkOptions } from './engine-link.js';
+import type { Hub, HubListener } from './types.js';
 
-export interface NatsHubOptions {
+/** NATS does not answer a PUB: pending publishes are those not yet covered by an answered PING. */
+export interface NatsHubOptions extends EngineLinkOptions {
   /** Prepended to every topic to make the subject. Default 'switchboard.'. */
   prefix?: string;
-  /** Where outages and recoveries are reported. Default: console.error. */
-  log?: HubLog;
-  /** How long ready() waits for the server before it rejects, in ms. Default 5000. */
-  readyTimeout?: number;
-  /** The longest pause between reconnect attempts, in ms. Default 2000. */
-  maxRetryDelay?: number;
-  /** Publishes not yet covered by an answered PING; beyond, publishes are dropped. Default 50000. */
-  maxPendingPublishes?: number;
-  /** Bytes of those publishes; beyond, publishes are dropped. Default 16 MiB. */
-  maxPendingBytes?: number;
-  /** A PING unanswered this long (ms) means the server is not answering. Default 5000. */
-  answerTimeout?: number;
 }
 
-const PING_EVERY = 1000;
 export const NATS_TYPE_HEADER = 'Switchboard-Type';
 
 interface Flush {
@@ -55,61 +44,44 @@ type NatsModule = typeof import('nats');
 export class NatsHub implements Hub {
   readonly kind = 'nats';
   readonly prefix: string;
-  dropped = 0;
-  pendingPublishes = 0;
-  pendingBytes = 0;
 
   private readonly servers: string[];
   private readonly auth: { user?: string; pass?: string };
-  private readonly safeUrl: string;
-  private readonly log: HubLog;
-  private readonly readyTimeout: number;
-  private readonly maxRetryDelay: number;
-  private readonly maxPendingPublishes: number;
-  private readonly maxPendingBytes: number;
-  private readonly answerTimeout: number;
+  /** Outages, bounds, start-up report and ready() waiters (see engine-link.ts). */
+  private readonly link: EngineLink;
   /** topic -> its subscription (null while not connected yet). */
   private readonly subs = new Map<string, Subscription | null>();
   private listener: HubListener | null = null;
   private nats: NatsModule | null = null;
   private nc: NatsConnection | null = null;
   private connected = false;
-  private everUp = false;
-  private outage = false;
-  private stalled = false;
-  private droppedAtOutage = 0;
-  private lastError: string | null = null;
-  private startReported = false;
-  private publishErrorLogged = false;
   /** Publishes made since the last PING was sent, and the PING in flight with what it covers. */
   private unflushed: { count: number; bytes: number } = { count: 0, bytes: 0 };
   private inflight: Flush | null = null;
   private binaryHeaders: MsgHdrs | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
-  private startTimer: NodeJS.Timeout | null = null;
-  private pinger: NodeJS.Timeout | null = null;
   private attempts = 0;
-  private waiters: Array<() => void> = [];
-  private loadError: unknown = null;
   private readonly loading: Promise<void>;
-  private closed = false;
 
   constructor(url: string, options: NatsHubOptions = {}) {
     const parsed = parseNatsUrl(url);
     this.servers = parsed.servers;
     this.auth = parsed.auth;
-    this.safeUrl = parsed.safe;
     this.prefix = options.prefix ?? 'switchboard.';
-    this.log = options.log ?? ((m) => console.error(m));
-    this.readyTimeout = positive('readyTimeout', options.readyTimeout ?? 5000);
-    this.maxRetryDelay = positive('maxRetryDelay', options.maxRetryDelay ?? 2000);
-    this.maxPendingPublishes = positive('maxPendingPublishes', options.maxPendingPublishes ?? 50_000);
-    this.maxPendingBytes = positive('maxPendingBytes', options.maxPendingBytes ?? 16 * 1024 * 1024);
-    this.answerTimeout = positive('answerTimeout', options.answerTimeout ?? 5000);
-    this.startTimer = setTimeout(() => this.reportStartTrouble(), this.readyTimeout);
-    this.startTimer.unref();
+    this.link = new EngineLink('nats', parsed.safe, 'is nats-server running there?', options);
+    this.link.begin();
     this.loading = this.load();
   }
+
+  /** Publishes dropped (server down or not answering, or refused by the client), for status output and tests. */
+  get dropped(): number { return this.link.dropped; }
+
+  /** Publishes not yet covered by an answered PING, and their bytes (bounded by the options of the same name). */
+  get pendingPublishes(): number { return this.link.pendingPublishes; }
+
+  get pendingBytes(): number { return this.link.pendingBytes; }
+
+  private get closed(): boolean { return this.link.closed; }
 
   /** The subject a topic is published on: prefix + topic, with what a subject may not hold escaped (see subjectFor). */
   subject(topic: string): string {
@@ -120,8 +92,8 @@ export class NatsHub implements Hub {
     try {
       this.nats = await import('nats');
     } catch (err) {
-      this.loadError = err;
-      this.log(`nats hub: cannot load the 'nats' package (${errorText(err)}); install it to use a nats hub`);
+      this.link.loadError = err;
+      this.link.log(`nats hub: cannot load the 'nats' package (${errorText(err)}); install it to use a nats hub`);
       return;
     }
     this.binaryHeaders = this.nats.headers();
@@ -130,18 +102,19 @@ export class NatsHub implements Hub {
   }
 
   private connect(): void {
-    if (this.closed || this.nats === null) return;
+    const link = this.link;
+    if (link.closed || this.nats === null) return;
     const options: ConnectionOptions = {
       servers: this.servers,
       ...this.auth,
       name: 'switchboard',
       noEcho: true,
       maxReconnectAttempts: -1,
-      reconnectTimeWait: Math.min(250, this.maxRetryDelay),
-      timeout: Math.max(1000, Math.min(this.readyTimeout, 10000)),
+      reconnectTimeWait: Math.min(250, link.maxRetryDelay),
+      timeout: link.connectTimeout,
       // A dead peer that does not close the socket is found by our own PINGs (answerTimeout)
       // only as "not answering"; the client's own pings make it reconnect.
-      pingInterval: Math.max(1000, this.answerTimeout),
+      pingInterval: Math.max(1000, link.answerTimeout),
       maxPingOut: 2,
     };
     this.nats.connect(options).then(
@@ -154,13 +127,13 @@ export class NatsHub implements Hub {
         this.nc = nc;
         for (const topic of this.subs.keys()) this.subs.set(topic, this.subscribeOn(nc, topic));
         void this.watch(nc);
-        this.startPinging();
+        link.startPinging(() => this.ping());
         this.onConnected();
       },
       (err: unknown) => {
         this.noteDown(err);
         // The client retries by itself only once it has connected; before that, we do.
-        const delay = Math.min(50 * 2 ** Math.min(this.attempts++, 16), this.maxRetryDelay);
+        const delay = link.retryDelay(this.attempts++);
         this.retryTimer = setTimeout(() => {
           this.retryTimer = null;
           this.connect();
@@ -181,7 +154,7 @@ export class NatsHub implements Hub {
       } else if (s.type === 'reconnect') {
         this.onConnected();
       } else if (s.type === 'error') {
-        this.lastError = String(s.data);
+        this.link.lastError = String(s.data);
       }
     }
   }
@@ -201,8 +174,8 @@ export class NatsHub implements Hub {
   private resetPending(): void {
     this.unflushed = { count: 0, bytes: 0 };
     this.inflight = null;
-    this.pendingPublishes = this.pendingBytes = 0;
-    this.stalled = false;
+    this.link.pendingPublishes = this.link.pendingBytes = 0;
+    this.link.stalled = false;
   }
 
   private subscribeOn(nc: NatsConnection, topic: string): Subscription {
@@ -217,32 +190,14 @@ export class NatsHub implements Hub {
     this.listener(topic, data);
   }
 
-  private reportStartTrouble(): void {
-    this.startTimer = null;
-    if (this.closed || this.everUp || this.startReported || this.waiters.length > 0) return;
-    this.startReported = true;
-    this.outage = true;
-    this.droppedAtOutage = 0;
-    this.log(
-      `nats hub: cannot reach ${this.safeUrl}: ${this.lastError ?? 'no answer'}; retrying; until then only local ` +
-        `subscribers get messages and publishes to other processes are dropped`,
-    );
-  }
-
   private noteDown(err: unknown): void {
     if (this.closed) return;
-    if (err !== null) this.lastError = errorText(err);
-    if (!this.everUp || this.outage) return;
-    this.outage = true;
-    this.droppedAtOutage = this.dropped;
-    this.log(
-      `nats hub: lost connection to ${this.safeUrl} (${err !== null ? errorText(err) : 'connection closed'}); ` +
-        `local delivery goes on, messages published to other processes are dropped until it is back`,
-    );
+    if (err !== null) this.link.lastError = errorText(err);
+    this.link.lost(err !== null ? errorText(err) : 'connection closed');
   }
 
   get up(): boolean {
-    return this.connected && this.everUpSinceConnect && !this.stalled;
+    return this.connected && this.everUpSinceConnect && !this.link.stalled;
   }
 
   /** Set when the PING after (re)connecting was answered: the subscriptions are in effect. */
@@ -250,29 +205,7 @@ export class NatsHub implements Hub {
 
   private checkUp(): void {
     this.everUpSinceConnect = true;
-    if (this.outage) {
-      this.outage = false;
-      const dropped = this.dropped - this.droppedAtOutage;
-      this.log(
-        this.everUp
-          ? `nats hub: connection to ${this.safeUrl} is back; ${this.subs.size} topic(s) resubscribed, ` +
-              `delivery across processes resumes (${dropped} message(s) dropped while it was down)`
-          : `nats hub: connected to ${this.safeUrl}; ${this.subs.size} topic(s) subscribed, ` +
-              `delivery across processes starts (${dropped} message(s) dropped before)`,
-      );
-    }
-    this.everUp = true;
-    this.lastError = null;
-    this.publishErrorLogged = false;
-    const waiters = this.waiters;
-    this.waiters = [];
-    for (const w of waiters) w();
-  }
-
-  private startPinging(): void {
-    if (this.pinger !== null || this.closed) return;
-    this.pinger = setInterval(() => this.ping(), Math.min(PING_EVERY, Math.max(10, Math.floor(this.answerTimeout / 2))));
-    this.pinger.unref();
+    this.link.markUp(this.subs.size);
   }
 
   private ping(): void {
@@ -280,7 +213,7 @@ export class NatsHub implements Hub {
     const inflight = this.inflight;
     if (inflight !== null) {
       const waited = Date.now() - inflight.sentAt;
-      if (waited >= this.answerTimeout) this.stall(`no answer for ${waited} ms`);
+      if (waited >= this.link.answerTimeout) this.link.stall(`no answer for ${waited} ms`);
       return;
     }
     this.sendFlush();
@@ -297,36 +230,13 @@ export class NatsHub implements Hub {
       () => {
         if (this.inflight !== flush) return; // a reconnect reset the books
         this.inflight = null;
-        this.pendingPublishes -= flush.count;
-        this.pendingBytes -= flush.bytes;
-        this.answered();
+        this.link.settled(flush.bytes, flush.count);
+        this.link.answered();
         if (this.unflushed.count > 0) this.sendFlush();
       },
       () => {
         if (this.inflight === flush) this.inflight = null;
       },
-    );
-  }
-
-  private stall(why: string): void {
-    if (this.stalled || this.closed) return;
-    this.stalled = true;
-    if (this.outage) return;
-    this.droppedAtOutage = this.dropped;
-    this.log(
-      `nats hub: ${this.safeUrl} is not answering (${why}); local delivery goes on, ` +
-        `messages published to other processes are dropped until it answers`,
-    );
-  }
-
-  private answered(): void {
-    if (!this.stalled || this.closed) return;
-    if (this.pendingPublishes > this.maxPendingPublishes / 2 || this.pendingBytes > this.maxPendingBytes / 2) return;
-    this.stalled = false;
-    if (this.outage) return;
-    this.log(
-      `nats hub: ${this.safeUrl} answers again; delivery across processes resumes ` +
-        `(${this.dropped - this.droppedAtOutage} message(s) dropped while it did not answer)`,
     );
   }
 
@@ -357,101 +267,57 @@ export class NatsHub implements Hub {
   }
 
   publish(topic: string, data: Message): void {
-    if (this.closed) return;
+    const link = this.link;
+    if (link.closed) return;
     const nc = this.nc;
-    if (nc === null || !this.connected || this.stalled) {
-      this.dropped++;
+    if (nc === null || !this.connected || link.stalled) {
+      link.dropped++;
       return;
     }
     const text = typeof data === 'string';
     const payload = text ? Buffer.from(data, 'utf8') : data;
     const size = payload.length;
-    if (this.pendingPublishes >= this.maxPendingPublishes || this.pendingBytes + size > this.maxPendingBytes) {
-      this.stall(`${this.pendingPublishes} publish(es), ${this.pendingBytes} bytes, wait for an answer`);
-      this.dropped++;
+    if (!link.admit(size)) {
+      link.dropped++;
       return;
     }
     try {
       nc.publish(this.subject(topic), payload, text ? undefined : { headers: this.binaryHeaders! });
     } catch (err) {
       // Too large for the server's max_payload, or the connection just closed.
-      this.dropped++;
-      if (!this.publishErrorLogged && !this.outage) {
-        this.publishErrorLogged = true;
-        this.log(`nats hub: publish on ${this.subject(topic)} failed (${errorText(err)}); that message is lost for other processes`);
-      }
+      link.dropped++;
+      link.publishFailed(`publish on ${this.subject(topic)} failed (${errorText(err)}); that message is lost for other processes`);
       return;
     }
-    this.pendingPublishes++;
-    this.pendingBytes += size;
+    link.sent(size);
     this.unflushed.count++;
     this.unflushed.bytes += size;
     if (this.inflight === null) this.sendFlush();
   }
 
   async ready(): Promise<void> {
-    const deadline = Date.now() + this.readyTimeout;
-    await this.loading;
-    if (this.loadError !== null) {
-      throw new SwitchboardError('ERR_HUB', `nats hub: not available (${errorText(this.loadError)})`, { cause: this.loadError });
-    }
-    if (this.closed) throw new SwitchboardError('ERR_CLOSED', 'nats hub: closed');
-    if (!this.up) await this.whenUp(deadline);
-    if (this.closed) throw new SwitchboardError('ERR_CLOSED', 'nats hub: closed');
+    const deadline = await this.link.loaded(this.loading);
+    this.link.assertOpen();
+    if (!this.up) await this.link.whenUp(deadline);
+    this.link.assertOpen();
     // Topics subscribed since: a PING answered after them puts them in effect.
     await this.nc?.flush().catch(() => undefined);
   }
 
-  private whenUp(deadline: number): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiters = this.waiters.filter((w) => w !== onUp);
-        if (this.everUp) {
-          reject(new SwitchboardError('ERR_HUB', `nats hub: ${this.safeUrl} is not back within ${this.readyTimeout} ms`));
-          return;
-        }
-        this.startReported = true;
-        if (!this.outage) {
-          this.outage = true;
-          this.droppedAtOutage = 0;
-        }
-        reject(new SwitchboardError('ERR_HUB',
-          `nats hub: cannot reach ${this.safeUrl}: ${this.lastError ?? 'no answer'} (tried for ${this.readyTimeout} ms; is nats-server running there?)`));
-      }, Math.max(0, deadline - Date.now()));
-      const onUp = (): void => {
-        clearTimeout(timer);
-        resolve();
-      };
-      this.waiters.push(onUp);
-    });
-  }
-
   async close(): Promise<void> {
     if (this.closed) return;
-    this.closed = true;
-    for (const t of [this.retryTimer, this.startTimer]) if (t !== null) clearTimeout(t);
-    if (this.pinger !== null) clearInterval(this.pinger);
-    this.retryTimer = this.startTimer = this.pinger = null;
+    this.link.close();
+    if (this.retryTimer !== null) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
     this.subs.clear();
     this.listener = null;
     await this.loading;
-    const waiters = this.waiters;
-    this.waiters = [];
-    for (const w of waiters) w();
+    this.link.wakeWaiters();
     const nc = this.nc;
     this.nc = null;
     this.connected = false;
-    if (nc !== null) {
-      // drain() would wait for the server; a bounded close is what shutdown needs.
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        nc.close().catch(() => undefined),
-        new Promise<void>((r) => {
-          timer = setTimeout(r, 1000);
-        }),
-      ]);
-      clearTimeout(timer);
-    }
+    // drain() would wait for the server; a bounded close is what shutdown needs.
+    if (nc !== null) await bounded(nc.close(), 1000);
   }
 }
 
@@ -492,19 +358,4 @@ export function parseNatsUrl(url: string): { servers: string[]; auth: { user?: s
     throw new SwitchboardError('ERR_INVALID_OPTION', `nats hub: '${url}' has no host:port (use nats://HOST:PORT[,HOST:PORT])`);
   }
   return { servers: hosts.map((h) => (h.includes(':') ? h : `${h}:4222`)), auth, safe: `nats://${safeAuth}${hosts.join(',')}` };
-}
-
-function positive(name: string, v: number): number {
-  if (typeof v !== 'number' || !(v > 0)) {
-    throw new SwitchboardError('ERR_INVALID_OPTION', `nats hub: option ${name} must be a number > 0 (got ${String(v)})`);
-  }
-  return v;
-}
-
-function errorText(err: unknown): string {
-  if (err instanceof Error) {
-    const code = (err as NodeJS.ErrnoException).code;
-    return code && !err.message.includes(code) ? `${code}: ${err.message}` : err.message;
-  }
-  return String(err);
 }

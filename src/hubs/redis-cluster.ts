@@ -19,45 +19,25 @@ import type { Cluster, ClusterOptions } from 'ioredis';
 import type { Message } from '../codec/types.js';
 import { SwitchboardError } from '../errors.js';
 import { randomBytes } from 'node:crypto';
+import { bounded, EngineLink, errorText, type EngineLinkOptions } from './engine-link.js';
 import { decodePayload, encodePayload } from './redis.js';
-import type { Hub, HubListener, HubLog } from './types.js';
+import type { Hub, HubListener } from './types.js';
 
-export interface RedisClusterHubOptions {
+/** answerTimeout applies to each master: one that leaves a PING unanswered this long is treated as down. */
+export interface RedisClusterHubOptions extends EngineLinkOptions {
   /** Prepended to every topic to make the sharded channel name. Default 'switchboard:'. */
   prefix?: string;
-  /** Where outages and recoveries are reported. Default: console.error. */
-  log?: HubLog;
-  /** How long ready() waits for the cluster before it rejects, in ms. Default 5000. */
-  readyTimeout?: number;
-  /** The longest pause between reconnect attempts, in ms. Default 2000. */
-  maxRetryDelay?: number;
-  /** Publishes sent and not yet answered; beyond, publishes are dropped. Default 50000. */
-  maxPendingPublishes?: number;
-  /** Bytes of publishes sent and not yet answered; beyond, publishes are dropped. Default 16 MiB. */
-  maxPendingBytes?: number;
-  /** A master that leaves a PING unanswered this long (ms) is treated as down. Default 5000. */
-  answerTimeout?: number;
 }
-
-const PING_EVERY = 1000;
 
 export class RedisClusterHub implements Hub {
   readonly kind = 'redis+cluster';
   readonly origin: Buffer = randomBytes(8);
   readonly prefix: string;
-  dropped = 0;
-  pendingPublishes = 0;
-  pendingBytes = 0;
 
   private readonly seeds: Array<{ host: string; port: number }>;
   private readonly auth: { username?: string; password?: string };
-  private readonly safeUrl: string;
-  private readonly log: HubLog;
-  private readonly readyTimeout: number;
-  private readonly maxRetryDelay: number;
-  private readonly maxPendingPublishes: number;
-  private readonly maxPendingBytes: number;
-  private readonly answerTimeout: number;
+  /** Outages, bounds, start-up report and ready() waiters (see engine-link.ts). */
+  private readonly link: EngineLink;
   private readonly topicSet = new Set<string>();
   /** Topics whose SSUBSCRIBE is not acknowledged yet (sent, or waiting for the cluster). */
   private readonly unsynced = new Set<string>();
@@ -66,67 +46,59 @@ export class RedisClusterHub implements Hub {
   private listener: HubListener | null = null;
   private cluster: Cluster | null = null;
   private readonly loading: Promise<void>;
-  private loadError: unknown = null;
   /** Masters (host:port) that failed or did not answer their last PING, with why. */
   private readonly downNodes = new Map<string, string>();
   /** Per master: when its outstanding PING was sent. */
   private readonly pingSentAt = new Map<string, number>();
-  private pinger: NodeJS.Timeout | null = null;
   private refreshing = false;
-  private everUp = false;
-  private outage = false;
-  private stalled = false;
-  private droppedAtOutage = 0;
-  private lastError: string | null = null;
-  private startReported = false;
-  private startTimer: NodeJS.Timeout | null = null;
-  private publishErrorLogged = false;
-  private waiters: Array<() => void> = [];
-  private closed = false;
 
   constructor(url: string, options: RedisClusterHubOptions = {}) {
     const parsed = parseClusterUrl(url);
     this.seeds = parsed.seeds;
     this.auth = parsed.auth;
-    this.safeUrl = parsed.safe;
     this.prefix = options.prefix ?? 'switchboard:';
-    this.log = options.log ?? ((m) => console.error(m));
-    this.readyTimeout = positive('readyTimeout', options.readyTimeout ?? 5000);
-    this.maxRetryDelay = positive('maxRetryDelay', options.maxRetryDelay ?? 2000);
-    this.maxPendingPublishes = positive('maxPendingPublishes', options.maxPendingPublishes ?? 50_000);
-    this.maxPendingBytes = positive('maxPendingBytes', options.maxPendingBytes ?? 16 * 1024 * 1024);
-    this.answerTimeout = positive('answerTimeout', options.answerTimeout ?? 5000);
-    this.startTimer = setTimeout(() => this.reportStartTrouble(), this.readyTimeout);
-    this.startTimer.unref();
+    this.link = new EngineLink('redis+cluster', parsed.safe, 'is the cluster running there?', options);
+    this.link.begin();
     this.loading = this.load();
   }
 
+  /** Publishes dropped (cluster or master down, not answering), for status output and tests. */
+  get dropped(): number { return this.link.dropped; }
+
+  /** Publishes sent and not answered yet, and their bytes (bounded by the options of the same name). */
+  get pendingPublishes(): number { return this.link.pendingPublishes; }
+
+  get pendingBytes(): number { return this.link.pendingBytes; }
+
+  private get closed(): boolean { return this.link.closed; }
+
   private async load(): Promise<void> {
+    const link = this.link;
     let ClusterClass: typeof import('ioredis').Cluster;
     try {
       ({ Cluster: ClusterClass } = await import('ioredis'));
     } catch (err) {
-      this.loadError = err;
-      this.log(`redis+cluster hub: cannot load the 'ioredis' package (${errorText(err)}); install it to use this hub`);
+      link.loadError = err;
+      link.log(`redis+cluster hub: cannot load the 'ioredis' package (${errorText(err)}); install it to use this hub`);
       return;
     }
-    if (this.closed) return;
+    if (link.closed) return;
     const options: ClusterOptions = {
       shardedSubscribers: true,
       // Commands while the cluster is not ready fail at once: at-most-once, nothing grows.
       enableOfflineQueue: false,
-      clusterRetryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 16), this.maxRetryDelay),
+      clusterRetryStrategy: (times) => link.retryDelay(times),
       redisOptions: {
         ...this.auth,
         connectionName: 'switchboard-cluster',
         maxRetriesPerRequest: 0,
         autoResendUnfulfilledCommands: false,
-        connectTimeout: Math.max(1000, Math.min(this.readyTimeout, 10000)),
+        connectTimeout: link.connectTimeout,
       },
     };
     const cluster = (this.cluster = new ClusterClass(this.seeds, options));
     cluster.on('error', (err: Error) => {
-      this.lastError = errorText(err);
+      link.lastError = errorText(err);
     });
     cluster.on('ready', () => this.onReady());
     cluster.on('close', () => this.noteDown('connection closed'));
@@ -136,8 +108,7 @@ export class RedisClusterHub implements Hub {
       if (cluster.status === 'ready') this.nodeDown(`${node.options.host ?? '?'}:${node.options.port ?? '?'}`, 'connection closed');
     });
     cluster.on('smessageBuffer', (channel: Buffer, message: Buffer) => this.onMessage(channel, message));
-    this.pinger = setInterval(() => this.ping(), Math.min(PING_EVERY, Math.max(10, Math.floor(this.answerTimeout / 2))));
-    this.pinger.unref();
+    link.startPinging(() => this.ping());
   }
 
   private onReady(): void {
@@ -164,7 +135,7 @@ export class RedisClusterHub implements Hub {
       (err: unknown) => {
         // Its shard is unreachable: the subscriber group retries when the slot map is refreshed;
         // we send it again on the next 'ready' or the next ping round that finds every master up.
-        this.lastError = errorText(err);
+        this.link.lastError = errorText(err);
       },
     );
   }
@@ -192,7 +163,7 @@ export class RedisClusterHub implements Hub {
       const key = `${node.options.host ?? '?'}:${node.options.port ?? '?'}`;
       const sentAt = this.pingSentAt.get(key);
       if (sentAt !== undefined) {
-        if (now - sentAt >= this.answerTimeout) this.nodeDown(key, `no answer for ${now - sentAt} ms`);
+        if (now - sentAt >= this.link.answerTimeout) this.nodeDown(key, `no answer for ${now - sentAt} ms`);
         continue;
       }
       this.pingSentAt.set(key, now);
@@ -211,25 +182,27 @@ export class RedisClusterHub implements Hub {
   }
 
   private nodeDown(key: string, why: string): void {
-    if (this.closed || this.downNodes.has(key)) return;
+    const link = this.link;
+    if (link.closed || this.downNodes.has(key)) return;
     this.downNodes.set(key, why);
-    if (this.downNodes.size === 1 && this.everUp && !this.outage) {
-      this.droppedAtOutage = this.dropped;
-      this.log(
-        `redis+cluster hub: master ${key} of ${this.safeUrl} is not answering (${why}); local delivery goes on, ` +
+    if (this.downNodes.size === 1 && link.everUp && !link.outage) {
+      link.droppedAtOutage = link.dropped;
+      link.log(
+        `redis+cluster hub: master ${key} of ${link.safeUrl} is not answering (${why}); local delivery goes on, ` +
           `messages published to other processes on its slots are dropped until it answers`,
       );
     }
   }
 
   private nodeUp(key: string): void {
-    if (!this.downNodes.delete(key) || this.closed) return;
+    const link = this.link;
+    if (!this.downNodes.delete(key) || link.closed) return;
     if (this.downNodes.size > 0) return;
     for (const topic of [...this.unsynced]) this.sendSubscribe(topic);
-    if (!this.outage && this.everUp) {
-      this.log(
-        `redis+cluster hub: every master of ${this.safeUrl} answers again; delivery across processes resumes ` +
-          `(${this.dropped - this.droppedAtOutage} message(s) dropped meanwhile)`,
+    if (!link.outage && link.everUp) {
+      link.log(
+        `redis+cluster hub: every master of ${link.safeUrl} answers again; delivery across processes resumes ` +
+          `(${link.dropped - link.droppedAtOutage} message(s) dropped meanwhile)`,
       );
     }
     this.checkUp();
@@ -237,53 +210,19 @@ export class RedisClusterHub implements Hub {
 
   get up(): boolean {
     const cluster = this.cluster;
-    return cluster !== null && cluster.status === 'ready' && this.unsynced.size === 0 && this.downNodes.size === 0 && !this.stalled &&
+    return cluster !== null && cluster.status === 'ready' && this.unsynced.size === 0 && this.downNodes.size === 0 && !this.link.stalled &&
       cluster.nodes('master').every((n) => n.status === 'ready');
   }
 
   private checkUp(): void {
     if (this.closed || !this.up) return;
-    if (this.outage) {
-      this.outage = false;
-      const dropped = this.dropped - this.droppedAtOutage;
-      this.log(
-        this.everUp
-          ? `redis+cluster hub: connection to ${this.safeUrl} is back; ${this.topicSet.size} topic(s) resubscribed, ` +
-              `delivery across processes resumes (${dropped} message(s) dropped while it was down)`
-          : `redis+cluster hub: connected to ${this.safeUrl}; ${this.topicSet.size} topic(s) subscribed, ` +
-              `delivery across processes starts (${dropped} message(s) dropped before)`,
-      );
-    }
-    this.everUp = true;
-    this.lastError = null;
-    this.publishErrorLogged = false;
-    const waiters = this.waiters;
-    this.waiters = [];
-    for (const w of waiters) w();
+    this.link.markUp(this.topicSet.size);
   }
 
   private noteDown(why: string): void {
     if (this.closed) return;
     this.pingSentAt.clear();
-    if (!this.everUp || this.outage) return;
-    this.outage = true;
-    this.droppedAtOutage = this.dropped;
-    this.log(
-      `redis+cluster hub: lost connection to ${this.safeUrl} (${this.lastError ?? why}); local delivery goes on, ` +
-        `messages published to other processes are dropped until it is back`,
-    );
-  }
-
-  private reportStartTrouble(): void {
-    this.startTimer = null;
-    if (this.closed || this.everUp || this.startReported || this.waiters.length > 0) return;
-    this.startReported = true;
-    this.outage = true;
-    this.droppedAtOutage = 0;
-    this.log(
-      `redis+cluster hub: cannot reach ${this.safeUrl}: ${this.lastError ?? 'no answer'}; retrying; until then only local ` +
-        `subscribers get messages and publishes to other processes are dropped`,
-    );
+    this.link.lost(this.link.lastError ?? why);
   }
 
   private onMessage(channel: Buffer, message: Buffer): void {
@@ -324,39 +263,36 @@ export class RedisClusterHub implements Hub {
 
   publish(topic: string, data: Message): void {
     const cluster = this.cluster;
-    if (this.closed) return;
-    if (cluster === null || cluster.status !== 'ready' || this.stalled) {
-      this.dropped++;
+    const link = this.link;
+    if (link.closed) return;
+    if (cluster === null || cluster.status !== 'ready' || link.stalled) {
+      link.dropped++;
       return;
     }
     const channel = this.prefix + topic;
     if (!this.shardReady(cluster, channel)) {
-      this.dropped++;
+      link.dropped++;
       return;
     }
     const payload = encodePayload(this.origin, data);
     const size = payload.length;
-    if (this.pendingPublishes >= this.maxPendingPublishes || this.pendingBytes + size > this.maxPendingBytes) {
-      this.stall(`${this.pendingPublishes} publish(es), ${this.pendingBytes} bytes, wait for an answer`);
-      this.dropped++;
+    if (!link.admit(size)) {
+      link.dropped++;
       return;
     }
-    this.pendingPublishes++;
-    this.pendingBytes += size;
+    link.sent(size);
     cluster.spublish(channel, payload).then(
       () => {
-        this.pendingPublishes--;
-        this.pendingBytes -= size;
+        link.settled(size);
         this.answered();
       },
       (err: unknown) => {
-        this.pendingPublishes--;
-        this.pendingBytes -= size;
-        this.dropped++;
+        link.settled(size);
+        link.dropped++;
         this.answered();
-        if (this.outage || this.downNodes.size > 0 || this.stalled || this.publishErrorLogged || this.closed) return;
-        this.publishErrorLogged = true;
-        this.log(`redis+cluster hub: publish on ${this.prefix + topic} failed (${errorText(err)}); that message is lost for other processes`);
+        // A master that is down is logged as such; its publishes failing is no news.
+        if (this.downNodes.size > 0) return;
+        link.publishFailed(`publish on ${this.prefix + topic} failed (${errorText(err)}); that message is lost for other processes`);
       },
     );
   }
@@ -377,89 +313,27 @@ export class RedisClusterHub implements Hub {
     return node.status === 'ready';
   }
 
-  private stall(why: string): void {
-    if (this.stalled || this.closed) return;
-    this.stalled = true;
-    if (this.outage) return;
-    this.droppedAtOutage = this.dropped;
-    this.log(
-      `redis+cluster hub: ${this.safeUrl} is not answering (${why}); local delivery goes on, ` +
-        `messages published to other processes are dropped until it answers`,
-    );
-  }
-
   private answered(): void {
-    if (!this.stalled || this.closed) return;
-    if (this.pendingPublishes > this.maxPendingPublishes / 2 || this.pendingBytes > this.maxPendingBytes / 2) return;
-    this.stalled = false;
-    if (!this.outage) {
-      this.log(
-        `redis+cluster hub: ${this.safeUrl} answers again; delivery across processes resumes ` +
-          `(${this.dropped - this.droppedAtOutage} message(s) dropped while it did not answer)`,
-      );
-    }
-    this.checkUp();
+    if (this.link.answered()) this.checkUp();
   }
 
   async ready(): Promise<void> {
-    const deadline = Date.now() + this.readyTimeout;
-    await this.loading;
-    if (this.loadError !== null) {
-      throw new SwitchboardError('ERR_HUB', `redis+cluster hub: not available (${errorText(this.loadError)})`, { cause: this.loadError });
-    }
-    if (this.closed) throw new SwitchboardError('ERR_CLOSED', 'redis+cluster hub: closed');
-    if (!this.up) await this.whenUp(deadline);
-    if (this.closed) throw new SwitchboardError('ERR_CLOSED', 'redis+cluster hub: closed');
-  }
-
-  private whenUp(deadline: number): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiters = this.waiters.filter((w) => w !== onUp);
-        if (this.everUp) {
-          reject(new SwitchboardError('ERR_HUB', `redis+cluster hub: ${this.safeUrl} is not back within ${this.readyTimeout} ms`));
-          return;
-        }
-        this.startReported = true;
-        if (!this.outage) {
-          this.outage = true;
-          this.droppedAtOutage = 0;
-        }
-        reject(new SwitchboardError('ERR_HUB',
-          `redis+cluster hub: cannot reach ${this.safeUrl}: ${this.lastError ?? 'no answer'} (tried for ${this.readyTimeout} ms; is the cluster running there?)`));
-      }, Math.max(0, deadline - Date.now()));
-      const onUp = (): void => {
-        clearTimeout(timer);
-        resolve();
-      };
-      this.waiters.push(onUp);
-    });
+    const deadline = await this.link.loaded(this.loading);
+    this.link.assertOpen();
+    if (!this.up) await this.link.whenUp(deadline);
+    this.link.assertOpen();
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
-    this.closed = true;
-    if (this.pinger !== null) clearInterval(this.pinger);
-    if (this.startTimer !== null) clearTimeout(this.startTimer);
-    this.pinger = this.startTimer = null;
+    this.link.close();
     this.topicSet.clear();
     this.listener = null;
     await this.loading;
-    const waiters = this.waiters;
-    this.waiters = [];
-    for (const w of waiters) w();
+    this.link.wakeWaiters();
     const cluster = this.cluster;
     if (cluster === null) return;
-    if (cluster.status === 'ready') {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        cluster.quit().catch(() => undefined),
-        new Promise<void>((r) => {
-          timer = setTimeout(r, 1000);
-        }),
-      ]);
-      clearTimeout(timer);
-    }
+    if (cluster.status === 'ready') await bounded(cluster.quit(), 1000);
     cluster.disconnect();
   }
 }
@@ -508,19 +382,4 @@ export function keySlot(key: string): number {
     for (let i = 0; i < 8; i++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
   }
   return crc % 16384;
-}
-
-function positive(name: string, v: number): number {
-  if (typeof v !== 'number' || !(v > 0)) {
-    throw new SwitchboardError('ERR_INVALID_OPTION', `redis+cluster hub: option ${name} must be a number > 0 (got ${String(v)})`);
-  }
-  return v;
-}
-
-function errorText(err: unknown): string {
-  if (err instanceof Error) {
-    const code = (err as NodeJS.ErrnoException).code;
-    return code && !err.message.includes(code) ? `${code}: ${err.message}` : err.message;
-  }
-  return String(err);
 }

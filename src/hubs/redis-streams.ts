@@ -109,7 +109,7 @@ export class RedisStreamsHub extends RedisHub {
     if (this.looping) return;
     this.looping = true;
     try {
-      while (!this.closed && conn.status === 'ready') {
+      while (!this.link.closed && conn.status === 'ready') {
         const unknown = [...this.topicSet].filter((t) => !this.positions.has(t));
         if (unknown.length > 0) {
           // The stream's newest id now: everything added after it is new to this process.
@@ -149,7 +149,7 @@ export class RedisStreamsHub extends RedisHub {
 
   /** The topic set changed: the XREAD in flight does not name it, so unblock it (retried while it has not reached Redis). */
   private wake(tries = 0): void {
-    if (this.closed) return;
+    if (this.link.closed) return;
     if (this.wakeIdle !== null) {
       this.wakeIdle();
       return;
@@ -176,7 +176,7 @@ export class RedisStreamsHub extends RedisHub {
         if (entry === null) {
           if (!this.foreignEntryLogged) {
             this.foreignEntryLogged = true;
-            this.log(`redis hub: ignoring entry ${id} of stream ${this.key(topic)} without switchboard fields (added by something else?)`);
+            this.link.log(`redis hub: ignoring entry ${id} of stream ${this.key(topic)} without switchboard fields (added by something else?)`);
           }
           continue;
         }
@@ -185,7 +185,7 @@ export class RedisStreamsHub extends RedisHub {
           token = this.tokens.get(entry.seq);
           this.tokens.delete(entry.seq);
         }
-        if (this.listener === null || this.closed) return;
+        if (this.listener === null || this.link.closed) return;
         this.listener(topic, entry.data, id, token);
         if (!this.positions.has(topic)) break; // the listener unsubscribed it
       }
@@ -193,7 +193,7 @@ export class RedisStreamsHub extends RedisHub {
   }
 
   override subscribe(topic: string): void {
-    if (this.closed || this.topicSet.has(topic)) return;
+    if (this.link.closed || this.topicSet.has(topic)) return;
     this.topicSet.add(topic);
     this.gen++;
     this.lastSub = this.positionsKnown();
@@ -215,15 +215,15 @@ export class RedisStreamsHub extends RedisHub {
   // ---- publishing ----
 
   override publish(topic: string, data: Message, token?: unknown): void {
-    if (this.closed) return;
+    const link = this.link;
+    if (link.closed) return;
     const pub = this.pub;
-    if (pub === null || pub.status !== 'ready' || this.stalled) {
+    if (pub === null || pub.status !== 'ready' || link.stalled) {
       this.dropLocally(topic, data, token);
       return;
     }
     const size = typeof data === 'string' ? Buffer.byteLength(data, 'utf8') : data.length;
-    if (this.pendingPublishes >= this.maxPendingPublishes || this.pendingBytes + size > this.maxPendingBytes) {
-      this.stall(`${this.pendingPublishes} publish(es), ${this.pendingBytes} bytes, wait for an answer`);
+    if (!link.admit(size)) {
       this.dropLocally(topic, data, token);
       return;
     }
@@ -232,26 +232,21 @@ export class RedisStreamsHub extends RedisHub {
     if (token !== undefined && this.topicSet.has(topic)) {
       this.tokens.set(seq, token);
       // Entries never read back (trimmed before the reader got them, unsubscribed) must not pile up.
-      if (this.tokens.size > this.maxPendingPublishes) this.tokens.delete(this.tokens.keys().next().value as number);
+      if (this.tokens.size > link.maxPendingPublishes) this.tokens.delete(this.tokens.keys().next().value as number);
     }
-    this.pendingPublishes++;
-    this.pendingBytes += size;
+    link.sent(size);
     const key = this.key(topic);
     const trim: (string | number)[] = this.maxLen !== null ? ['MAXLEN', '~', this.maxLen] : ['MINID', '~', Date.now() - this.maxAge!];
     pub.xadd(key, ...trim, '*', 'o', `${this.originHex}:${seq}`, typeof data === 'string' ? 't' : 'b', data).then(
       () => {
-        this.pendingPublishes--;
-        this.pendingBytes -= size;
+        link.settled(size);
         this.answered();
       },
       (err: unknown) => {
-        this.pendingPublishes--;
-        this.pendingBytes -= size;
+        link.settled(size);
         this.tokens.delete(seq);
-        this.dropped++;
-        if (this.outage || this.stalled || this.publishErrorLogged || this.closed) return;
-        this.publishErrorLogged = true;
-        this.log(`redis hub: XADD on ${key} failed (${err instanceof Error ? err.message : String(err)}); that message is lost`);
+        link.dropped++;
+        link.publishFailed(`XADD on ${key} failed (${err instanceof Error ? err.message : String(err)}); that message is lost`);
       },
     );
     if (this.maxLen !== null && this.maxAge !== null) this.trimByAge(pub, topic, key);
@@ -259,7 +254,7 @@ export class RedisStreamsHub extends RedisHub {
 
   /** Not through Redis: this process's subscribers still get it, without an offset; other processes do not. */
   private dropLocally(topic: string, data: Message, token: unknown): void {
-    this.dropped++;
+    this.link.dropped++;
     this.listener?.(topic, data, undefined, token);
   }
 
@@ -284,10 +279,10 @@ export class RedisStreamsHub extends RedisHub {
 
   history(topic: string, query: HistoryQuery): Promise<HistoryResult> {
     const pub = this.pub;
-    if (this.closed || pub === null || pub.status !== 'ready' || this.stalled) return Promise.resolve({ entries: [], gap: 'unavailable' });
+    if (this.link.closed || pub === null || pub.status !== 'ready' || this.link.stalled) return Promise.resolve({ entries: [], gap: 'unavailable' });
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<HistoryResult>((resolve) => {
-      timer = setTimeout(() => resolve({ entries: [], gap: 'unavailable' }), this.answerTimeout);
+      timer = setTimeout(() => resolve({ entries: [], gap: 'unavailable' }), this.link.answerTimeout);
       timer.unref();
     });
     // Read only once live reading of the topic has its start: the replay then reaches at least

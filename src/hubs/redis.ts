@@ -28,32 +28,18 @@ import { randomBytes } from 'node:crypto';
 import type { Redis as RedisClient, RedisOptions } from 'ioredis';
 import type { Message } from '../codec/types.js';
 import { SwitchboardError } from '../errors.js';
+import { bounded, EngineLink, errorText, positive, type EngineLinkOptions } from './engine-link.js';
 import { RedisPresence } from './redis-presence.js';
-import type { Hub, HubListener, HubLog } from './types.js';
+import type { Hub, HubListener } from './types.js';
 
-export interface RedisHubOptions {
+export interface RedisHubOptions extends EngineLinkOptions {
   /** Prepended to every topic to make the channel name. Default 'switchboard:'. */
   prefix?: string;
-  /** Where outages and recoveries are reported. Default: console.error. */
-  log?: HubLog;
-  /** How long ready() waits for Redis before it rejects, in ms. Default 5000. */
-  readyTimeout?: number;
-  /** The longest pause between reconnect attempts, in ms (backoff doubles from 50 ms up to it). Default 2000. */
-  maxRetryDelay?: number;
-  /** Publishes sent and not yet answered by Redis; beyond, publishes are dropped. Default 50000. */
-  maxPendingPublishes?: number;
-  /** Bytes of publishes sent and not yet answered; beyond, publishes are dropped. Default 16 MiB. */
-  maxPendingBytes?: number;
-  /** Redis that leaves a PING unanswered this long (ms) is treated as down. Default 5000. */
-  answerTimeout?: number;
   /** Presence: a member (or claim) of a process that stopped refreshing lapses this long after its last refresh, in ms. Default 15000. */
   presenceTtl?: number;
   /** Presence: how often a process refreshes its members and claims, in ms (less than presenceTtl). Default 5000. */
   presenceInterval?: number;
 }
-
-/** How often the publisher connection is pinged, at most (ms). */
-const PING_EVERY = 1000;
 
 const MAGIC = 0xff;
 const HEADER = 10;
@@ -67,103 +53,65 @@ export class RedisHub implements Hub {
   /** This instance's origin id (8 random bytes); messages carrying it are our own. */
   readonly origin: Buffer = randomBytes(8);
   readonly prefix: string;
-  /** Publishes dropped because Redis was unreachable or not answering (for status output and tests). */
-  dropped = 0;
-  /** Publishes sent to Redis and not answered yet, and their bytes (bounded by the options of the same name). */
-  pendingPublishes = 0;
-  pendingBytes = 0;
+  /** @internal Outages, bounds, start-up report and ready() waiters (see engine-link.ts). */
+  protected readonly link: EngineLink;
 
   protected readonly url: string;
-  protected readonly safeUrl: string;
-  protected readonly log: HubLog;
-  private readonly readyTimeout: number;
-  private readonly maxRetryDelay: number;
-  protected readonly maxPendingPublishes: number;
-  protected readonly maxPendingBytes: number;
-  protected readonly answerTimeout: number;
   protected readonly topicSet = new Set<string>();
   protected listener: HubListener | null = null;
   protected pub: RedisClient | null = null;
   protected sub: RedisClient | null = null;
   private readonly loading: Promise<void>;
-  private loadError: unknown = null;
   /** The subscriber connection's current SUBSCRIBE set is acknowledged. */
   protected subSynced = false;
   /** Settles when the last SUBSCRIBE sent has been answered (or failed). */
   protected lastSub: Promise<unknown> = Promise.resolve();
-  private everUp = false;
-  protected outage = false;
-  /** `dropped` when the current outage (or the time without answers) began: its own count is logged at the end. */
-  private droppedAtOutage = 0;
-  /** Connected, but Redis does not answer (or not fast enough): publishes are dropped. */
-  protected stalled = false;
   /** When the outstanding PING was sent (0: none outstanding). */
   private pingSentAt = 0;
-  private pinger: NodeJS.Timeout | null = null;
-  /** Why the last connection attempt failed, for the start-up report. */
-  private lastError: string | null = null;
-  /** The start-up failure was told (by ready() rejecting, or logged when nobody waited in ready()). */
-  private startReported = false;
-  private startTimer: NodeJS.Timeout | null = null;
-  protected publishErrorLogged = false;
-  private waiters: Array<() => void> = [];
-  protected closed = false;
   /** Who is subscribed where, across processes (see redis-presence.ts). */
   readonly presence: RedisPresence;
 
   constructor(url: string, options: RedisHubOptions = {}) {
     this.url = url;
-    this.safeUrl = redactUrl(url);
     this.prefix = options.prefix ?? 'switchboard:';
-    this.log = options.log ?? ((m) => console.error(m));
-    this.readyTimeout = options.readyTimeout ?? 5000;
-    this.maxRetryDelay = options.maxRetryDelay ?? 2000;
-    this.maxPendingPublishes = positive('maxPendingPublishes', options.maxPendingPublishes ?? 50_000);
-    this.maxPendingBytes = positive('maxPendingBytes', options.maxPendingBytes ?? 16 * 1024 * 1024);
-    this.answerTimeout = positive('answerTimeout', options.answerTimeout ?? 5000);
-    const presenceTtl = positive('presenceTtl', options.presenceTtl ?? 15_000);
-    const presenceInterval = positive('presenceInterval', options.presenceInterval ?? Math.min(5000, presenceTtl / 3));
+    const link = (this.link = new EngineLink('redis', redactUrl(url), 'is redis running there?', options, false));
+    const presenceTtl = positive('redis', 'presenceTtl', options.presenceTtl ?? 15_000);
+    const presenceInterval = positive('redis', 'presenceInterval', options.presenceInterval ?? Math.min(5000, presenceTtl / 3));
     if (presenceInterval >= presenceTtl) {
       throw new SwitchboardError('ERR_INVALID_OPTION', `redis hub: presenceInterval (${presenceInterval}) must be less than presenceTtl (${presenceTtl})`);
     }
     this.presence = new RedisPresence({
-      usable: () => (this.pub !== null && this.pub.status === 'ready' && !this.stalled && !this.closed ? this.pub : null),
+      usable: () => (this.pub !== null && this.pub.status === 'ready' && !link.stalled && !link.closed ? this.pub : null),
       prefix: this.prefix,
       origin: this.origin.toString('hex'),
       ttl: Math.ceil(presenceTtl),
       interval: presenceInterval,
-      answerTimeout: this.answerTimeout,
-      log: this.log,
+      answerTimeout: link.answerTimeout,
+      log: link.log,
     });
-    // Until Redis has been up once, failed attempts are start-up trouble: one report, from ready()
-    // if someone waits there, else one log line after readyTimeout (never "retrying" and then "cannot reach").
-    this.startTimer = setTimeout(() => this.reportStartTrouble(), this.readyTimeout);
-    this.startTimer.unref();
+    link.begin();
     this.loading = this.load();
   }
 
-  private reportStartTrouble(): void {
-    this.startTimer = null;
-    if (this.closed || this.everUp || this.startReported || this.waiters.length > 0) return;
-    this.startReported = true;
-    this.outage = true;
-    this.droppedAtOutage = 0;
-    this.log(
-      `redis hub: cannot reach ${this.safeUrl}: ${this.lastError ?? 'no answer'}; retrying; until then only local ` +
-        `subscribers get messages and publishes to other processes are dropped`,
-    );
-  }
+  /** Publishes dropped because Redis was unreachable or not answering (for status output and tests). */
+  get dropped(): number { return this.link.dropped; }
+
+  /** Publishes sent to Redis and not answered yet, and their bytes (bounded by the options of the same name). */
+  get pendingPublishes(): number { return this.link.pendingPublishes; }
+
+  get pendingBytes(): number { return this.link.pendingBytes; }
 
   private async load(): Promise<void> {
+    const link = this.link;
     let Redis: typeof import('ioredis').Redis;
     try {
       ({ Redis } = await import('ioredis'));
     } catch (err) {
-      this.loadError = err;
-      this.log(`redis hub: cannot load the 'ioredis' package (${errorText(err)}); install it to use a redis hub`);
+      link.loadError = err;
+      link.log(`redis hub: cannot load the 'ioredis' package (${errorText(err)}); install it to use a redis hub`);
       return;
     }
-    if (this.closed) return;
+    if (link.closed) return;
     const options: RedisOptions = {
       // Never queue while disconnected and never resend after a reconnect: at-most-once, bounded memory.
       enableOfflineQueue: false,
@@ -172,15 +120,15 @@ export class RedisHub implements Hub {
       // We resubscribe ourselves on every 'ready', from our own topic set, so that topics
       // subscribed or unsubscribed during an outage are right when Redis comes back.
       autoResubscribe: false,
-      retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 16), this.maxRetryDelay),
-      connectTimeout: Math.max(1000, Math.min(this.readyTimeout, 10000)),
+      retryStrategy: (times) => link.retryDelay(times),
+      connectTimeout: link.connectTimeout,
     };
     try {
       this.pub = new Redis(this.url, { ...options, connectionName: 'switchboard-pub' });
       this.sub = new Redis(this.url, { ...options, connectionName: 'switchboard-sub' });
     } catch (err) {
-      this.loadError = err;
-      this.log(`redis hub: bad redis address ${this.safeUrl} (${errorText(err)})`);
+      link.loadError = err;
+      link.log(`redis hub: bad redis address ${link.safeUrl} (${errorText(err)})`);
       return;
     }
     this.watch(this.pub, 'publisher');
@@ -196,33 +144,27 @@ export class RedisHub implements Hub {
       else {
         // The replies we waited for will not come; the outage line (if any) takes over from the stall's.
         this.pingSentAt = 0;
-        this.stalled = false;
+        this.link.stalled = false;
       }
       this.noteDown(null);
     });
     conn.on('ready', () => {
       if (role === 'subscriber') this.resubscribeAll(conn);
       else {
-        this.startPinging();
+        this.link.startPinging(() => this.ping());
         this.checkUp();
         this.presence.connected();
       }
     });
   }
 
-  private startPinging(): void {
-    if (this.pinger !== null || this.closed) return;
-    this.pinger = setInterval(() => this.ping(), Math.min(PING_EVERY, Math.max(10, Math.floor(this.answerTimeout / 2))));
-    this.pinger.unref();
-  }
-
   /** One PING in flight at a time on the publisher connection: it is answered after every publish sent before it. */
   private ping(): void {
     const pub = this.pub;
-    if (pub === null || pub.status !== 'ready' || this.closed) return;
+    if (pub === null || pub.status !== 'ready' || this.link.closed) return;
     const now = Date.now();
     if (this.pingSentAt !== 0) {
-      if (now - this.pingSentAt >= this.answerTimeout) this.stall(`no answer for ${now - this.pingSentAt} ms`);
+      if (now - this.pingSentAt >= this.link.answerTimeout) this.link.stall(`no answer for ${now - this.pingSentAt} ms`);
       return;
     }
     const sentAt = (this.pingSentAt = now);
@@ -237,30 +179,10 @@ export class RedisHub implements Hub {
     );
   }
 
-  /** Redis is connected but does not answer: drop publishes until it does (logged once). */
-  protected stall(why: string): void {
-    if (this.stalled || this.closed) return;
-    this.stalled = true;
-    if (this.outage) return; // already told that publishes to other processes are dropped
-    this.droppedAtOutage = this.dropped;
-    this.log(
-      `redis hub: ${this.safeUrl} is not answering (${why}); local delivery goes on, ` +
-        `messages published to other processes are dropped until it answers`,
-    );
-  }
-
   /** A reply came. Publishing resumes once no PING is overdue and what waits is down to half the bounds. */
   protected answered(): void {
-    if (!this.stalled || this.closed) return;
-    if (this.pingSentAt !== 0 && Date.now() - this.pingSentAt >= this.answerTimeout) return;
-    if (this.pendingPublishes > this.maxPendingPublishes / 2 || this.pendingBytes > this.maxPendingBytes / 2) return;
-    this.stalled = false;
-    this.presence.connected();
-    if (this.outage) return;
-    this.log(
-      `redis hub: ${this.safeUrl} answers again; delivery across processes resumes ` +
-        `(${this.dropped - this.droppedAtOutage} message(s) dropped while it did not answer)`,
-    );
+    if (this.pingSentAt !== 0 && Date.now() - this.pingSentAt >= this.link.answerTimeout) return;
+    if (this.link.answered()) this.presence.connected();
   }
 
   protected resubscribeAll(conn: RedisClient): void {
@@ -268,7 +190,7 @@ export class RedisHub implements Hub {
     const sent = channels.length > 0 ? conn.subscribe(...channels) : Promise.resolve();
     const done = sent.then(
       () => {
-        if (conn.status === 'ready' && !this.closed) {
+        if (conn.status === 'ready' && !this.link.closed) {
           this.subSynced = true;
           this.checkUp();
         }
@@ -283,45 +205,23 @@ export class RedisHub implements Hub {
   }
 
   protected checkUp(): void {
-    if (this.closed || !this.up) return;
-    if (this.outage) {
-      this.outage = false;
-      const dropped = this.dropped - this.droppedAtOutage;
-      this.log(
-        this.everUp
-          ? `redis hub: connection to ${this.safeUrl} is back; ${this.topicSet.size} topic(s) resubscribed, ` +
-              `delivery across processes resumes (${dropped} message(s) dropped while it was down)`
-          : `redis hub: connected to ${this.safeUrl}; ${this.topicSet.size} topic(s) subscribed, ` +
-              `delivery across processes starts (${dropped} message(s) dropped before)`,
-      );
-    }
-    this.everUp = true;
-    this.lastError = null;
-    this.publishErrorLogged = false;
-    const waiters = this.waiters;
-    this.waiters = [];
-    for (const w of waiters) w();
+    if (this.link.closed || !this.up) return;
+    this.link.markUp(this.topicSet.size);
   }
 
   private noteDown(err: Error | null): void {
-    if (this.closed) return;
-    if (!this.everUp) {
-      // Start-up trouble is reported once, by reportStartTrouble() or ready(), with the last reason.
-      if (err !== null) this.lastError = errorText(err);
+    const link = this.link;
+    if (link.closed) return;
+    if (!link.everUp) {
+      // Start-up trouble is reported once, by the link's start-up report or ready(), with the last reason.
+      if (err !== null) link.lastError = errorText(err);
       return;
     }
-    if (this.outage) return;
-    this.outage = true;
-    this.droppedAtOutage = this.dropped;
-    const why = err ? errorText(err) : 'connection closed';
-    this.log(
-      `redis hub: lost connection to ${this.safeUrl} (${why}); local delivery goes on, ` +
-        `messages published to other processes are dropped until it is back`,
-    );
+    link.lost(err ? errorText(err) : 'connection closed');
   }
 
   private onMessage(channel: Buffer, message: Buffer): void {
-    if (this.closed || this.listener === null) return;
+    if (this.link.closed || this.listener === null) return;
     const name = channel.toString('utf8');
     if (!name.startsWith(this.prefix)) return;
     const topic = name.slice(this.prefix.length);
@@ -341,7 +241,7 @@ export class RedisHub implements Hub {
   }
 
   subscribe(topic: string): void {
-    if (this.closed || this.topicSet.has(topic)) return;
+    if (this.link.closed || this.topicSet.has(topic)) return;
     this.topicSet.add(topic);
     const sub = this.sub;
     // While down the topic just waits in the set; resubscribeAll() sends it on 'ready'.
@@ -356,110 +256,59 @@ export class RedisHub implements Hub {
 
   publish(topic: string, data: Message): void {
     const pub = this.pub;
-    if (this.closed) return;
-    if (pub === null || pub.status !== 'ready' || this.stalled) {
-      this.dropped++;
+    const link = this.link;
+    if (link.closed) return;
+    if (pub === null || pub.status !== 'ready' || link.stalled) {
+      link.dropped++;
       return;
     }
     const payload = encodePayload(this.origin, data);
     const size = payload.length;
-    if (this.pendingPublishes >= this.maxPendingPublishes || this.pendingBytes + size > this.maxPendingBytes) {
-      this.stall(`${this.pendingPublishes} publish(es), ${this.pendingBytes} bytes, wait for an answer`);
-      this.dropped++;
+    if (!link.admit(size)) {
+      link.dropped++;
       return;
     }
-    this.pendingPublishes++;
-    this.pendingBytes += size;
+    link.sent(size);
     pub.publish(this.prefix + topic, payload).then(
       () => {
-        this.pendingPublishes--;
-        this.pendingBytes -= size;
+        link.settled(size);
         this.answered();
       },
       (err: unknown) => {
-        this.pendingPublishes--;
-        this.pendingBytes -= size;
-        this.dropped++;
-        if (this.outage || this.stalled || this.publishErrorLogged || this.closed) return;
-        this.publishErrorLogged = true;
-        this.log(`redis hub: publish on ${this.prefix + topic} failed (${errorText(err)}); that message is lost for other processes`);
+        link.settled(size);
+        link.dropped++;
+        link.publishFailed(`publish on ${this.prefix + topic} failed (${errorText(err)}); that message is lost for other processes`);
       },
     );
   }
 
   async ready(): Promise<void> {
-    const deadline = Date.now() + this.readyTimeout;
-    await this.loading;
-    if (this.loadError !== null) {
-      throw new SwitchboardError('ERR_HUB', `redis hub: not available (${errorText(this.loadError)})`, { cause: this.loadError });
-    }
+    const deadline = await this.link.loaded(this.loading);
     while (true) {
-      if (this.closed) throw new SwitchboardError('ERR_CLOSED', 'redis hub: closed');
-      if (!this.up) await this.whenUp(deadline);
+      this.link.assertOpen();
+      if (!this.up) await this.link.whenUp(deadline);
       const pending = this.lastSub;
       await pending;
       if (this.up && pending === this.lastSub) return;
     }
   }
 
-  private whenUp(deadline: number): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiters = this.waiters.filter((w) => w !== onUp);
-        if (this.everUp) {
-          // Up once and down again: the outage is logged as such; this caller only learns it timed out.
-          reject(new SwitchboardError('ERR_HUB', `redis hub: ${this.safeUrl} is not back within ${this.readyTimeout} ms`));
-          return;
-        }
-        this.startReported = true;
-        if (!this.outage) {
-          // From now on the hub (if it is kept) is in an outage that ends with "connected to".
-          this.outage = true;
-          this.droppedAtOutage = 0;
-        }
-        reject(
-          new SwitchboardError('ERR_HUB',
-            `redis hub: cannot reach ${this.safeUrl}: ${this.lastError ?? 'no answer'} (tried for ${this.readyTimeout} ms; is redis running there?)`),
-        );
-      }, Math.max(0, deadline - Date.now()));
-      const onUp = (): void => {
-        clearTimeout(timer);
-        resolve();
-      };
-      this.waiters.push(onUp);
-    });
-  }
-
   async close(): Promise<void> {
-    if (this.closed) return;
+    if (this.link.closed) return;
     // Before `closed`: its clean leaves and releases go out ahead of the QUIT.
     this.presence.close();
-    this.closed = true;
-    if (this.pinger !== null) clearInterval(this.pinger);
-    if (this.startTimer !== null) clearTimeout(this.startTimer);
-    this.pinger = this.startTimer = null;
+    this.link.close();
     this.topicSet.clear();
     this.listener = null;
     await this.loading;
-    const waiters = this.waiters;
-    this.waiters = [];
-    for (const w of waiters) w(); // ready() callers loop, see `closed` and reject
+    this.link.wakeWaiters(); // ready() callers loop, see `closed` and reject
     await Promise.all([this.pub, this.sub].map((c) => (c === null ? undefined : shutdown(c))));
   }
 }
 
 /** QUIT politely when connected (bounded by a second), then make sure no reconnect timer is left. */
 async function shutdown(conn: RedisClient): Promise<void> {
-  if (conn.status === 'ready') {
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      conn.quit().catch(() => undefined),
-      new Promise<void>((r) => {
-        timer = setTimeout(r, 1000);
-      }),
-    ]);
-    clearTimeout(timer);
-  }
+  if (conn.status === 'ready') await bounded(conn.quit(), 1000);
   conn.disconnect();
 }
 
@@ -486,13 +335,6 @@ export function decodePayload(message: Buffer, origin: Buffer): Message | null {
   return kind === KIND_TEXT ? message.toString('utf8', HEADER) : message.subarray(HEADER);
 }
 
-function positive(name: string, v: number): number {
-  if (typeof v !== 'number' || !(v > 0)) {
-    throw new SwitchboardError('ERR_INVALID_OPTION', `redis hub: option ${name} must be a number > 0 (got ${String(v)})`);
-  }
-  return v;
-}
-
 function redactUrl(url: string): string {
   try {
     const u = new URL(url);
@@ -501,12 +343,4 @@ function redactUrl(url: string): string {
   } catch {
     return url;
   }
-}
-
-function errorText(err: unknown): string {
-  if (err instanceof Error) {
-    const code = (err as NodeJS.ErrnoException).code;
-    return code && !err.message.includes(code) ? `${code}: ${err.message}` : err.message;
-  }
-  return String(err);
 }
