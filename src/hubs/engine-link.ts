@@ -182,10 +182,14 @@ export class EngineLink {
     return true;
   }
 
-  /** Whether a publish of `bytes` fits the pending bounds; when it does not, the engine counts as not answering. */
+  /**
+   * Whether a publish of `bytes` fits the pending bounds; when it does not, it is counted as dropped
+   * and the engine as not answering.
+   */
   admit(bytes: number): boolean {
     if (this.pendingPublishes >= this.maxPendingPublishes || this.pendingBytes + bytes > this.maxPendingBytes) {
       this.stall(`${this.pendingPublishes} publish(es), ${this.pendingBytes} bytes, wait for an answer`);
+      this.dropped++;
       return false;
     }
     return true;
@@ -201,6 +205,22 @@ export class EngineLink {
   settled(bytes: number, count = 1): void {
     this.pendingPublishes -= count;
     this.pendingBytes -= bytes;
+  }
+
+  /** A publish of `bytes` whose `reply` is pending until it settles: then `answered`, or (counted as dropped) `failed`. */
+  track(reply: Promise<unknown>, bytes: number, answered: () => void, failed: (err: unknown) => void): void {
+    this.sent(bytes);
+    reply.then(
+      () => {
+        this.settled(bytes);
+        answered();
+      },
+      (err: unknown) => {
+        this.settled(bytes);
+        this.dropped++;
+        failed(err);
+      },
+    );
   }
 
   /** A publish failed while the link looked fine: log the first only (`line` without the "NAME hub: "). */
@@ -264,6 +284,36 @@ export class EngineLink {
     const waiters = this.waiters;
     this.waiters = [];
     for (const w of waiters) w();
+  }
+}
+
+/** The base of the engine hubs: their link, and what they show of it (status output, /metrics, tests). */
+export abstract class EngineHub {
+  /** @internal Outages, bounds, start-up report and ready() waiters. */
+  protected readonly link: EngineLink;
+
+  /** The link's arguments (see EngineLink); the hub calls link.begin() once its own options are checked. */
+  constructor(name: string, safeUrl: string, hint: string, options: EngineLinkOptions, checkTimes = true) {
+    this.link = new EngineLink(name, safeUrl, hint, options, checkTimes);
+  }
+
+  /** Publishes dropped because the engine was unreachable or not answering. */
+  get dropped(): number {
+    return this.link.dropped;
+  }
+
+  /** Publishes sent and not answered yet, and their bytes (bounded by the options of the same name). */
+  get pendingPublishes(): number {
+    return this.link.pendingPublishes;
+  }
+
+  get pendingBytes(): number {
+    return this.link.pendingBytes;
+  }
+
+  /** @internal */
+  protected get closed(): boolean {
+    return this.link.closed;
   }
 }
 

@@ -22,7 +22,7 @@ import { isUtf8 } from 'node:buffer';
 import type { ConnectionOptions, Msg, MsgHdrs, NatsConnection, Subscription } from 'nats';
 import type { Message } from '../codec/types.js';
 import { SwitchboardError } from '../errors.js';
-import { bounded, EngineLink, errorText, type EngineLinkOptions } from './engine-link.js';
+import { bounded, EngineHub, errorText, type EngineLinkOptions } from './engine-link.js';
 import type { Hub, HubListener } from './types.js';
 
 /** NATS does not answer a PUB: pending publishes are those not yet covered by an answered PING. */
@@ -41,14 +41,12 @@ interface Flush {
 
 type NatsModule = typeof import('nats');
 
-export class NatsHub implements Hub {
+export class NatsHub extends EngineHub implements Hub {
   readonly kind = 'nats';
   readonly prefix: string;
 
   private readonly servers: string[];
   private readonly auth: { user?: string; pass?: string };
-  /** Outages, bounds, start-up report and ready() waiters (see engine-link.ts). */
-  private readonly link: EngineLink;
   /** topic -> its subscription (null while not connected yet). */
   private readonly subs = new Map<string, Subscription | null>();
   private listener: HubListener | null = null;
@@ -65,23 +63,13 @@ export class NatsHub implements Hub {
 
   constructor(url: string, options: NatsHubOptions = {}) {
     const parsed = parseNatsUrl(url);
+    super('nats', parsed.safe, 'is nats-server running there?', options);
     this.servers = parsed.servers;
     this.auth = parsed.auth;
     this.prefix = options.prefix ?? 'switchboard.';
-    this.link = new EngineLink('nats', parsed.safe, 'is nats-server running there?', options);
     this.link.begin();
     this.loading = this.load();
   }
-
-  /** Publishes dropped (server down or not answering, or refused by the client), for status output and tests. */
-  get dropped(): number { return this.link.dropped; }
-
-  /** Publishes not yet covered by an answered PING, and their bytes (bounded by the options of the same name). */
-  get pendingPublishes(): number { return this.link.pendingPublishes; }
-
-  get pendingBytes(): number { return this.link.pendingBytes; }
-
-  private get closed(): boolean { return this.link.closed; }
 
   /** The subject a topic is published on: prefix + topic, with what a subject may not hold escaped (see subjectFor). */
   subject(topic: string): string {
@@ -277,10 +265,7 @@ export class NatsHub implements Hub {
     const text = typeof data === 'string';
     const payload = text ? Buffer.from(data, 'utf8') : data;
     const size = payload.length;
-    if (!link.admit(size)) {
-      link.dropped++;
-      return;
-    }
+    if (!link.admit(size)) return;
     try {
       nc.publish(this.subject(topic), payload, text ? undefined : { headers: this.binaryHeaders! });
     } catch (err) {

@@ -19,7 +19,7 @@ import type { Cluster, ClusterOptions } from 'ioredis';
 import type { Message } from '../codec/types.js';
 import { SwitchboardError } from '../errors.js';
 import { randomBytes } from 'node:crypto';
-import { bounded, EngineLink, errorText, type EngineLinkOptions } from './engine-link.js';
+import { bounded, EngineHub, errorText, type EngineLinkOptions } from './engine-link.js';
 import { decodePayload, encodePayload } from './redis.js';
 import type { Hub, HubListener } from './types.js';
 
@@ -29,15 +29,13 @@ export interface RedisClusterHubOptions extends EngineLinkOptions {
   prefix?: string;
 }
 
-export class RedisClusterHub implements Hub {
+export class RedisClusterHub extends EngineHub implements Hub {
   readonly kind = 'redis+cluster';
   readonly origin: Buffer = randomBytes(8);
   readonly prefix: string;
 
   private readonly seeds: Array<{ host: string; port: number }>;
   private readonly auth: { username?: string; password?: string };
-  /** Outages, bounds, start-up report and ready() waiters (see engine-link.ts). */
-  private readonly link: EngineLink;
   private readonly topicSet = new Set<string>();
   /** Topics whose SSUBSCRIBE is not acknowledged yet (sent, or waiting for the cluster). */
   private readonly unsynced = new Set<string>();
@@ -54,23 +52,13 @@ export class RedisClusterHub implements Hub {
 
   constructor(url: string, options: RedisClusterHubOptions = {}) {
     const parsed = parseClusterUrl(url);
+    super('redis+cluster', parsed.safe, 'is the cluster running there?', options);
     this.seeds = parsed.seeds;
     this.auth = parsed.auth;
     this.prefix = options.prefix ?? 'switchboard:';
-    this.link = new EngineLink('redis+cluster', parsed.safe, 'is the cluster running there?', options);
     this.link.begin();
     this.loading = this.load();
   }
-
-  /** Publishes dropped (cluster or master down, not answering), for status output and tests. */
-  get dropped(): number { return this.link.dropped; }
-
-  /** Publishes sent and not answered yet, and their bytes (bounded by the options of the same name). */
-  get pendingPublishes(): number { return this.link.pendingPublishes; }
-
-  get pendingBytes(): number { return this.link.pendingBytes; }
-
-  private get closed(): boolean { return this.link.closed; }
 
   private async load(): Promise<void> {
     const link = this.link;
@@ -276,25 +264,13 @@ export class RedisClusterHub implements Hub {
     }
     const payload = encodePayload(this.origin, data);
     const size = payload.length;
-    if (!link.admit(size)) {
-      link.dropped++;
-      return;
-    }
-    link.sent(size);
-    cluster.spublish(channel, payload).then(
-      () => {
-        link.settled(size);
-        this.answered();
-      },
-      (err: unknown) => {
-        link.settled(size);
-        link.dropped++;
-        this.answered();
-        // A master that is down is logged as such; its publishes failing is no news.
-        if (this.downNodes.size > 0) return;
-        link.publishFailed(`publish on ${this.prefix + topic} failed (${errorText(err)}); that message is lost for other processes`);
-      },
-    );
+    if (!link.admit(size)) return;
+    link.track(cluster.spublish(channel, payload), size, () => this.answered(), (err) => {
+      this.answered();
+      // A master that is down is logged as such; its publishes failing is no news.
+      if (this.downNodes.size > 0) return;
+      link.publishFailed(`publish on ${this.prefix + topic} failed (${errorText(err)}); that message is lost for other processes`);
+    });
   }
 
   /**

@@ -224,7 +224,7 @@ export class RedisStreamsHub extends RedisHub {
     }
     const size = typeof data === 'string' ? Buffer.byteLength(data, 'utf8') : data.length;
     if (!link.admit(size)) {
-      this.dropLocally(topic, data, token);
+      this.listener?.(topic, data, undefined, token); // dropped for other processes (admit() counted it), delivered here
       return;
     }
     const seq = ++this.seq;
@@ -234,21 +234,13 @@ export class RedisStreamsHub extends RedisHub {
       // Entries never read back (trimmed before the reader got them, unsubscribed) must not pile up.
       if (this.tokens.size > link.maxPendingPublishes) this.tokens.delete(this.tokens.keys().next().value as number);
     }
-    link.sent(size);
     const key = this.key(topic);
     const trim: (string | number)[] = this.maxLen !== null ? ['MAXLEN', '~', this.maxLen] : ['MINID', '~', Date.now() - this.maxAge!];
-    pub.xadd(key, ...trim, '*', 'o', `${this.originHex}:${seq}`, typeof data === 'string' ? 't' : 'b', data).then(
-      () => {
-        link.settled(size);
-        this.answered();
-      },
-      (err: unknown) => {
-        link.settled(size);
-        this.tokens.delete(seq);
-        link.dropped++;
-        link.publishFailed(`XADD on ${key} failed (${err instanceof Error ? err.message : String(err)}); that message is lost`);
-      },
-    );
+    const reply = pub.xadd(key, ...trim, '*', 'o', `${this.originHex}:${seq}`, typeof data === 'string' ? 't' : 'b', data);
+    link.track(reply, size, () => this.answered(), (err) => {
+      this.tokens.delete(seq);
+      link.publishFailed(`XADD on ${key} failed (${err instanceof Error ? err.message : String(err)}); that message is lost`);
+    });
     if (this.maxLen !== null && this.maxAge !== null) this.trimByAge(pub, topic, key);
   }
 

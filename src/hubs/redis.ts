@@ -28,7 +28,7 @@ import { randomBytes } from 'node:crypto';
 import type { Redis as RedisClient, RedisOptions } from 'ioredis';
 import type { Message } from '../codec/types.js';
 import { SwitchboardError } from '../errors.js';
-import { bounded, EngineLink, errorText, positive, type EngineLinkOptions } from './engine-link.js';
+import { bounded, EngineHub, errorText, positive, type EngineLinkOptions } from './engine-link.js';
 import { RedisPresence } from './redis-presence.js';
 import type { Hub, HubListener } from './types.js';
 
@@ -48,13 +48,11 @@ const KIND_BINARY = 0x62;
 
 type Role = 'publisher' | 'subscriber';
 
-export class RedisHub implements Hub {
+export class RedisHub extends EngineHub implements Hub {
   readonly kind: string = 'redis';
   /** This instance's origin id (8 random bytes); messages carrying it are our own. */
   readonly origin: Buffer = randomBytes(8);
   readonly prefix: string;
-  /** @internal Outages, bounds, start-up report and ready() waiters (see engine-link.ts). */
-  protected readonly link: EngineLink;
 
   protected readonly url: string;
   protected readonly topicSet = new Set<string>();
@@ -72,9 +70,11 @@ export class RedisHub implements Hub {
   readonly presence: RedisPresence;
 
   constructor(url: string, options: RedisHubOptions = {}) {
+    // The redis hub has always taken readyTimeout and maxRetryDelay as given (checkTimes false).
+    super('redis', redactUrl(url), 'is redis running there?', options, false);
+    const link = this.link;
     this.url = url;
     this.prefix = options.prefix ?? 'switchboard:';
-    const link = (this.link = new EngineLink('redis', redactUrl(url), 'is redis running there?', options, false));
     const presenceTtl = positive('redis', 'presenceTtl', options.presenceTtl ?? 15_000);
     const presenceInterval = positive('redis', 'presenceInterval', options.presenceInterval ?? Math.min(5000, presenceTtl / 3));
     if (presenceInterval >= presenceTtl) {
@@ -92,14 +92,6 @@ export class RedisHub implements Hub {
     link.begin();
     this.loading = this.load();
   }
-
-  /** Publishes dropped because Redis was unreachable or not answering (for status output and tests). */
-  get dropped(): number { return this.link.dropped; }
-
-  /** Publishes sent to Redis and not answered yet, and their bytes (bounded by the options of the same name). */
-  get pendingPublishes(): number { return this.link.pendingPublishes; }
-
-  get pendingBytes(): number { return this.link.pendingBytes; }
 
   private async load(): Promise<void> {
     const link = this.link;
@@ -264,22 +256,10 @@ export class RedisHub implements Hub {
     }
     const payload = encodePayload(this.origin, data);
     const size = payload.length;
-    if (!link.admit(size)) {
-      link.dropped++;
-      return;
-    }
-    link.sent(size);
-    pub.publish(this.prefix + topic, payload).then(
-      () => {
-        link.settled(size);
-        this.answered();
-      },
-      (err: unknown) => {
-        link.settled(size);
-        link.dropped++;
-        link.publishFailed(`publish on ${this.prefix + topic} failed (${errorText(err)}); that message is lost for other processes`);
-      },
-    );
+    if (!link.admit(size)) return;
+    link.track(pub.publish(this.prefix + topic, payload), size, () => this.answered(), (err) => {
+      link.publishFailed(`publish on ${this.prefix + topic} failed (${errorText(err)}); that message is lost for other processes`);
+    });
   }
 
   async ready(): Promise<void> {
