@@ -43,7 +43,7 @@ async function receivers(port: number): Promise<void> {
   for (let i = 0; i < N; i++) {
     const s = net.connect(port, '127.0.0.1');
     let head = true;
-    let buf = Buffer.alloc(0);
+    let buf: Buffer = Buffer.alloc(0);
     let messages = 0;
     open.push(new Promise((resolve) => {
       s.on('data', (chunk: Buffer) => {
