@@ -3,7 +3,7 @@
  * once per negotiated server_max_window_bits and the same frame goes to every deflate receiver.
  * Real peers over real sockets: `ws` clients (with and without server context takeover, windows
  * 9, 10 and 15, and without deflate), raw sockets that compare the frames' bytes, and Python's
- * websockets. Per-connection sends before and after each publish check that a connection with
+ * websockets and Chromium. Per-connection sends before and after each publish check that a connection with
  * context takeover forgets its context after a shared message (else the next one inflates wrong).
  */
 import { after, afterEach, before, describe, it } from 'node:test';
@@ -16,6 +16,7 @@ import { Server, type Connection } from '../src/index.js';
 import { SharedDeflateEncoder } from '../src/codec/websocket/session.js';
 import { RawPeer, portOf, until } from './helpers.js';
 import { parseFrames, upgradeRequest } from './ws-helpers.js';
+import { launchChromium, noChromium } from './browser.js';
 
 const T = { timeout: 30_000 };
 
@@ -233,6 +234,39 @@ describe('ws deflate fan-out: the option', () => {
       p.socket.destroy();
     } finally {
       await server.close();
+    }
+  });
+});
+
+describe('ws deflate fan-out: Chromium receivers', { skip: noChromium }, () => {
+  it('5 Chromium WebSockets (deflate with context takeover) get every message intact', T, async () => {
+    const s = await fanoutServer();
+    const browser = await launchChromium();
+    try {
+      const ids = new Map<Connection, number>();
+      s.server.on('connection', (c) => c.on('message', (m) => ids.set(c, Number(String(m)))));
+      const rounds = 2;
+      const total = 1 + rounds * 4;
+      const page = await browser.newPage();
+      const got = page.evaluate(([url, total]) => Promise.all([0, 1, 2, 3, 4].map((i) => new Promise<{ ext: string; msgs: string[] }>((resolve, reject) => {
+        const ws = new WebSocket(url as string);
+        const msgs: string[] = [];
+        ws.onopen = () => ws.send(String(i));
+        ws.onerror = () => reject(new Error('ws error'));
+        ws.onmessage = (e) => { msgs.push(e.data as string); if (msgs.length === total) resolve({ ext: ws.extensions, msgs }); };
+      }))), [s.url, total] as const);
+      await until(() => ids.size === 5, '5 Chromium sockets');
+      const expected = script(s.server, s.conns, rounds);
+      const out = await got;
+      for (const c of s.conns) {
+        const i = ids.get(c)!;
+        assert.match(out[i]!.ext, /permessage-deflate/);
+        const want = expected.get(c)!;
+        out[i]!.msgs.forEach((m, k) => assert.ok(m === want[k], `browser socket ${i} message ${k} differs`));
+      }
+    } finally {
+      await browser.close();
+      await s.server.close();
     }
   });
 });
