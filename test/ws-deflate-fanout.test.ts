@@ -95,13 +95,14 @@ describe('ws deflate fan-out: one compression per publish and window size', () =
   after(async () => { await s.server.close(); });
   afterEach(() => { for (const c of s.conns.splice(0)) c.close(); });
 
-  it('20 ws deflate receivers (takeover or not, windows 9/10/15) and plain ones all get every message intact', T, async () => {
+  it('20 ws deflate receivers (takeover or not, windows 8/9/10/15) and plain ones all get every message intact', T, async () => {
     const kinds: Array<ConstructorParameters<typeof WebSocket>[2]> = [
       { perMessageDeflate: { threshold: 0 } },
       { perMessageDeflate: { threshold: 0, serverNoContextTakeover: true } },
       { perMessageDeflate: { threshold: 0, serverMaxWindowBits: 9 } },
       { perMessageDeflate: { threshold: 0, serverMaxWindowBits: 10 } },
       { perMessageDeflate: { threshold: 0, serverMaxWindowBits: 15 } },
+      { perMessageDeflate: { threshold: 0, serverMaxWindowBits: 8 } },
     ];
     const clients: Array<{ ws: WebSocket; got: string[]; rsv1: number }> = [];
     for (let i = 0; i < 22; i++) {
@@ -115,8 +116,8 @@ describe('ws deflate fan-out: one compression per publish and window size', () =
     const before = compressions;
     const rounds = 3;
     const expected = script(s.server, s.conns, rounds);
-    // Three window sizes (9, 10, 15) take part: one compression each per publish over the threshold.
-    assert.equal(compressions - before, rounds * 3);
+    // Four window sizes (8, 9, 10, 15) take part: one compression each per publish over the threshold.
+    assert.equal(compressions - before, rounds * 4);
     const total = expected.get(s.conns[0]!)!.length;
     await until(() => clients.every((c) => c.got.length >= total), 'all messages');
     // The server's connections are in the order the clients opened (each was awaited).
