@@ -2,7 +2,8 @@
  * Fan-out across two processes through each hub, in one run: this process publishes N messages
  * on one topic; a second process (this script with `receive`) subscribes through the same kind of
  * hub and counts what arrives. Each engine is started here, on free ports, and stopped at the end:
- * a redis-server (pub/sub, the baseline), a 3-master Redis Cluster (sharded pub/sub), a nats-server.
+ * a redis-server (pub/sub, the baseline, and the same server for redis+streams), a 3-master Redis
+ * Cluster (sharded pub/sub), a nats-server.
  *
  *   node --import tsx bench/hub-fanout.ts [N=200000] [SIZE=64]
  *
@@ -80,6 +81,7 @@ async function main(): Promise<void> {
   const rows: string[] = [];
   try {
     rows.push(await runOne('redis:// (pub/sub)', redis.url, count, size));
+    rows.push(await runOne('redis+streams:// (history, MAXLEN ~ 1000)', redis.url.replace('redis://', 'redis+streams://'), count, size));
     rows.push(await runOne('redis+cluster:// (sharded, 3 masters)', cluster.spec, count, size));
     rows.push(await runOne('nats://', nats.url, count, size));
   } finally {

@@ -1,5 +1,14 @@
 // Types of switchboard/client (switchboard-client.js beside this file).
 
+/**
+ * `json`: parse each message as JSON. `last`: on a server whose hub keeps history, the first
+ * subscribe also gets the topic's last N kept messages (later ones resume from the last offset seen).
+ */
+export interface SubscribeOptions {
+  json?: boolean;
+  last?: number;
+}
+
 /** Topic names to the payload each carries: `string`, `Uint8Array`, or a JSON value (subscribe with `{ json: true }`). */
 export type TopicMap = Record<string, unknown>;
 /** Request topics to what is asked and what the server answers. */
@@ -91,7 +100,7 @@ export declare class SwitchboardClient<Topics extends TopicMap = TopicMap, Reque
   off<E extends keyof ClientEvents>(event: E, listener: (...args: ClientEvents[E]) => void): void;
   /** A plain message, now or after the reconnect; throws ERR_QUEUE_FULL when the offline queue is full. */
   send(data: string | Uint8Array | ArrayBuffer): void;
-  subscribe<K extends keyof Topics & string>(topic: K, handler?: (data: Topics[K], info: Delivery<K>) => void, options?: { json?: boolean }): Promise<void>;
+  subscribe<K extends keyof Topics & string>(topic: K, handler?: (data: Topics[K], info: Delivery<K>) => void, options?: SubscribeOptions): Promise<void>;
   unsubscribe<K extends keyof Topics & string>(topic: K, handler?: (data: Topics[K], info: Delivery<K>) => void): Promise<void>;
   /** Resolves on the server's acknowledgement; a value that is neither text nor bytes goes as JSON text. */
   publish<K extends keyof Topics & string>(topic: K, data: Topics[K], options?: { timeout?: number }): Promise<void>;

@@ -123,7 +123,7 @@ export class SwitchboardClient {
     this.assertUsable();
     let sub = this.subs.get(topic);
     if (sub === undefined) {
-      this.subs.set(topic, (sub = { handlers: new Set(), json: options.json === true, offset: undefined, waiters: [], ready: null }));
+      this.subs.set(topic, (sub = { handlers: new Set(), json: options.json === true, last: options.last, offset: undefined, waiters: [], ready: null }));
       sub.ready = new Promise((resolve, reject) => sub.waiters.push({ resolve, reject }));
       // While offline, the subscription goes out with the others when the connection opens.
       if (this.state === 'open') this.sendSub(topic, sub);
@@ -290,6 +290,7 @@ export class SwitchboardClient {
   sendSub(topic, sub) {
     const body = { t: 'sub', topic, id: this.nextId++ };
     if (sub.offset !== undefined) body.since = sub.offset;
+    else if (typeof sub.last === 'number' && sub.last > 0) body.last = sub.last; // nothing seen yet: the topic's last messages
     const settle = (fn, arg) => {
       for (const w of sub.waiters.splice(0)) w[fn](arg);
     };

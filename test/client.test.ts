@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import WebSocket, { WebSocketServer } from 'ws';
-import { Server } from '../src/index.js';
+import { Server, chatServer } from '../src/index.js';
 import { SwitchboardClient, ClientError, type ClientCloseInfo } from '../public/switchboard-client.js';
 import { freePort, until } from './helpers.js';
 
@@ -196,6 +196,34 @@ test('client: after a dropped link it resumes from its last offset on a hub with
     assert.deepEqual(got, ['a', 'b', 'c', 'd', 'e']);
     assert.ok(offsets.every((o) => typeof o === 'string'), `every delivery has an offset: ${String(offsets)}`);
     assert.equal(new Set(offsets).size, 5);
+  } finally {
+    client.close();
+    await server.close();
+  }
+});
+
+test('chat page\'s way in (?client): the first subscribe gets the last lines, a dropped link resumes from the last offset, once each', { timeout: 20000 }, async () => {
+  const server = await chatServer({ listen: 'ws://127.0.0.1:0', log: () => {}, historyLines: 3, noticeInterval: 0, rateLimit: false });
+  const url = `${server.addresses[0]!}?client`;
+  for (const line of ['one', 'two', 'three', 'four']) server.publish('chat', `ann: ${line}`);
+  const client = new SwitchboardClient(url, opts);
+  const got: string[] = [];
+  try {
+    await client.subscribe('chat', (text: unknown) => { if (String(text).startsWith('ann: ')) got.push(String(text)); }, { last: 3 });
+    // The last 3 of the room: two of ann's lines and the client's own join notice (said on connect).
+    await until(() => got.length === 2, 'the last lines');
+    assert.deepEqual(got, ['ann: three', 'ann: four']);
+    // Not subscribed by the chat itself as well: every line comes once, in the envelope.
+    server.publish('chat', 'ann: five');
+    await until(() => got.length === 3, 'live');
+    const conn = [...server.subscribers('chat')].find((c) => c.request?.url.includes('?client'));
+    assert.ok(conn, 'the client is in the room');
+    conn.on('close', () => { server.publish('chat', 'ann: six'); server.publish('chat', 'ann: seven'); });
+    conn.close(1012, 'restart');
+    await until(() => got.length === 5, 'what was said while it was away');
+    server.publish('chat', 'ann: eight');
+    await until(() => got.length === 6, 'live again');
+    assert.deepEqual(got, ['ann: three', 'ann: four', 'ann: five', 'ann: six', 'ann: seven', 'ann: eight']);
   } finally {
     client.close();
     await server.close();

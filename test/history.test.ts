@@ -244,7 +244,7 @@ test('redis+streams: Redis restarted (no persistence): live delivery resumes, hi
   }
 });
 
-test('serve chat --history: a newcomer on server B sees what a user on server A said', { timeout: 60000 }, async () => {
+test('serve chat --history on redis+streams: a newcomer on server B sees what a user on server A said, and that user in /who', { timeout: 60000 }, async () => {
   const redis = await RedisProcess.start();
   const hub = `redis+streams://127.0.0.1:${redis.port}`;
   const room = `--room=hist-${process.pid}`;
@@ -268,6 +268,14 @@ test('serve chat --history: a newcomer on server B sees what a user on server A 
     const shown = newcomer.text.split('\n');
     const block = shown.slice(shown.findIndex((l) => l.startsWith('* you are')) + 1, shown.findIndex((l) => l.endsWith('earlier line(s) above')));
     assert.deepEqual(block.filter((l) => l.startsWith('ann: ')), ['ann: one', 'ann: two', 'ann: three', 'ann: four'], 'what ann said on A, in order');
+    // The same servers share presence through the streams hub: B's newcomer sees ann (on A) in /who,
+    // and cannot take her name.
+    newcomer.write('/who\n');
+    await newcomer.until((t) => /\* online[^\n]*\n/.test(t.slice(t.indexOf('earlier line(s) above'))), 10000);
+    const who = /\* online[^\n]*/.exec(newcomer.text.slice(newcomer.text.indexOf('earlier line(s) above')))![0];
+    assert.match(who, /\bann\b/, `A's user in B's /who: ${who}`);
+    newcomer.write('/nick ann\n');
+    await newcomer.until((t) => t.includes('the name ann is taken'), 10000);
     ann.write('live now\n');
     await newcomer.until((t) => t.includes('ann: live now\n'), 5000);
     assert.equal(newcomer.text.split('\n').filter((l) => l === 'ann: four').length, 1, 'no duplicate at the switch to live');

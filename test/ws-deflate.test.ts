@@ -162,9 +162,15 @@ describe('ws deflate: compression (Autobahn 12.x / 13.x)', () => {
     assert.equal(serverSide.decompress(fBig!.payload).toString(), big);
     const [fSmall] = parseFrames(s.encode('small'));
     assert.equal(fSmall!.rsv, 0);
-    // Broadcasts share the uncompressed 'ws' bytes.
-    assert.equal(s.shared.key, 'ws');
+    // Broadcasts under sharedThreshold (1024) go uncompressed; longer ones are compressed alone,
+    // and the session's next own message starts without its context, as the peer's window moved.
+    assert.match(s.shared.key, /^ws-deflate-\d+-15$/);
     assert.equal(parseFrames(wireBytes(s.shared.encode(big)))[0]!.rsv, 0);
+    const [fShared] = parseFrames(wireBytes(s.shared.encode(big + big)));
+    assert.equal(fShared!.rsv, 4);
+    assert.equal(serverSide.decompress(fShared!.payload).toString(), big + big);
+    const [fAfter] = parseFrames(s.encode(big));
+    assert.equal(serverSide.decompress(fAfter!.payload).toString(), big);
   });
 
   it('session: RSV1 on a continuation, bad deflate data, and invalid UTF-8 after inflating', T, () => {

@@ -69,7 +69,8 @@ export function chatServer(options: ChatOptions = {}): Promise<Server> {
   // the server would close the connection for (0: no limit).
   const pageBody = (): Buffer => (body ??= Buffer.from(chatPage().toString('utf8')
     .replace(/(<meta name="chat-max-bytes" content=")\d+/, `$1${maxMessageSize}`)
-    .replace(/(<meta name="chat-room" content=")[^"]*/, `$1${room.replace(/[^\w./:-]/g, '')}`)));
+    .replace(/(<meta name="chat-room" content=")[^"]*/, `$1${room.replace(/[^\w./:-]/g, '')}`)
+    .replace(/(<meta name="chat-history" content=")\d+/, `$1${historyLines}`)));
   const websocket = {
     httpHandler: (req: { method: string; url: string }) => (req.method === 'GET' && (req.url === '/' || req.url === '/chat.html')
       ? { status: 200, headers: { 'content-type': 'text/html; charset=utf-8' }, body: pageBody() }
@@ -124,7 +125,9 @@ export function chatServer(options: ChatOptions = {}): Promise<Server> {
       conn.send(`* you are ${nameOf(conn)}; ${members().size} other(s) here`);
       // Listed in the room's presence (every server's /who) from its subscribe on.
       server.setPresence(conn, { name: nameOf(conn) });
-      subscribeWithHistory(conn, room, historyLines);
+      // The page's client (`?client` in its URL) takes the room through the wire protocol itself:
+      // its first subscribe asks for the last lines, and a reconnect resumes from the last offset it saw.
+      if (!/[?&]client(?:[=&]|$)/.test(conn.request?.url ?? '')) subscribeWithHistory(conn, room, historyLines);
       notices.join(nameOf(conn));
 
       const handle = (raw: string): Promise<void> | void => {

@@ -10,7 +10,7 @@
  * it is not one), never delivered to the application as plain text. Binary messages are always plain.
  *
  *   client → server                                   server → client
- *   {"t":"sub","topic":T,"id"?:I,"since"?:O}          {"t":"ok","id":I}
+ *   {"t":"sub","topic":T,"id"?:I,"since"?:O,"last"?:N}          {"t":"ok","id":I}
  *   {"t":"unsub","topic":T,"id"?:I}                   {"t":"err","id"?:I,"op":OP,"topic"?:T,"reason":R}
  *   {"t":"pub","topic":T,"data"|"bin":P,"id"?:I}      {"t":"res","id":I,"data":J}
  *   {"t":"req","topic":T,"data"?:J,"id":I}            {"t":"msg","topic":T,"data"|"bin":P,"offset"?:O}
@@ -33,6 +33,9 @@ export type WireAction = 'subscribe' | 'publish' | 'request';
 export type WireAuthorize = (conn: Connection, action: WireAction, topic: string) => boolean | string | Promise<boolean | string>;
 
 /** Answers a request: its result (any JSON value) is the reply; a throw is an error reply with its message. */
+/** The most kept messages a wire subscribe may ask for with `last`. */
+const MAX_LAST = 10_000;
+
 export type WireRequestHandler = (conn: Connection, data: unknown, topic: string) => unknown;
 
 export interface WireOptions {
@@ -91,10 +94,11 @@ export class TopicsWire {
    * Subscribes `conn` to `topic` from server code with deliveries in the protocol's envelope
    * (`{"t":"msg",...}`), as a wire subscribe would (no authorize, no limit).
    */
-  subscribe(conn: Connection<object>, topic: string, since?: string): void {
+  subscribe(conn: Connection<object>, topic: string, since?: string, last?: number): void {
     const c = conn as unknown as Connection;
-    // With a hub that keeps history, `since` replays what the client missed, in the envelope.
-    c.subscribe(topic, since === undefined ? undefined : { since });
+    // With a hub that keeps history, `since` replays what the client missed, in the envelope;
+    // `last` (without since: a first subscribe) the topic's last messages.
+    c.subscribe(topic, since !== undefined ? { since } : last !== undefined && last > 0 ? { last } : undefined);
     if (c.topics.has(topic)) (c.framed ??= new Set()).add(topic);
   }
 
@@ -124,6 +128,9 @@ export class TopicsWire {
     if (t === 'req' && id === undefined) return this.refuse(conn, undefined, t, op.topic, 'malformed message: a request needs an id');
     if (t === 'sub' && m.since !== undefined && (typeof m.since !== 'string' || m.since.length > this.limits.maxIdLength)) {
       return this.refuse(conn, op.id, t, op.topic, `malformed message: since must be a string of at most ${this.limits.maxIdLength}`);
+    }
+    if (t === 'sub' && m.last !== undefined && (typeof m.last !== 'number' || !Number.isInteger(m.last) || m.last < 0 || m.last > MAX_LAST)) {
+      return this.refuse(conn, op.id, t, op.topic, `malformed message: last must be an integer from 0 to ${MAX_LAST}`);
     }
     if (t === 'pub' && typeof m.data !== 'string' && typeof m.bin !== 'string') return this.refuse(conn, op.id, t, op.topic, 'malformed message: a publish needs data (text) or bin (base64)');
     let state = states.get(conn);
@@ -196,7 +203,7 @@ export class TopicsWire {
       if (!(framed?.has(op.topic) ?? false) && (framed?.size ?? 0) >= this.limits.maxTopics) {
         return this.refuse(conn, op.id, op.t, op.topic, `too many topics (at most ${this.limits.maxTopics})`);
       }
-      this.subscribe(conn, op.topic, op.raw.since as string | undefined);
+      this.subscribe(conn, op.topic, op.raw.since as string | undefined, op.raw.last as number | undefined);
     } else if (op.t === 'unsub') {
       conn.unsubscribe(op.topic);
     } else {

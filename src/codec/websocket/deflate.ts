@@ -27,6 +27,12 @@ const TAIL = Buffer.from([0x00, 0x00, 0xff, 0xff]);
 export interface PerMessageDeflateOptions {
   /** Messages shorter than this many bytes are sent uncompressed (default 1024). */
   threshold?: number;
+  /**
+   * Server: broadcasts and publishes of at least this many bytes are compressed once (per
+   * negotiated server_max_window_bits) and the same bytes go to every deflate receiver; shorter
+   * ones go uncompressed (default 1024; Infinity: never compress them).
+   */
+  sharedThreshold?: number;
   /** Server: never keep the server's compression context (always sent in the response). Client: ask the server for it. */
   serverNoContextTakeover?: boolean;
   /** Server: ask the client not to keep its context. Client: offer not to keep ours. */
@@ -192,6 +198,10 @@ function checkBits(name: string, v: number | undefined): void {
 }
 
 export function checkDeflateOptions(o: PerMessageDeflateOptions): void {
+  const t = o.sharedThreshold;
+  if (t !== undefined && !(typeof t === 'number' && t >= 0)) {
+    throw new SwitchboardError('ERR_INVALID_OPTION', `perMessageDeflate.sharedThreshold must be a number of bytes >= 0, got ${String(t)}`);
+  }
   checkBits('serverMaxWindowBits', o.serverMaxWindowBits);
   checkBits('clientMaxWindowBits', o.clientMaxWindowBits);
   const b = o.inflateBudget;
@@ -288,6 +298,21 @@ function slide(history: Buffer | null, data: Buffer, size: number): Buffer {
   return out;
 }
 
+/**
+ * Compresses one message with a fresh context (no dictionary): it references nothing but itself,
+ * so any receiver that agreed to `bits` or more can inflate it, whatever its window holds. This
+ * is what lets one compression of a broadcast go to many receivers.
+ */
+export function compressAlone(data: Buffer, bits: number, o: PerMessageDeflateOptions): Buffer {
+  const out = deflateRawSync(data, {
+    finishFlush: constants.Z_SYNC_FLUSH,
+    windowBits: bits, // 8 works as 9 does in compress(): zlib keeps matches within 250 bytes
+    memLevel: o.memLevel ?? 8,
+    level: o.level ?? constants.Z_DEFAULT_COMPRESSION,
+  });
+  return out.subarray(0, out.length - 4); // without the sync flush's 00 00 ff ff (§7.2.1)
+}
+
 /** One connection's compression state, for either role. */
 export class PerMessageDeflate {
   readonly threshold: number;
@@ -309,6 +334,20 @@ export class PerMessageDeflate {
     this.recvBits = isServer ? params.clientMaxWindowBits : params.serverMaxWindowBits;
     this.sendTakeover = !(isServer ? params.serverNoContextTakeover : params.clientNoContextTakeover);
     this.recvTakeover = !(isServer ? params.clientNoContextTakeover : params.serverNoContextTakeover);
+  }
+
+  /** The LZ77 window this side compresses with (the agreed max_window_bits of its direction). */
+  get sendWindowBits(): number {
+    return this.sendBits;
+  }
+
+  /**
+   * Forgets the sending context: the next message is compressed without a dictionary. Needed
+   * when the peer's inflater took in a message this compressor did not make (a shared broadcast):
+   * its window no longer ends with our history, so back-references into that would be wrong.
+   */
+  forgetSendContext(): void {
+    this.sendHistory = null;
   }
 
   /** Compresses one message; the result goes in a frame with RSV1 set. */

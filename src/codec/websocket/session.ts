@@ -16,7 +16,7 @@ import { ProtocolError, type SwitchboardError } from '../../errors.js';
 import { decodeError } from '../alloc.js';
 import { CloseCode, isValidCloseCode } from './close-codes.js';
 import {
-  acceptServerResponse, checkDeflateOptions, clientOffer, DEFAULT_INFLATE_BUDGET, negotiateServer, parseExtensions, PerMessageDeflate,
+  acceptServerResponse, checkDeflateOptions, clientOffer, compressAlone, DEFAULT_INFLATE_BUDGET, negotiateServer, parseExtensions, PerMessageDeflate,
   type DeflateParams, type PerMessageDeflateOptions,
 } from './deflate.js';
 import {
@@ -78,6 +78,8 @@ export interface WebSocketConfig {
   readonly role: 'server' | 'client';
   /** permessage-deflate settings (checked), or null for none. */
   readonly deflate: PerMessageDeflateOptions | null;
+  /** Server with deflate: the broadcast encoders of this config's deflate sessions, one per window size. */
+  readonly deflateEncoders: DeflateEncoders | null;
   /** The largest message, in bytes (the inflated size limit unless deflate.maxInflated says otherwise). */
   readonly maxMessageSize: number;
   /** Most bytes held for an unfinished message or before the handshake answer. */
@@ -118,6 +120,7 @@ export function webSocketConfig(spec: WebSocketConfigSpec): WebSocketConfig {
   return {
     role: spec.role,
     deflate,
+    deflateEncoders: deflate !== null && spec.role === 'server' ? new DeflateEncoders(deflate) : null,
     maxMessageSize: spec.maxMessageSize,
     maxBuffered: Math.min(spec.maxBufferedBytes ?? spec.maxMessageSize, spec.maxMessageSize),
     maxFragments: spec.maxFragments ?? DEFAULT_MAX_FRAGMENTS,
@@ -145,9 +148,8 @@ function encodeMessage(data: Message, masked: boolean, xor?: WordXor): Buffer {
 }
 
 /**
- * Every server session shares this encoder: server frames carry no mask, and broadcasts are sent
- * uncompressed even on deflate connections (RSV1 is chosen per message, RFC 7692 §6), so one
- * encoding of a broadcast serves every WebSocket receiver.
+ * Every server session without permessage-deflate shares this encoder: server frames carry no
+ * mask, so one encoding of a broadcast serves every such WebSocket receiver.
  */
 export const wsServerEncoder: SharedEncoder = {
   key: 'ws',
@@ -155,6 +157,53 @@ export const wsServerEncoder: SharedEncoder = {
     return encodeMessage(data, false);
   },
 };
+
+let deflateEncodersSeq = 0;
+
+/**
+ * The broadcast encoder of the deflate sessions of one config that agreed to one
+ * server_max_window_bits. A broadcast of at least `sharedThreshold` bytes is compressed once,
+ * alone (no context: RSV1 is chosen per message, RFC 7692 §6, and a message compressed without a
+ * dictionary inflates right whatever the receiver's window holds), and the same frame goes to
+ * all of them; shorter ones go uncompressed.
+ */
+export class SharedDeflateEncoder implements SharedEncoder {
+  readonly key: string;
+  /** Compressed broadcasts so far: a session with context takeover forgets its context when this moved. */
+  compressed = 0;
+  constructor(id: number, readonly bits: number, private readonly o: PerMessageDeflateOptions, private readonly threshold: number) {
+    // Config and bits in the key: different settings make different bytes.
+    this.key = `ws-deflate-${id}-${bits}`;
+  }
+  encode(data: Message): Buffer {
+    const size = typeof data === 'string' ? Buffer.byteLength(data) : data.length;
+    if (size < this.threshold) return encodeMessage(data, false);
+    this.compressed++;
+    const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+    return encodeFrame(typeof data === 'string' ? Opcode.TEXT : Opcode.BINARY, compressAlone(bytes, this.bits, this.o), false, true, true);
+  }
+}
+
+/** One config's SharedDeflateEncoders, made when a session first agrees to their window size. */
+export class DeflateEncoders {
+  private readonly id = ++deflateEncodersSeq;
+  private readonly byBits = new Map<number, SharedDeflateEncoder>();
+  private readonly threshold: number;
+  constructor(private readonly o: PerMessageDeflateOptions) {
+    this.threshold = o.sharedThreshold ?? 1024;
+  }
+  for(bits: number): SharedDeflateEncoder {
+    let enc = this.byBits.get(bits);
+    if (enc === undefined) this.byBits.set(bits, (enc = new SharedDeflateEncoder(this.id, bits, this.o, this.threshold)));
+    return enc;
+  }
+  /** Compressed broadcasts so far, over every window size (for tests and stats). */
+  get compressed(): number {
+    let n = 0;
+    for (const enc of this.byBits.values()) n += enc.compressed;
+    return n;
+  }
+}
 
 let clientEncoderSeq = 0;
 
@@ -168,7 +217,8 @@ class ClientEncoder implements SharedEncoder {
 }
 
 export class WebSocketSession implements ProtocolSession, FrameSink {
-  readonly shared: SharedEncoder;
+  /** Set once more on accept() when deflate was agreed: its broadcasts then may be compressed. */
+  shared: SharedEncoder;
   /** The agreed subprotocol ('' when none). */
   protocol = '';
 
@@ -176,6 +226,12 @@ export class WebSocketSession implements ProtocolSession, FrameSink {
   /** Made when the first frame bytes arrive: an idle connection holds no parser state. */
   private receiver: Receiver | null = null;
   private deflate: PerMessageDeflate | null = null;
+  /**
+   * Server, deflate with context takeover: the shared encoder's `compressed` when this session
+   * last compressed. When it moved, the peer's inflater may have taken in a shared message since,
+   * so its window no longer ends with our history: the next own message starts without context.
+   */
+  private sharedSeen = -1;
   /** Bytes inflated since this session last yielded (see onFrameMessage). */
   private inflated = 0;
   /** Bytes before the head is whole, or held while the policy decides. */
@@ -357,6 +413,9 @@ export class WebSocketSession implements ProtocolSession, FrameSink {
     const deflateOpts = this.cfg.deflate;
     if (offer !== null && deflateOpts !== null) {
       this.deflate = new PerMessageDeflate(offer.params, true, deflateOpts, deflateOpts.maxInflated ?? this.cfg.maxMessageSize);
+      const enc = this.cfg.deflateEncoders!.for(this.deflate.sendWindowBits);
+      this.shared = enc;
+      if (!offer.params.serverNoContextTakeover) this.sharedSeen = enc.compressed;
     }
     const key = this.key;
     this.key = '';
@@ -545,6 +604,15 @@ export class WebSocketSession implements ProtocolSession, FrameSink {
       const size = typeof data === 'string' ? Buffer.byteLength(data) : data.length;
       if (size >= deflate.threshold) {
         const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+        if (this.sharedSeen >= 0) {
+          // Shared frames are written in the order they are encoded, as ours are, so a count
+          // that moved says a shared compressed message may have gone out before this one.
+          const seen = (this.shared as SharedDeflateEncoder).compressed;
+          if (seen !== this.sharedSeen) {
+            this.sharedSeen = seen;
+            deflate.forgetSendContext();
+          }
+        }
         return encodeFrame(typeof data === 'string' ? Opcode.TEXT : Opcode.BINARY, deflate.compress(bytes), masked, true, true, this.cfg.xor);
       }
     }
