@@ -283,12 +283,13 @@ function phpSockets(): string | false {
 const PHP_PEER = `<?php
 $u = socket_create(AF_UNIX, SOCK_STREAM, 0);
 socket_connect($u, $argv[1]) or die("connect\\n");
+// Before anything can arrive: the kernel attaches credentials only to what is sent once it is set.
+socket_set_option($u, SOL_SOCKET, SO_PASSCRED, 1);
 // A stream, not a Socket: PHP 8.2 sends its descriptor 0 for a Socket object in SCM_RIGHTS data.
 $t = fsockopen('127.0.0.1', (int)$argv[2]) or die("tcp\\n");
 $n = socket_sendmsg($u, ['iov' => ['from php'], 'control' => [['level' => SOL_SOCKET, 'type' => SCM_RIGHTS, 'data' => [$t]]]], 0);
 echo "sent $n\\n";
 fclose($t);
-socket_set_option($u, SOL_SOCKET, SO_PASSCRED, 1);
 $data = ['name' => [], 'buffer_size' => 100, 'controllen' => socket_cmsg_space(SOL_SOCKET, SCM_RIGHTS, 1) + socket_cmsg_space(SOL_SOCKET, SCM_CREDENTIALS)];
 $r = socket_recvmsg($u, $data, 0);
 foreach ($data['control'] as $c) {
