@@ -609,12 +609,12 @@ export class Server<Data extends object = Record<string, unknown>> extends Event
     let last = query.since !== undefined && result.gap !== 'unknown-offset' && parseOffset(query.since) !== null ? query.since : undefined;
     const one = [conn];
     for (const e of result.entries) {
-      deliver(one, e.data, undefined, topic, e.offset, this.framing(topic, e.data, e.offset));
+      deliver(one, e.data, undefined, topic, e.offset, this.wire);
       last = e.offset;
     }
     for (const b of replay.buffer) {
       if (b.offset !== undefined && last !== undefined && parseOffset(b.offset) !== null && compareOffsets(b.offset, last) <= 0) continue;
-      deliver(one, b.data, b.except, topic, b.offset, this.framing(topic, b.data, b.offset));
+      deliver(one, b.data, b.except, topic, b.offset, this.wire);
       if (b.offset !== undefined) last = b.offset;
     }
     const set = this.topicMap.get(topic);
@@ -691,12 +691,7 @@ export class Server<Data extends object = Record<string, unknown>> extends Event
       }
     }
     const subs = this.topicMap.get(topic);
-    return (this.lastDelivered = subs ? deliver(subs, data, except, topic, offset, this.framing(topic, data, offset)) : 0);
-  }
-
-  /** The wire-protocol envelope of a topic message, for subscribers that take it; null with the wire off. */
-  private framing(topic: string, data: Message, offset: string | undefined): Framed | null {
-    return this.wire === null ? null : new Framed(this.wire, topic, data, offset);
+    return (this.lastDelivered = subs ? deliver(subs, data, except, topic, offset, this.wire) : 0);
   }
 
   /** Sends `data` to every open connection of this server (this process only). */
@@ -844,7 +839,7 @@ const NO_OPTIONS: Readonly<Record<string, unknown>> = Object.freeze({});
 class Framed {
   private text: string | null = null;
   private readonly bytes = new Map<string, Buffer>();
-  constructor(private readonly wire: TopicsWire, readonly topic: string, private readonly data: Message, private readonly offset: string | undefined) {}
+  constructor(private readonly wire: TopicsWire, private readonly topic: string, private readonly data: Message, private readonly offset: string | undefined) {}
   for(enc: { key: string; encode(data: Message): Wire }): Buffer {
     let b = this.bytes.get(enc.key);
     if (b === undefined) this.bytes.set(enc.key, (b = wireBytes(enc.encode(this.text ??= this.wire.envelope(this.topic, this.data, this.offset)))));
@@ -854,13 +849,15 @@ class Framed {
 
 /**
  * Writes one message to many connections, encoding it once per wire format. A topic message
- * (`topic` given) goes through a connection's deliverWith() writer when it has one, with `offset`.
+ * (`topic` given) goes through a connection's deliverWith() writer when it has one, with `offset`, or in the wire
+ * protocol's envelope to connections that subscribed through `wire`.
  */
 export function deliver(conns: Iterable<Connection<object>>, data: Message, except: Connection<object> | undefined,
-  topic?: string, offset?: string, framed: Framed | null = null): number {
+  topic?: string, offset?: string, wire: TopicsWire | null = null): number {
   let key: string | null = null;
   let bytes: Buffer | null = null;
   let others: Map<string, Buffer> | null = null;
+  let framed: Framed | null = null;
   let n = 0;
   for (const conn of conns) {
     if (conn === except || !conn.isOpen) continue;
@@ -870,7 +867,9 @@ export function deliver(conns: Iterable<Connection<object>>, data: Message, exce
       continue;
     }
     const enc = conn.session.shared;
-    if (framed !== null && conn.framed !== null && conn.framed.has(framed.topic)) {
+    if (wire !== null && topic !== undefined && conn.framed !== null && conn.framed.has(topic)) {
+      // The envelope is made on the first receiver that takes it, then shared.
+      framed ??= new Framed(wire, topic, data, offset);
       conn.write(framed.for(enc), false, true);
       if (conn.isOpen) n++;
       continue;
